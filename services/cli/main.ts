@@ -1,0 +1,50 @@
+import { isTelemetryError } from '../shared/core/errors.ts';
+import { processIo, type CommandIo } from './command-io.ts';
+import { runReplay } from './replay/replay-command.ts';
+
+type Command = (args: readonly string[], io: CommandIo) => Promise<number>;
+
+const COMMANDS: Record<string, { run: Command; summary: string }> = {
+  replay: { run: runReplay, summary: 'analyse captured QMP transcripts offline' },
+};
+
+export function mainHelp(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
+  return `Usage: vfio-telemetry <command> [options]
+
+How long VFIO device migration transitions really take.
+
+Commands:
+${lines.join('\n')}
+
+Run "vfio-telemetry <command> --help" for a command's options.
+`;
+}
+
+/** Runs the CLI; returns the exit status. Errors become a message and a status, never a stack. */
+export async function main(argv: readonly string[], io: CommandIo = processIo()): Promise<number> {
+  const [name, ...args] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    await io.write(mainHelp());
+    return name === undefined ? 2 : 0;
+  }
+  const command = COMMANDS[name];
+  if (command === undefined) {
+    io.error(`vfio-telemetry: unknown command "${name}"\n\n${mainHelp()}`);
+    return 2;
+  }
+  try {
+    return await command.run(args, io);
+  } catch (error) {
+    if (isTelemetryError(error, 'USAGE') || isTelemetryError(error, 'CONFIG_INVALID')) {
+      io.error(`vfio-telemetry ${name}: ${error.message}\nRun "vfio-telemetry ${name} --help".\n`);
+      return 2;
+    }
+    if (isTelemetryError(error)) {
+      io.error(`vfio-telemetry ${name}: ${error.message} [${error.code}]\n`);
+      return 1;
+    }
+    throw error;
+  }
+}

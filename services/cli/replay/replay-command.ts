@@ -1,0 +1,132 @@
+import { createReadStream } from 'node:fs';
+import { access, constants } from 'node:fs/promises';
+import { basename, extname } from 'node:path';
+import { parseArgs } from 'node:util';
+import { TelemetryError } from '../../shared/core/errors.ts';
+import { DEFAULT_PREPARE_TIMEOUT_SECONDS } from '../../shared/core/transition-engine.ts';
+import type { TransitionRecord } from '../../shared/core/transition-record.ts';
+import type { CommandIo } from '../command-io.ts';
+import { formatReplayTable } from './format-table.ts';
+import { ReplaySession } from './replay-session.ts';
+import { ReplayStats } from './replay-stats.ts';
+
+export const REPLAY_HELP = `Usage: vfio-telemetry replay [--prepare-timeout SECONDS] [--format table|json] FILE...
+
+Replays captured QMP transcripts through the same transition engine the live processor runs,
+and reports prepare-to-completion latency and time in each state.
+
+Each FILE is one VM's QMP transcript: the raw bytes read from its QMP socket (CRLF or LF,
+pretty=on monitors too). The VM name is the file name without its extension. Files with the
+same VM name are read as one transcript, in the order given.
+
+Options:
+  --prepare-timeout SECONDS  open prepares older than the VM's newest event by more than this
+                             end as timed_out (default ${DEFAULT_PREPARE_TIMEOUT_SECONDS})
+  --format table|json        table (default): counts and p50/p90/p99/max per target and outcome,
+                             dwell per state; json: one JSON object per line per record, then
+                             a summary line
+  -h, --help                 show this help
+
+Exit status: 0 on success, 1 when a file cannot be read, 2 on bad usage.
+`;
+
+interface ReplayOptions {
+  files: string[];
+  format: 'table' | 'json';
+  prepareTimeoutSeconds: number;
+}
+
+export function parseReplayArgs(args: readonly string[]): ReplayOptions | 'help' {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...args],
+      allowPositionals: true,
+      strict: true,
+      options: {
+        'prepare-timeout': { type: 'string' },
+        format: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (error) {
+    throw new TelemetryError('USAGE', (error as Error).message, { cause: error });
+  }
+  const { values, positionals } = parsed;
+  if (values.help === true) return 'help';
+  const format = values.format ?? 'table';
+  if (format !== 'table' && format !== 'json') {
+    throw new TelemetryError('USAGE', `--format must be table or json, got "${format}"`);
+  }
+  let prepareTimeoutSeconds = DEFAULT_PREPARE_TIMEOUT_SECONDS;
+  if (values['prepare-timeout'] !== undefined) {
+    prepareTimeoutSeconds = Number(values['prepare-timeout']);
+    if (values['prepare-timeout'].trim() === '' || !Number.isFinite(prepareTimeoutSeconds) || prepareTimeoutSeconds <= 0) {
+      throw new TelemetryError(
+        'USAGE',
+        `--prepare-timeout must be a positive number of seconds, got "${values['prepare-timeout']}"`,
+      );
+    }
+  }
+  if (positionals.length === 0) throw new TelemetryError('USAGE', 'replay needs at least one FILE');
+  return { files: positionals, format, prepareTimeoutSeconds };
+}
+
+/** The VM a transcript belongs to: its file name without the extension. */
+export function vmNameOf(file: string): string {
+  const name = basename(file);
+  const ext = extname(name);
+  return ext === '' || ext === name ? name : name.slice(0, -ext.length);
+}
+
+export async function runReplay(args: readonly string[], io: CommandIo): Promise<number> {
+  const options = parseReplayArgs(args);
+  if (options === 'help') {
+    await io.write(REPLAY_HELP);
+    return 0;
+  }
+  // Check every file before any output, so a typo fails fast and alone.
+  const unreadable: string[] = [];
+  for (const file of options.files) {
+    try {
+      await access(file, constants.R_OK);
+    } catch (error) {
+      unreadable.push(`${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+    }
+  }
+  if (unreadable.length > 0) {
+    throw new TelemetryError('FILE_UNREADABLE', `cannot read ${unreadable.join('; ')}`);
+  }
+
+  const session = new ReplaySession({ prepareTimeoutSeconds: options.prepareTimeoutSeconds });
+  const stats = new ReplayStats();
+  const emit = async (records: TransitionRecord[]): Promise<void> => {
+    if (options.format === 'json') {
+      if (records.length > 0) await io.write(records.map(toJsonLine).join(''));
+    } else {
+      for (const record of records) stats.add(record);
+    }
+  };
+
+  for (const file of options.files) {
+    const transcript = session.openTranscript(vmNameOf(file));
+    try {
+      for await (const chunk of createReadStream(file)) await emit(transcript.push(chunk as Buffer));
+    } catch (error) {
+      throw new TelemetryError('FILE_UNREADABLE', `cannot read ${file}: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+    await emit(transcript.end());
+  }
+  const { records, summary } = session.finish();
+  await emit(records);
+  if (options.format === 'json') await io.write(JSON.stringify(summary) + '\n');
+  else await io.write(formatReplayTable(stats.prepareRows(), stats.dwellRows(), summary));
+  return 0;
+}
+
+/** One record as the documented JSON line: the engine's fields, `type` first. */
+function toJsonLine(record: TransitionRecord): string {
+  return JSON.stringify(record) + '\n';
+}

@@ -1,0 +1,142 @@
+/**
+ * QMP message shapes, from QEMU `docs/interop/qmp-spec.rst`:
+ *
+ *   greeting  { "QMP": { "version": json-object, "capabilities": json-array } }
+ *   success   { "return": json-value, "id": json-value }
+ *   error     { "error": { "class": json-string, "desc": json-string }, "id": json-value }
+ *   event     { "event": json-string, "data": json-object,
+ *               "timestamp": { "seconds": json-number, "microseconds": json-number } }
+ *
+ * "The `data` member ... is optional." "if there is a failure to retrieve host time, both members
+ * of the timestamp will be set to -1" — such an event carries no usable time and is rejected.
+ * Member order is not significant.
+ */
+
+/** Why a piece of input was rejected. Each rejected piece gets exactly one reason. */
+export const REJECT_REASONS = [
+  /** Bytes that do not parse as JSON (garbage, truncated objects, a newline inside a string). */
+  'not_json',
+  /** Valid JSON that is not an object (`[1]`, `42`, `"x"`). */
+  'not_object',
+  /** A JSON object that is none of greeting, return, error, event. */
+  'not_qmp',
+  /** Bytes that are not valid UTF-8. */
+  'invalid_utf8',
+  /** A message over the size limit (1 MiB); never buffered whole. */
+  'too_large',
+  /** An event whose timestamp is missing, negative, or has microseconds outside 0..999999. */
+  'bad_timestamp',
+  /** A VFIO_MIGRATION event whose data lacks a string `qom-path` or `device-state`. */
+  'bad_vfio_data',
+] as const;
+
+export type RejectReason = (typeof REJECT_REASONS)[number];
+
+export interface QmpGreeting {
+  kind: 'greeting';
+  /** `version.qemu` as "major.minor.micro" when present. */
+  qemuVersion: string | null;
+  capabilities: readonly string[];
+}
+
+export interface QmpReturn {
+  kind: 'return';
+  id: unknown;
+  value: unknown;
+}
+
+export interface QmpError {
+  kind: 'error';
+  id: unknown;
+  errorClass: string;
+  desc: string;
+}
+
+export interface QmpEvent {
+  kind: 'event';
+  name: string;
+  /** `seconds * 1e6 + microseconds`; QEMU's wall clock when the event was built. */
+  timestampMicros: number;
+  /** The `data` member, or an empty object when absent. */
+  data: Readonly<Record<string, unknown>>;
+}
+
+export interface QmpInvalid {
+  kind: 'invalid';
+  reason: RejectReason;
+  /** A short excerpt or explanation for logs; never the whole input. */
+  detail: string;
+}
+
+export type QmpMessage = QmpGreeting | QmpReturn | QmpError | QmpEvent | QmpInvalid;
+
+const MAX_MICROSECONDS = 999_999;
+
+/** Sorts a parsed JSON object into a QMP message kind. Never throws. */
+export function classifyQmp(value: Record<string, unknown>): QmpMessage {
+  const event = value['event'];
+  if (event !== undefined) {
+    if (typeof event !== 'string') return invalid('not_qmp', 'event member is not a string');
+    const timestampMicros = readTimestamp(value['timestamp']);
+    if (timestampMicros < 0) return invalid('bad_timestamp', `${event}: ${describe(value['timestamp'])}`);
+    const data = value['data'];
+    if (data !== undefined && !isObject(data)) return invalid('not_qmp', `${event}: data is not an object`);
+    return { kind: 'event', name: event, timestampMicros, data: data ?? EMPTY_DATA };
+  }
+  if ('return' in value) return { kind: 'return', id: value['id'], value: value['return'] };
+  const error = value['error'];
+  if (isObject(error)) {
+    return {
+      kind: 'error',
+      id: value['id'],
+      errorClass: typeof error['class'] === 'string' ? error['class'] : '',
+      desc: typeof error['desc'] === 'string' ? error['desc'] : '',
+    };
+  }
+  const greeting = value['QMP'];
+  if (isObject(greeting)) return toGreeting(greeting);
+  return invalid('not_qmp', 'object has none of event, return, error, QMP');
+}
+
+const EMPTY_DATA: Readonly<Record<string, unknown>> = Object.freeze({});
+
+/** µs since the epoch, or -1 when the timestamp is missing or out of range. */
+function readTimestamp(timestamp: unknown): number {
+  if (!isObject(timestamp)) return -1;
+  const seconds = timestamp['seconds'];
+  const micros = timestamp['microseconds'];
+  if (typeof seconds !== 'number' || typeof micros !== 'number') return -1;
+  if (!Number.isInteger(seconds) || !Number.isInteger(micros)) return -1;
+  if (seconds < 0 || micros < 0 || micros > MAX_MICROSECONDS) return -1;
+  return seconds * 1_000_000 + micros;
+}
+
+function toGreeting(greeting: Record<string, unknown>): QmpGreeting {
+  const version = greeting['version'];
+  let qemuVersion: string | null = null;
+  if (isObject(version) && isObject(version['qemu'])) {
+    const q = version['qemu'];
+    qemuVersion = `${String(q['major'])}.${String(q['minor'])}.${String(q['micro'])}`;
+  }
+  const caps = greeting['capabilities'];
+  const capabilities = Array.isArray(caps) ? caps.filter((c) => typeof c === 'string') : [];
+  return { kind: 'greeting', qemuVersion, capabilities };
+}
+
+export function invalid(reason: RejectReason, detail: string): QmpInvalid {
+  return { kind: 'invalid', reason, detail };
+}
+
+export function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function describe(value: unknown): string {
+  if (value === undefined) return 'timestamp missing';
+  return `timestamp ${excerpt(JSON.stringify(value))}`;
+}
+
+/** At most 80 characters of a string, for log details. */
+export function excerpt(text: string): string {
+  return text.length <= 80 ? text : `${text.slice(0, 77)}...`;
+}

@@ -1,0 +1,258 @@
+import type { PrepareOutcome, PrepareRecord, TransitionRecord } from './transition-record.ts';
+import { prepareTarget, type VmEvent } from './vm-event.ts';
+
+/**
+ * The transition engine: per device, turns VFIO_MIGRATION states into prepare and dwell records.
+ * Deterministic: time comes only from QEMU's event timestamps, so replaying the same events in
+ * the same order gives the same records, live or offline.
+ *
+ * Per device (host, VM, qom-path):
+ * - A state ending in `-prepare` announces its target (the state without the suffix). The
+ *   device's next non-prepare state closes it: `completed` when it is the target, else `failed`.
+ *   A second prepare while one is open closes the first as `failed` with `next` = the new
+ *   prepare state. `seconds` = closing timestamp − prepare timestamp, clamped at 0 because QEMU
+ *   stamps events with the wall clock, which can step back.
+ * - Every change of non-prepare state emits a dwell record for the state left. A repeat of the
+ *   current state is not a change: the time keeps counting from its first event.
+ * - An event identical to the device's previous one (same state, same timestamp) is a duplicate
+ *   and is ignored.
+ * Per VM:
+ * - The watermark is the largest timestamp of any event of the VM. After each event, open
+ *   prepares older than the watermark by more than the prepare timeout end as `timed_out`.
+ * - `SHUTDOWN` ends open prepares as `aborted` and forgets the VM's devices: the QEMU process is
+ *   going away, and a later QEMU with the same name starts new timelines.
+ * - `finish()` ends what is still open as `unfinished`.
+ */
+export interface TransitionEngineOptions {
+  /** How long a prepare may stay open, in event time, before it ends as `timed_out`. */
+  prepareTimeoutSeconds: number;
+}
+
+export const DEFAULT_PREPARE_TIMEOUT_SECONDS = 10;
+
+export interface TransitionEngineStats {
+  vms: number;
+  devices: number;
+  openPrepares: number;
+  duplicates: number;
+}
+
+/** Mutable per-device state; kept small because a processor tracks every device of a fleet. */
+class DeviceState {
+  readonly host: string;
+  readonly vm: string;
+  readonly qomPath: string;
+  deviceId: string;
+  /** Current non-prepare state, null until the first one is seen. */
+  state: string | null = null;
+  stateSinceMicros = 0;
+  lastState = '';
+  lastMicros = -1;
+  /** The open prepare state, or null. */
+  prepareState: string | null = null;
+  prepareTarget = '';
+  prepareMicros = 0;
+
+  constructor(host: string, vm: string, qomPath: string, deviceId: string) {
+    this.host = host;
+    this.vm = vm;
+    this.qomPath = qomPath;
+    this.deviceId = deviceId;
+  }
+}
+
+class VmState {
+  watermarkMicros = -1;
+  readonly devices = new Map<string, DeviceState>();
+  readonly open = new Set<DeviceState>();
+}
+
+export class TransitionEngine {
+  private readonly timeoutMicros: number;
+  private readonly hosts = new Map<string, Map<string, VmState>>();
+  private duplicates = 0;
+
+  constructor(options: Partial<TransitionEngineOptions> = {}) {
+    const seconds = options.prepareTimeoutSeconds ?? DEFAULT_PREPARE_TIMEOUT_SECONDS;
+    if (!(seconds > 0) || !Number.isFinite(seconds)) {
+      throw new RangeError(`prepareTimeoutSeconds must be a positive number, got ${seconds}`);
+    }
+    this.timeoutMicros = Math.round(seconds * 1_000_000);
+  }
+
+  /** Applies one event; records it completes are appended to `out`. Returns false for a duplicate. */
+  apply(event: VmEvent, out: TransitionRecord[]): boolean {
+    const vm = this.vmState(event.host, event.vm);
+    const ts = event.timestampMicros;
+    if (event.kind === 'vfio') {
+      let device = vm.devices.get(event.qomPath);
+      if (device !== undefined && device.lastMicros === ts && device.lastState === event.deviceState) {
+        this.duplicates++;
+        return false;
+      }
+      if (ts > vm.watermarkMicros) vm.watermarkMicros = ts;
+      if (device === undefined) {
+        device = new DeviceState(event.host, event.vm, event.qomPath, event.deviceId);
+        vm.devices.set(event.qomPath, device);
+      } else {
+        device.deviceId = event.deviceId;
+      }
+      applyState(vm, device, event.deviceState, ts, out);
+    } else {
+      if (ts > vm.watermarkMicros) vm.watermarkMicros = ts;
+      if (event.kind === 'shutdown') {
+        closeAllOpen(vm, 'aborted', out);
+        vm.devices.clear();
+      }
+    }
+    expireOpen(vm, vm.watermarkMicros - this.timeoutMicros, out);
+    return true;
+  }
+
+  /**
+   * Moves a VM's watermark forward without an event (a processor whose VM fell silent uses its
+   * own clock here), ending prepares that are now too old.
+   */
+  advanceWatermark(host: string, vm: string, timestampMicros: number, out: TransitionRecord[]): void {
+    const state = this.hosts.get(host)?.get(vm);
+    if (state === undefined) return;
+    if (timestampMicros > state.watermarkMicros) state.watermarkMicros = timestampMicros;
+    expireOpen(state, state.watermarkMicros - this.timeoutMicros, out);
+  }
+
+  /** Ends a VM's open prepares as `aborted` and forgets its devices (e.g. a new QMP session). */
+  abortVm(host: string, vm: string, out: TransitionRecord[]): void {
+    const state = this.hosts.get(host)?.get(vm);
+    if (state === undefined) return;
+    closeAllOpen(state, 'aborted', out);
+    state.devices.clear();
+  }
+
+  /** Ends every open prepare as `unfinished` (end of input). */
+  finish(out: TransitionRecord[]): void {
+    for (const vms of this.hosts.values()) {
+      for (const vm of vms.values()) closeAllOpen(vm, 'unfinished', out);
+    }
+  }
+
+  /** VM watermarks, for a processor that tracks silence (host, vm, µs). */
+  *watermarks(): IterableIterator<[host: string, vm: string, micros: number, openPrepares: number]> {
+    for (const [host, vms] of this.hosts) {
+      for (const [vm, state] of vms) yield [host, vm, state.watermarkMicros, state.open.size];
+    }
+  }
+
+  stats(): TransitionEngineStats {
+    let vms = 0;
+    let devices = 0;
+    let openPrepares = 0;
+    for (const byVm of this.hosts.values()) {
+      for (const vm of byVm.values()) {
+        vms++;
+        devices += vm.devices.size;
+        openPrepares += vm.open.size;
+      }
+    }
+    return { vms, devices, openPrepares, duplicates: this.duplicates };
+  }
+
+  private vmState(host: string, vm: string): VmState {
+    let vms = this.hosts.get(host);
+    if (vms === undefined) {
+      vms = new Map();
+      this.hosts.set(host, vms);
+    }
+    let state = vms.get(vm);
+    if (state === undefined) {
+      state = new VmState();
+      vms.set(vm, state);
+    }
+    return state;
+  }
+}
+
+function applyState(
+  vm: VmState,
+  device: DeviceState,
+  state: string,
+  ts: number,
+  out: TransitionRecord[],
+): void {
+  const target = prepareTarget(state);
+  if (target !== null) {
+    if (device.prepareState !== null) closePrepare(vm, device, 'failed', state, ts, out);
+    device.prepareState = state;
+    device.prepareTarget = target;
+    device.prepareMicros = ts;
+    vm.open.add(device);
+  } else {
+    if (device.prepareState !== null) {
+      closePrepare(vm, device, state === device.prepareTarget ? 'completed' : 'failed', state, ts, out);
+    }
+    if (device.state === null) {
+      device.state = state;
+      device.stateSinceMicros = ts;
+    } else if (device.state !== state) {
+      out.push({
+        type: 'dwell',
+        host: device.host,
+        vm: device.vm,
+        qomPath: device.qomPath,
+        deviceId: device.deviceId,
+        state: device.state,
+        next: state,
+        seconds: elapsedSeconds(device.stateSinceMicros, ts),
+        startMicros: device.stateSinceMicros,
+        endMicros: ts,
+      });
+      device.state = state;
+      device.stateSinceMicros = ts;
+    }
+  }
+  device.lastState = state;
+  device.lastMicros = ts;
+}
+
+function closePrepare(
+  vm: VmState,
+  device: DeviceState,
+  outcome: PrepareOutcome,
+  next: string | null,
+  endMicros: number | null,
+  out: TransitionRecord[],
+): void {
+  const record: PrepareRecord = {
+    type: 'prepare',
+    host: device.host,
+    vm: device.vm,
+    qomPath: device.qomPath,
+    deviceId: device.deviceId,
+    target: device.prepareTarget,
+    prepareState: device.prepareState ?? '',
+    outcome,
+    next,
+    seconds: endMicros === null ? null : elapsedSeconds(device.prepareMicros, endMicros),
+    startMicros: device.prepareMicros,
+    endMicros,
+  };
+  out.push(record);
+  device.prepareState = null;
+  device.prepareTarget = '';
+  vm.open.delete(device);
+}
+
+function expireOpen(vm: VmState, limitMicros: number, out: TransitionRecord[]): void {
+  if (vm.open.size === 0) return;
+  for (const device of vm.open) {
+    if (device.prepareMicros < limitMicros) closePrepare(vm, device, 'timed_out', null, null, out);
+  }
+}
+
+function closeAllOpen(vm: VmState, outcome: PrepareOutcome, out: TransitionRecord[]): void {
+  for (const device of vm.open) closePrepare(vm, device, outcome, null, null, out);
+}
+
+/** Whole microseconds to seconds, clamped at 0 (the wall clock can step back). */
+function elapsedSeconds(fromMicros: number, toMicros: number): number {
+  return toMicros > fromMicros ? (toMicros - fromMicros) / 1_000_000 : 0;
+}

@@ -1,0 +1,101 @@
+import type { EventRecord } from './event-record.ts';
+import { invalid, type QmpEvent, type QmpInvalid } from './qmp-message.ts';
+
+/**
+ * The event model the transition engine consumes: one QMP event of one VM, reduced to what the
+ * engine needs. `host` + `vm` identify the QEMU instance; a device is (host, vm, qomPath).
+ *
+ * VFIO_MIGRATION (QEMU `qapi/vfio.json`, since 9.1):
+ *   { "event": "VFIO_MIGRATION",
+ *     "data": { "device-id": str, "qom-path": str, "device-state": QapiVfioMigrationState } }
+ * All three members are mandatory `str` in the schema, but QEMU sends `device-id` as "" for a
+ * device created without `id=`, so a missing `device-id` also means "". Devices are keyed by
+ * `qom-path`. `device-state` is an open set: any value ending in `-prepare` announces the state
+ * without the suffix ("seeing a prepare state for state X doesn't guarantee that the next state
+ * will be X").
+ */
+export type VmEvent = VfioMigrationEvent | ShutdownEvent | OtherEvent;
+
+interface VmEventBase {
+  host: string;
+  vm: string;
+  timestampMicros: number;
+}
+
+export interface VfioMigrationEvent extends VmEventBase {
+  kind: 'vfio';
+  qomPath: string;
+  deviceId: string;
+  deviceState: string;
+}
+
+/** QEMU is going away (`SHUTDOWN`): every open prepare of the VM ends as `aborted`. */
+export interface ShutdownEvent extends VmEventBase {
+  kind: 'shutdown';
+}
+
+/** Any other event; it only moves the VM's watermark. Unknown events are never rejected. */
+export interface OtherEvent extends VmEventBase {
+  kind: 'other';
+  name: string;
+}
+
+export const VFIO_MIGRATION = 'VFIO_MIGRATION';
+export const SHUTDOWN = 'SHUTDOWN';
+export const MIGRATION = 'MIGRATION';
+const PREPARE_SUFFIX = '-prepare';
+
+/** The state a prepare state announces, or null when `state` is not a prepare state. */
+export function prepareTarget(state: string): string | null {
+  return state.endsWith(PREPARE_SUFFIX) && state.length > PREPARE_SUFFIX.length
+    ? state.slice(0, -PREPARE_SUFFIX.length)
+    : null;
+}
+
+/** Turns a decoded QMP event of one VM into the event model, rejecting malformed VFIO data. */
+export function toVmEvent(host: string, vm: string, event: QmpEvent): VmEvent | QmpInvalid {
+  const timestampMicros = event.timestampMicros;
+  if (event.name === VFIO_MIGRATION) {
+    const qomPath = event.data['qom-path'];
+    const deviceState = event.data['device-state'];
+    if (typeof qomPath !== 'string' || typeof deviceState !== 'string') {
+      return invalid('bad_vfio_data', 'VFIO_MIGRATION without a string qom-path and device-state');
+    }
+    const deviceId = event.data['device-id'];
+    return {
+      kind: 'vfio',
+      host,
+      vm,
+      timestampMicros,
+      qomPath,
+      deviceId: typeof deviceId === 'string' ? deviceId : '',
+      deviceState,
+    };
+  }
+  if (event.name === SHUTDOWN) return { kind: 'shutdown', host, vm, timestampMicros };
+  return { kind: 'other', host, vm, timestampMicros, name: event.name };
+}
+
+/** The same model from a record of the events topic, so live and replay feed the engine alike. */
+export function vmEventFromRecord(record: EventRecord): VmEvent | QmpInvalid {
+  const { host, vm, qemuTimestampMicros: timestampMicros } = record;
+  if (!Number.isInteger(timestampMicros) || timestampMicros < 0) {
+    return invalid('bad_timestamp', `${record.event}: timestamp ${timestampMicros}`);
+  }
+  if (record.event === VFIO_MIGRATION) {
+    if (record.qomPath === null || record.deviceState === null) {
+      return invalid('bad_vfio_data', 'VFIO_MIGRATION without a qom-path and device-state');
+    }
+    return {
+      kind: 'vfio',
+      host,
+      vm,
+      timestampMicros,
+      qomPath: record.qomPath,
+      deviceId: record.deviceId ?? '',
+      deviceState: record.deviceState,
+    };
+  }
+  if (record.event === SHUTDOWN) return { kind: 'shutdown', host, vm, timestampMicros };
+  return { kind: 'other', host, vm, timestampMicros, name: record.event };
+}
