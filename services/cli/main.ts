@@ -10,7 +10,9 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
 
 export function mainHelp(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((c) => c.length));
-  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`);
+  const lines = Object.entries(COMMANDS).map(
+    ([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`,
+  );
   return `Usage: vfio-telemetry <command> [options]
 
 How long VFIO device migration transitions really take.

@@ -41,7 +41,12 @@ export function formatReplayTable(
   return lines.join('\n') + '\n';
 }
 
-function durations(row: { p50: number | null; p90: number | null; p99: number | null; max: number | null }): string[] {
+function durations(row: {
+  p50: number | null;
+  p90: number | null;
+  p99: number | null;
+  max: number | null;
+}): string[] {
   return [row.p50, row.p90, row.p99, row.max].map(formatSeconds);
 }
 
@@ -63,7 +68,9 @@ function table(header: string[], rows: string[][]): string[] {
   const render = (cells: string[]): string =>
     '  ' +
     cells
-      .map((c, i) => (i < 2 && header[i] !== 'count' ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0)))
+      .map((c, i) =>
+        i < 2 && header[i] !== 'count' ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0),
+      )
       .join('  ')
       .trimEnd();
   return [render(header), ...rows.map(render)];

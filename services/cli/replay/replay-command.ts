@@ -61,7 +61,11 @@ export function parseReplayArgs(args: readonly string[]): ReplayOptions | 'help'
   let prepareTimeoutSeconds = DEFAULT_PREPARE_TIMEOUT_SECONDS;
   if (values['prepare-timeout'] !== undefined) {
     prepareTimeoutSeconds = Number(values['prepare-timeout']);
-    if (values['prepare-timeout'].trim() === '' || !Number.isFinite(prepareTimeoutSeconds) || prepareTimeoutSeconds <= 0) {
+    if (
+      values['prepare-timeout'].trim() === '' ||
+      !Number.isFinite(prepareTimeoutSeconds) ||
+      prepareTimeoutSeconds <= 0
+    ) {
       throw new TelemetryError(
         'USAGE',
         `--prepare-timeout must be a positive number of seconds, got "${values['prepare-timeout']}"`,
@@ -111,11 +115,16 @@ export async function runReplay(args: readonly string[], io: CommandIo): Promise
   for (const file of options.files) {
     const transcript = session.openTranscript(vmNameOf(file));
     try {
-      for await (const chunk of createReadStream(file)) await emit(transcript.push(chunk as Buffer));
+      for await (const chunk of createReadStream(file))
+        await emit(transcript.push(chunk as Buffer));
     } catch (error) {
-      throw new TelemetryError('FILE_UNREADABLE', `cannot read ${file}: ${(error as Error).message}`, {
-        cause: error,
-      });
+      throw new TelemetryError(
+        'FILE_UNREADABLE',
+        `cannot read ${file}: ${(error as Error).message}`,
+        {
+          cause: error,
+        },
+      );
     }
     await emit(transcript.end());
   }

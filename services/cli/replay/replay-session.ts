@@ -1,7 +1,14 @@
 import { QmpDecoder } from '../../shared/core/qmp-decoder.ts';
 import type { QmpMessage } from '../../shared/core/qmp-message.ts';
-import { emptyRejectCounts, totalRejected, type RejectCounts } from '../../shared/core/reject-counts.ts';
-import { TransitionEngine, type TransitionEngineOptions } from '../../shared/core/transition-engine.ts';
+import {
+  emptyRejectCounts,
+  totalRejected,
+  type RejectCounts,
+} from '../../shared/core/reject-counts.ts';
+import {
+  TransitionEngine,
+  type TransitionEngineOptions,
+} from '../../shared/core/transition-engine.ts';
 import type { TransitionRecord } from '../../shared/core/transition-record.ts';
 import { toVmEvent } from '../../shared/core/vm-event.ts';
 

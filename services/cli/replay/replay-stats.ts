@@ -21,7 +21,10 @@ export interface DwellRow extends DurationSummary {
 }
 
 export class ReplayStats {
-  private readonly prepares = new Map<string, { target: string; outcome: string; values: number[]; count: number }>();
+  private readonly prepares = new Map<
+    string,
+    { target: string; outcome: string; values: number[]; count: number }
+  >();
   private readonly dwells = new Map<string, number[]>();
 
   add(record: TransitionRecord): void {

@@ -71,7 +71,9 @@ export class QmpDecoder {
 
   /** Decodes what `chunk` completes. Never throws on any input. */
   push(chunk: Uint8Array): QmpMessage[] {
-    const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
+    const buf = Buffer.isBuffer(chunk)
+      ? chunk
+      : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
     const out: QmpMessage[] = [];
     let i = 0;
     while (i < buf.length) {
@@ -254,7 +256,11 @@ export class QmpDecoder {
     return invalid('not_object', excerpt(text));
   }
 
-  private rejectCandidate(out: QmpMessage[], reason: 'not_json' | 'too_large', detail: string): void {
+  private rejectCandidate(
+    out: QmpMessage[],
+    reason: 'not_json' | 'too_large',
+    detail: string,
+  ): void {
     out.push(invalid(reason, detail));
     this.resetCandidate();
   }

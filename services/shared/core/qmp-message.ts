@@ -78,9 +78,11 @@ export function classifyQmp(value: Record<string, unknown>): QmpMessage {
   if (event !== undefined) {
     if (typeof event !== 'string') return invalid('not_qmp', 'event member is not a string');
     const timestampMicros = readTimestamp(value['timestamp']);
-    if (timestampMicros < 0) return invalid('bad_timestamp', `${event}: ${describe(value['timestamp'])}`);
+    if (timestampMicros < 0)
+      return invalid('bad_timestamp', `${event}: ${describe(value['timestamp'])}`);
     const data = value['data'];
-    if (data !== undefined && !isObject(data)) return invalid('not_qmp', `${event}: data is not an object`);
+    if (data !== undefined && !isObject(data))
+      return invalid('not_qmp', `${event}: data is not an object`);
     return { kind: 'event', name: event, timestampMicros, data: data ?? EMPTY_DATA };
   }
   if ('return' in value) return { kind: 'return', id: value['id'], value: value['return'] };

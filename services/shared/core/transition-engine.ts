@@ -86,7 +86,11 @@ export class TransitionEngine {
     const ts = event.timestampMicros;
     if (event.kind === 'vfio') {
       let device = vm.devices.get(event.qomPath);
-      if (device !== undefined && device.lastMicros === ts && device.lastState === event.deviceState) {
+      if (
+        device !== undefined &&
+        device.lastMicros === ts &&
+        device.lastState === event.deviceState
+      ) {
         this.duplicates++;
         return false;
       }
@@ -113,7 +117,12 @@ export class TransitionEngine {
    * Moves a VM's watermark forward without an event (a processor whose VM fell silent uses its
    * own clock here), ending prepares that are now too old.
    */
-  advanceWatermark(host: string, vm: string, timestampMicros: number, out: TransitionRecord[]): void {
+  advanceWatermark(
+    host: string,
+    vm: string,
+    timestampMicros: number,
+    out: TransitionRecord[],
+  ): void {
     const state = this.hosts.get(host)?.get(vm);
     if (state === undefined) return;
     if (timestampMicros > state.watermarkMicros) state.watermarkMicros = timestampMicros;
@@ -136,7 +145,9 @@ export class TransitionEngine {
   }
 
   /** VM watermarks, for a processor that tracks silence (host, vm, µs). */
-  *watermarks(): IterableIterator<[host: string, vm: string, micros: number, openPrepares: number]> {
+  *watermarks(): IterableIterator<
+    [host: string, vm: string, micros: number, openPrepares: number]
+  > {
     for (const [host, vms] of this.hosts) {
       for (const [vm, state] of vms) yield [host, vm, state.watermarkMicros, state.open.size];
     }
@@ -187,7 +198,14 @@ function applyState(
     vm.open.add(device);
   } else {
     if (device.prepareState !== null) {
-      closePrepare(vm, device, state === device.prepareTarget ? 'completed' : 'failed', state, ts, out);
+      closePrepare(
+        vm,
+        device,
+        state === device.prepareTarget ? 'completed' : 'failed',
+        state,
+        ts,
+        out,
+      );
     }
     if (device.state === null) {
       device.state = state;

@@ -4,7 +4,13 @@
  */
 
 /** How a prepare ended. Kept as a string on the wire so new outcomes can be added. */
-export const PREPARE_OUTCOMES = ['completed', 'failed', 'timed_out', 'aborted', 'unfinished'] as const;
+export const PREPARE_OUTCOMES = [
+  'completed',
+  'failed',
+  'timed_out',
+  'aborted',
+  'unfinished',
+] as const;
 export type PrepareOutcome = (typeof PREPARE_OUTCOMES)[number];
 
 interface DeviceRef {

@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
-import { ReplaySession, type ReplaySummary } from '../../../../services/cli/replay/replay-session.ts';
+import {
+  ReplaySession,
+  type ReplaySummary,
+} from '../../../../services/cli/replay/replay-session.ts';
 import type { TransitionRecord } from '../../../../services/shared/core/transition-record.ts';
 
 const FIXTURES = new URL('../../../fixtures/qmp/', import.meta.url);
@@ -13,14 +16,23 @@ type Row =
 
 function row(record: TransitionRecord): Row {
   const device = record.qomPath.split('/').pop() ?? '';
-  const seconds = (s: number | null): number | null => (s === null ? null : Math.round(s * 1e6) / 1e6);
+  const micros = (s: number): number => Math.round(s * 1e6) / 1e6;
   return record.type === 'prepare'
-    ? ['prepare', device, record.target, record.outcome, record.next, seconds(record.seconds)]
-    : ['dwell', device, record.state, record.next, seconds(record.seconds) as number];
+    ? [
+        'prepare',
+        device,
+        record.target,
+        record.outcome,
+        record.next,
+        record.seconds === null ? null : micros(record.seconds),
+      ]
+    : ['dwell', device, record.state, record.next, micros(record.seconds)];
 }
 
 function replay(files: string[], timeout?: number): { rows: Row[]; summary: ReplaySummary } {
-  const session = new ReplaySession(timeout === undefined ? {} : { prepareTimeoutSeconds: timeout });
+  const session = new ReplaySession(
+    timeout === undefined ? {} : { prepareTimeoutSeconds: timeout },
+  );
   const records: TransitionRecord[] = [];
   for (const file of files) {
     const transcript = session.openTranscript(file.replace(/^.*\//, '').replace(/\.qmp$/, ''));

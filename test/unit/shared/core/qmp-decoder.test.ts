@@ -7,8 +7,12 @@ import type { QmpMessage } from '../../../../services/shared/core/qmp-message.ts
 
 const enc = (s: string): Buffer => Buffer.from(s, 'utf8');
 const STOP = '{"timestamp": {"seconds": 1795798179, "microseconds": 276210}, "event": "STOP"}';
-const NORMAL_SRC = readFileSync(new URL('../../../fixtures/qmp/qemu-7.2/normal-src.qmp', import.meta.url));
-const PRETTY = readFileSync(new URL('../../../fixtures/qmp/vfio/pretty-source.qmp', import.meta.url));
+const NORMAL_SRC = readFileSync(
+  new URL('../../../fixtures/qmp/qemu-7.2/normal-src.qmp', import.meta.url),
+);
+const PRETTY = readFileSync(
+  new URL('../../../fixtures/qmp/vfio/pretty-source.qmp', import.meta.url),
+);
 
 function kinds(messages: QmpMessage[]): string[] {
   return messages.map((m) => (m.kind === 'invalid' ? `invalid:${m.reason}` : m.kind));
@@ -17,7 +21,8 @@ function kinds(messages: QmpMessage[]): string[] {
 function decodeInChunks(bytes: Buffer, size: number): QmpMessage[] {
   const decoder = new QmpDecoder();
   const out: QmpMessage[] = [];
-  for (let i = 0; i < bytes.length; i += size) out.push(...decoder.push(bytes.subarray(i, i + size)));
+  for (let i = 0; i < bytes.length; i += size)
+    out.push(...decoder.push(bytes.subarray(i, i + size)));
   return [...out, ...decoder.end()];
 }
 
@@ -35,14 +40,21 @@ describe('QMP decoder: message kinds', () => {
     assert.deepEqual(messages, [
       { kind: 'greeting', qemuVersion: '7.2.22', capabilities: ['oob'] },
       { kind: 'return', id: 1, value: {} },
-      { kind: 'error', id: 2, errorClass: 'CommandNotFound', desc: 'The command x has not been found' },
+      {
+        kind: 'error',
+        id: 2,
+        errorClass: 'CommandNotFound',
+        desc: 'The command x has not been found',
+      },
       { kind: 'event', name: 'STOP', timestampMicros: 1795798179276210, data: {} },
     ]);
   });
 
   test('an event keeps its data, and an unknown event is not rejected', () => {
     const [message] = decodeQmpBytes(
-      enc('{"event": "FROM_THE_FUTURE", "data": {"x": [1]}, "timestamp": {"seconds": 5, "microseconds": 999999}}\n'),
+      enc(
+        '{"event": "FROM_THE_FUTURE", "data": {"x": [1]}, "timestamp": {"seconds": 5, "microseconds": 999999}}\n',
+      ),
     );
     assert.deepEqual(message, {
       kind: 'event',
@@ -78,7 +90,11 @@ describe('QMP decoder: message kinds', () => {
   }
 
   test('invalid UTF-8 is rejected and skipped to the next newline', () => {
-    const bytes = Buffer.concat([enc('{"event": "ST'), Buffer.from([0xff, 0xfe]), enc(`OP"}\n${STOP}\n`)]);
+    const bytes = Buffer.concat([
+      enc('{"event": "ST'),
+      Buffer.from([0xff, 0xfe]),
+      enc(`OP"}\n${STOP}\n`),
+    ]);
     assert.deepEqual(kinds(decodeQmpBytes(bytes)), ['invalid:invalid_utf8', 'event']);
     const garbage = Buffer.concat([Buffer.from([0xc3, 0x28]), enc(`\n${STOP}\n`)]);
     assert.deepEqual(kinds(decodeQmpBytes(garbage)), ['invalid:invalid_utf8', 'event']);
@@ -93,17 +109,25 @@ describe('QMP decoder: message kinds', () => {
 describe('QMP decoder: framing', () => {
   test('LF and CRLF line ends decode alike', () => {
     const crlf = decodeQmpBytes(NORMAL_SRC);
-    const lf = decodeQmpBytes(Buffer.from(NORMAL_SRC.toString('latin1').replaceAll('\r\n', '\n'), 'latin1'));
+    const lf = decodeQmpBytes(
+      Buffer.from(NORMAL_SRC.toString('latin1').replaceAll('\r\n', '\n'), 'latin1'),
+    );
     assert.equal(crlf.length, 20);
     assert.deepEqual(lf, crlf);
   });
 
   test('pretty=on objects over many lines decode like one-line objects', () => {
     const pretty = decodeQmpBytes(PRETTY);
-    const compact = pretty
-      .map((m) => (m.kind === 'event' ? m : null))
-      .filter((m) => m !== null);
-    assert.deepEqual(kinds(pretty), ['greeting', 'return', 'event', 'event', 'event', 'event', 'event']);
+    const compact = pretty.map((m) => (m.kind === 'event' ? m : null)).filter((m) => m !== null);
+    assert.deepEqual(kinds(pretty), [
+      'greeting',
+      'return',
+      'event',
+      'event',
+      'event',
+      'event',
+      'event',
+    ]);
     assert.equal(compact[1]?.data['device-state'], 'pre-copy-p2p-prepare');
   });
 
@@ -162,7 +186,11 @@ describe('QMP decoder: properties', () => {
       state: fc.string({ maxLength: 12 }),
     })
     .map(({ name, seconds, micros, state }) => ({
-      line: JSON.stringify({ timestamp: { seconds, microseconds: micros }, event: name, data: { s: state } }),
+      line: JSON.stringify({
+        timestamp: { seconds, microseconds: micros },
+        event: name,
+        data: { s: state },
+      }),
       name,
       timestampMicros: seconds * 1_000_000 + micros,
     }));
@@ -202,7 +230,13 @@ describe('QMP decoder: properties', () => {
           let next = 0;
           for (const m of out) {
             const want = expected[next];
-            if (want && m.kind === 'event' && m.name === want.name && m.timestampMicros === want.timestampMicros) next++;
+            if (
+              want &&
+              m.kind === 'event' &&
+              m.name === want.name &&
+              m.timestampMicros === want.timestampMicros
+            )
+              next++;
           }
           assert.equal(next, expected.length, `found ${next} of ${expected.length} valid events`);
         },
