@@ -95,7 +95,7 @@ describe('vfio-telemetry replay', () => {
       [['replay'], 2, /needs at least one FILE/],
       [['replay', '--format', 'xml', 'x.qmp'], 2, /--format must be table or json/],
       [
-        ['replay', '--prepare-timeout', '-3', 'x.qmp'],
+        ['replay', '--prepare-timeout=-3', 'x.qmp'],
         2,
         /--prepare-timeout must be a positive number/,
       ],
