@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The whole test suite, as README and CI run it: installs what the tests need that npm does not
+# (Debian packages), starts a real Kafka broker unless KAFKA_BROKERS points at one, runs every
+# test file, stops what it started (by PID), and fails when no test ran.
+#
+#   npm test                 everything (unit, io, e2e against real Kafka, Prometheus, QEMU)
+#   npm test -- --unit       unit and io tests only: no broker, no system packages
+#   npm test -- FILE...      just these test files (services started as for everything)
+set -euo pipefail
+shopt -s globstar nullglob
+cd "$(dirname "$0")/.."
+
+unit_only=false
+files=()
+for arg in "$@"; do
+  case "$arg" in
+    --unit) unit_only=true ;;
+    -h | --help)
+      sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+      exit 0
+      ;;
+    *) files+=("$arg") ;;
+  esac
+done
+
+if [ ! -d node_modules ]; then
+  echo "test: installing npm dependencies (npm ci)" >&2
+  npm ci --no-audit --no-fund
+fi
+
+if [ ${#files[@]} -eq 0 ]; then
+  files=(test/unit/**/*.test.ts test/io/**/*.test.ts)
+  $unit_only || files+=(test/e2e/**/*.test.ts)
+fi
+
+if ! $unit_only; then
+  bash infra/setup-system.sh
+  # shellcheck source=infra/test-services.sh
+  source infra/test-services.sh
+  trap stop_test_kafka EXIT
+  start_test_kafka
+fi
+
+log=$(mktemp)
+status=0
+node --import tsx --test --test-reporter=spec --test-reporter-destination=stdout \
+  --test-reporter=tap --test-reporter-destination="$log" "${files[@]}" || status=$?
+
+tests=$(grep -E '^# tests [0-9]+' "$log" | tail -1 | awk '{print $3}')
+pass=$(grep -E '^# pass [0-9]+' "$log" | tail -1 | awk '{print $3}')
+fail=$(grep -E '^# fail [0-9]+' "$log" | tail -1 | awk '{print $3}')
+rm -f "$log"
+echo "${pass:-0} passed, ${fail:-0} failed"
+if [ "${tests:-0}" -eq 0 ]; then
+  echo "test: no test ran (check the file globs)" >&2
+  exit 1
+fi
+exit "$status"
