@@ -1,11 +1,15 @@
 import { isTelemetryError } from '../shared/core/errors.ts';
 import { processIo, type CommandIo } from './command-io.ts';
 import { runReplay } from './replay/replay-command.ts';
+import { runSimulate } from '../simulator/simulate-command.ts';
+import { runCollect } from '../collector/collect-command.ts';
 
 type Command = (args: readonly string[], io: CommandIo) => Promise<number>;
 
 const COMMANDS: Record<string, { run: Command; summary: string }> = {
   replay: { run: runReplay, summary: 'analyse captured QMP transcripts offline' },
+  simulate: { run: runSimulate, summary: 'run QMP servers that behave like migrating QEMU VMs' },
+  collect: { run: runCollect, summary: 'read QMP sockets and publish events to Kafka' },
 };
 
 export function mainHelp(): string {

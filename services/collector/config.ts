@@ -1,0 +1,221 @@
+import {
+  option,
+  parseConfig,
+  type ConfigOf,
+  type ConfigSources,
+} from '../shared/core/config-spec.ts';
+import { parseQmpTarget } from './core/qmp-target.ts';
+
+export const COLLECTOR_ENV_PREFIX = 'VFIO_COLLECTOR_';
+export const DEFAULT_EVENTS_TOPIC = 'vfio.events';
+
+const MiB = 1024 * 1024;
+
+/**
+ * The collector's options. `hostname` is the machine's name (os.hostname()), passed in so that
+ * the spec stays pure.
+ */
+export function collectorConfigSpec(hostname: string) {
+  return {
+    host: option({
+      type: 'string',
+      default: hostname,
+      env: 'VFIO_COLLECTOR_HOST',
+      flag: 'host',
+      doc: 'host name written into every record and the Kafka key',
+      check: (v) => (v.trim() === '' ? 'must not be empty' : null),
+    }),
+    socketDir: option({
+      type: 'string',
+      default: '',
+      env: 'VFIO_COLLECTOR_SOCKET_DIR',
+      flag: 'socket-dir',
+      doc: 'directory of QMP unix sockets to watch (one per VM, VM = file name sans extension)',
+    }),
+    sockets: option({
+      type: 'list',
+      default: [],
+      env: 'VFIO_COLLECTOR_SOCKETS',
+      flag: 'socket',
+      doc: 'explicit QMP sockets: [NAME=]PATH or [NAME=]tcp:HOST:PORT',
+      check: (list) =>
+        list
+          .map((t) => parseQmpTarget(t))
+          .map((r) => ('problem' in r ? r.problem : null))
+          .find((p) => p !== null) ?? null,
+    }),
+    rescanIntervalMs: option({
+      type: 'integer',
+      default: 1000,
+      min: 50,
+      env: 'VFIO_COLLECTOR_RESCAN_INTERVAL_MS',
+      flag: 'rescan-interval-ms',
+      doc: 'how often the socket directory is listed again (fs.watch events are a hint only)',
+    }),
+    brokers: option({
+      type: 'list',
+      env: 'KAFKA_BROKERS',
+      flag: 'brokers',
+      doc: 'Kafka bootstrap brokers, HOST:PORT',
+      check: (list) =>
+        list.length === 0
+          ? 'needs at least one HOST:PORT'
+          : (list
+              .map((b) => (/^[^\s:]+:\d{1,5}$/.test(b) ? null : `"${b}" is not HOST:PORT`))
+              .find((p) => p !== null) ?? null),
+    }),
+    topic: option({
+      type: 'string',
+      default: DEFAULT_EVENTS_TOPIC,
+      env: 'VFIO_COLLECTOR_TOPIC',
+      flag: 'topic',
+      doc: 'Kafka topic of the event records',
+      check: (v) => (/^[A-Za-z0-9._-]{1,249}$/.test(v) ? null : `"${v}" is not a Kafka topic name`),
+    }),
+    clientId: option({
+      type: 'string',
+      default: 'vfio-collector',
+      env: 'VFIO_COLLECTOR_CLIENT_ID',
+      flag: 'client-id',
+      doc: 'Kafka client id',
+    }),
+    spoolDir: option({
+      type: 'string',
+      env: 'VFIO_COLLECTOR_SPOOL_DIR',
+      flag: 'spool-dir',
+      doc: 'directory of the on-disk spool (write-ahead log); keep it across restarts',
+      check: (v) => (v.trim() === '' ? 'must not be empty' : null),
+    }),
+    spoolMaxBytes: option({
+      type: 'integer',
+      default: 256 * MiB,
+      min: 64 * 1024,
+      env: 'VFIO_COLLECTOR_SPOOL_MAX_BYTES',
+      flag: 'spool-max-bytes',
+      doc: 'spool size bound on disk; when full, new events are dropped and counted',
+    }),
+    spoolSegmentBytes: option({
+      type: 'integer',
+      default: 8 * MiB,
+      min: 16 * 1024,
+      env: 'VFIO_COLLECTOR_SPOOL_SEGMENT_BYTES',
+      flag: 'spool-segment-bytes',
+      doc: 'size at which a spool segment file is closed and a new one started',
+    }),
+    fsyncIntervalMs: option({
+      type: 'integer',
+      default: 100,
+      min: 1,
+      max: 60_000,
+      env: 'VFIO_COLLECTOR_FSYNC_INTERVAL_MS',
+      flag: 'fsync-interval-ms',
+      doc: 'spool fdatasync period; an OS crash loses at most this much accepted data',
+    }),
+    batchMaxEvents: option({
+      type: 'integer',
+      default: 1000,
+      min: 1,
+      max: 100_000,
+      env: 'VFIO_COLLECTOR_BATCH_MAX_EVENTS',
+      flag: 'batch-max-events',
+      doc: 'most events in one Kafka produce request',
+    }),
+    lingerMs: option({
+      type: 'integer',
+      default: 5,
+      min: 0,
+      max: 10_000,
+      env: 'VFIO_COLLECTOR_LINGER_MS',
+      flag: 'linger-ms',
+      doc: 'longest wait for a batch to fill before it is sent',
+    }),
+    reconnectInitialMs: option({
+      type: 'integer',
+      default: 100,
+      min: 1,
+      env: 'VFIO_COLLECTOR_RECONNECT_INITIAL_MS',
+      flag: 'reconnect-initial-ms',
+      doc: 'first QMP reconnect delay step (doubles per attempt, half of it random)',
+    }),
+    reconnectMaxMs: option({
+      type: 'integer',
+      default: 30_000,
+      min: 1,
+      env: 'VFIO_COLLECTOR_RECONNECT_MAX_MS',
+      flag: 'reconnect-max-ms',
+      doc: 'longest QMP reconnect delay',
+    }),
+    greetingTimeoutMs: option({
+      type: 'integer',
+      default: 10_000,
+      min: 10,
+      env: 'VFIO_COLLECTOR_GREETING_TIMEOUT_MS',
+      flag: 'greeting-timeout-ms',
+      doc: 'reconnect when a socket sends no greeting in time (another client holds the monitor)',
+    }),
+    kafkaRetryMaxMs: option({
+      type: 'integer',
+      default: 5000,
+      min: 10,
+      env: 'VFIO_COLLECTOR_KAFKA_RETRY_MAX_MS',
+      flag: 'kafka-retry-max-ms',
+      doc: 'longest delay between attempts to publish a batch while Kafka is unreachable',
+    }),
+    httpHost: option({
+      type: 'string',
+      default: '127.0.0.1',
+      env: 'VFIO_COLLECTOR_HTTP_HOST',
+      flag: 'http-host',
+      doc: 'address of the /metrics, /healthz, /readyz server',
+    }),
+    httpPort: option({
+      type: 'integer',
+      default: 9464,
+      min: 0,
+      max: 65535,
+      env: 'VFIO_COLLECTOR_HTTP_PORT',
+      flag: 'http-port',
+      doc: 'port of that server (0 picks a free one, printed at start)',
+    }),
+    shutdownTimeoutMs: option({
+      type: 'integer',
+      default: 10_000,
+      min: 100,
+      env: 'VFIO_COLLECTOR_SHUTDOWN_TIMEOUT_MS',
+      flag: 'shutdown-timeout-ms',
+      doc: 'how long SIGTERM may take to flush the spool to Kafka before the process exits',
+    }),
+    logLevel: option({
+      type: 'string',
+      default: 'info',
+      oneOf: ['debug', 'info', 'warn', 'error'],
+      env: 'VFIO_COLLECTOR_LOG_LEVEL',
+      flag: 'log-level',
+      doc: 'least severe log level written to stderr',
+    }),
+  } as const;
+}
+
+export type CollectorConfigSpec = ReturnType<typeof collectorConfigSpec>;
+export type CollectorConfig = ConfigOf<CollectorConfigSpec>;
+
+/** Reads and validates the whole configuration; throws CONFIG_INVALID listing every problem. */
+export function parseCollectorConfig(hostname: string, sources: ConfigSources): CollectorConfig {
+  return parseConfig(
+    collectorConfigSpec(hostname),
+    { envPrefix: COLLECTOR_ENV_PREFIX, ...sources },
+    (c) => {
+      const problems: string[] = [];
+      if (c.socketDir === '' && c.sockets.length === 0) {
+        problems.push('no QMP sockets: set socketDir (--socket-dir) or sockets (--socket)');
+      }
+      if (c.spoolSegmentBytes * 2 > c.spoolMaxBytes) {
+        problems.push('spoolMaxBytes must be at least twice spoolSegmentBytes');
+      }
+      if (c.reconnectMaxMs < c.reconnectInitialMs) {
+        problems.push('reconnectMaxMs must not be smaller than reconnectInitialMs');
+      }
+      return problems;
+    },
+  );
+}

@@ -1,0 +1,61 @@
+import type { EventRecord } from '../../shared/core/event-record.ts';
+import { invalid, type QmpEvent, type QmpInvalid } from '../../shared/core/qmp-message.ts';
+import { MIGRATION, VFIO_MIGRATION } from '../../shared/core/vm-event.ts';
+
+/** Where an event was read: which VM, which connection, which position in it. */
+export interface EventOrigin {
+  host: string;
+  vm: string;
+  sessionId: string;
+  sequence: number;
+  receivedMicros: number;
+}
+
+/**
+ * The record the collector publishes for one QMP event (`schemas/vfio-event.avsc`).
+ * VFIO_MIGRATION must carry string `qom-path` and `device-state` (QEMU `qapi/vfio.json`; the
+ * processor keys devices by qom-path), otherwise it is rejected as `bad_vfio_data`; `device-id`
+ * is "" when absent, as QEMU sends it for a device without `id=`. MIGRATION's `status` goes to
+ * `migrationStatus`. Any other event keeps its `data` as JSON text, so nothing QEMU said is lost.
+ */
+export function buildEventRecord(origin: EventOrigin, event: QmpEvent): EventRecord | QmpInvalid {
+  const base = {
+    host: origin.host,
+    vm: origin.vm,
+    sessionId: origin.sessionId,
+    sequence: origin.sequence,
+    qemuTimestampMicros: event.timestampMicros,
+    receivedMicros: origin.receivedMicros,
+    event: event.name,
+    qomPath: null,
+    deviceId: null,
+    deviceState: null,
+    migrationStatus: null,
+    data: null,
+  };
+  if (event.name === VFIO_MIGRATION) {
+    const qomPath = event.data['qom-path'];
+    const deviceState = event.data['device-state'];
+    if (typeof qomPath !== 'string' || typeof deviceState !== 'string') {
+      return invalid('bad_vfio_data', 'VFIO_MIGRATION without a string qom-path and device-state');
+    }
+    const deviceId = event.data['device-id'];
+    return {
+      ...base,
+      qomPath,
+      deviceId: typeof deviceId === 'string' ? deviceId : '',
+      deviceState,
+    };
+  }
+  const status = event.data['status'];
+  if (
+    event.name === MIGRATION &&
+    typeof status === 'string' &&
+    Object.keys(event.data).length === 1
+  ) {
+    return { ...base, migrationStatus: status };
+  }
+  return Object.keys(event.data).length === 0
+    ? base
+    : { ...base, data: JSON.stringify(event.data) };
+}

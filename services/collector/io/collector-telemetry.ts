@@ -1,0 +1,224 @@
+/**
+ * The collector's self-telemetry as named events (Vector `internal_events`): one function per
+ * thing that can happen, each both counting it (the names of docs/metrics.md, on the registry
+ * passed in) and logging it, so logs and metrics never disagree. Error and warning logs are
+ * rate-limited per event (one line per 10 s, with the number suppressed), counting never is.
+ */
+import { collectDefaultMetrics, Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { REJECT_REASONS, type QmpInvalid } from '../../shared/core/qmp-message.ts';
+import { LAG_BUCKETS_SECONDS } from '../../shared/core/bucket-policy.ts';
+import type { Logger } from '../../shared/io/logger.ts';
+
+export const METRIC_PREFIX = 'vfio_collector_';
+const RATE_LIMIT_MS = 10_000;
+
+export type QmpKind = 'greeting' | 'return' | 'error' | 'event';
+export type DropReason = 'spool_full' | 'spool_io' | 'spool_corrupt' | 'invalid_record';
+
+export type CollectorTelemetry = ReturnType<typeof createCollectorTelemetry>;
+
+export function createCollectorTelemetry(registry: Registry, logger: Logger) {
+  collectDefaultMetrics({ register: registry, prefix: METRIC_PREFIX });
+  const registers = [registry];
+  const qmpMessages = new Counter({
+    name: `${METRIC_PREFIX}qmp_messages_total`,
+    help: 'Valid QMP messages read, by kind.',
+    labelNames: ['kind'],
+    registers,
+  });
+  const qmpRejected = new Counter({
+    name: `${METRIC_PREFIX}qmp_rejected_total`,
+    help: 'QMP input rejected, by reason.',
+    labelNames: ['reason'],
+    registers,
+  });
+  const received = new Counter({
+    name: `${METRIC_PREFIX}events_received_total`,
+    help: 'Valid events accepted (written to the spool).',
+    registers,
+  });
+  const published = new Counter({
+    name: `${METRIC_PREFIX}events_published_total`,
+    help: 'Events acknowledged by Kafka.',
+    registers,
+  });
+  const spooled = new Counter({
+    name: `${METRIC_PREFIX}events_spooled_total`,
+    help: 'Events that waited in the spool because Kafka was unreachable.',
+    registers,
+  });
+  const dropped = new Counter({
+    name: `${METRIC_PREFIX}events_dropped_total`,
+    help: 'Events lost by the spool-full policy (drop newest) or spool damage, by reason.',
+    labelNames: ['reason'],
+    registers,
+  });
+  const spoolEvents = new Gauge({
+    name: `${METRIC_PREFIX}spool_events`,
+    help: 'Events in the spool not yet acknowledged.',
+    registers,
+  });
+  const spoolBytes = new Gauge({
+    name: `${METRIC_PREFIX}spool_bytes`,
+    help: 'Bytes on disk used by the spool.',
+    registers,
+  });
+  const vmsConnected = new Gauge({
+    name: `${METRIC_PREFIX}vms_connected`,
+    help: 'QMP sockets with a negotiated session.',
+    registers,
+  });
+  const vmsKnown = new Gauge({
+    name: `${METRIC_PREFIX}vms_known`,
+    help: 'QMP sockets being watched.',
+    registers,
+  });
+  const reconnects = new Counter({
+    name: `${METRIC_PREFIX}reconnects_total`,
+    help: 'QMP connections re-established.',
+    registers,
+  });
+  const publishLatency = new Histogram({
+    name: `${METRIC_PREFIX}publish_latency_seconds`,
+    help: 'Event received from QMP to acknowledged by Kafka.',
+    // Delivery lag buckets: fine at the bottom, up to minutes for a backlog after an outage.
+    buckets: [...LAG_BUCKETS_SECONDS],
+    registers,
+  });
+  const kafkaUp = new Gauge({
+    name: `${METRIC_PREFIX}kafka_up`,
+    help: '1 when the last produce succeeded.',
+    registers,
+  });
+
+  for (const kind of ['greeting', 'return', 'error', 'event']) qmpMessages.inc({ kind }, 0);
+  for (const reason of REJECT_REASONS) qmpRejected.inc({ reason }, 0);
+  dropped.inc({ reason: 'spool_full' }, 0);
+  kafkaUp.set(0);
+
+  const limited = new Map<string, { last: number; suppressed: number }>();
+  /** Logs at most one line per key per RATE_LIMIT_MS; returns nothing, counts suppressed lines. */
+  const rateLimited = (
+    key: string,
+    level: 'warn' | 'error',
+    message: string,
+    fields: Record<string, unknown>,
+  ): void => {
+    const now = Date.now();
+    const state = limited.get(key);
+    if (state !== undefined && now - state.last < RATE_LIMIT_MS) {
+      state.suppressed++;
+      return;
+    }
+    const suppressed = state?.suppressed ?? 0;
+    limited.set(key, { last: now, suppressed: 0 });
+    logger[level](message, suppressed > 0 ? { ...fields, suppressed } : fields);
+  };
+
+  let kafkaIsUp = false;
+  let connected = 0;
+  let known = 0;
+
+  return {
+    get kafkaIsUp(): boolean {
+      return kafkaIsUp;
+    },
+    qmpMessageRead(kind: QmpKind): void {
+      qmpMessages.inc({ kind });
+    },
+    qmpMessageRejected(vm: string, invalid: QmpInvalid): void {
+      qmpRejected.inc({ reason: invalid.reason });
+      rateLimited(`rejected:${invalid.reason}`, 'warn', 'A QMP message was rejected.', {
+        vm,
+        reason: invalid.reason,
+        detail: invalid.detail,
+      });
+    },
+    vmDiscovered(vm: string, address: string): void {
+      vmsKnown.set(++known);
+      logger.info('Watching a QMP socket.', { vm, address });
+    },
+    vmRemoved(vm: string, address: string): void {
+      vmsKnown.set(--known);
+      logger.info('Stopped watching a QMP socket.', { vm, address });
+    },
+    sessionStarted(
+      vm: string,
+      sessionId: string,
+      qemuVersion: string | null,
+      reconnect: boolean,
+    ): void {
+      vmsConnected.set(++connected);
+      if (reconnect) reconnects.inc();
+      logger.info('QMP session started.', { vm, sessionId, qemuVersion, reconnect });
+    },
+    sessionEnded(vm: string, sessionId: string, events: number, reason: string): void {
+      vmsConnected.set(--connected);
+      logger.info('QMP session ended; events until the next session are lost.', {
+        vm,
+        sessionId,
+        events,
+        reason,
+      });
+    },
+    qmpConnectFailed(vm: string, error: unknown, retryInMs: number): void {
+      rateLimited(`connect:${vm}`, 'warn', 'A QMP socket could not be read; retrying.', {
+        vm,
+        retryInMs,
+        error,
+      });
+    },
+    watchFailed(dir: string, error: unknown): void {
+      rateLimited(`watch:${dir}`, 'error', 'The socket directory cannot be listed.', {
+        dir,
+        error,
+      });
+    },
+    eventAccepted(vm: string, sessionId: string, sequence: number, event: string): void {
+      received.inc();
+      if (!kafkaIsUp) spooled.inc();
+      logger.debug('Event accepted.', { vm, sessionId, sequence, event });
+    },
+    eventsDropped(reason: DropReason, count: number, detail?: unknown): void {
+      dropped.inc({ reason }, count);
+      rateLimited(`dropped:${reason}`, 'error', 'Events were dropped.', { reason, count, detail });
+    },
+    spoolChanged(events: number, bytes: number): void {
+      spoolEvents.set(events);
+      spoolBytes.set(bytes);
+    },
+    spoolRecovered(events: number, bytes: number): void {
+      spooled.inc(events);
+      logger.info('The spool holds events from a previous run; resending them.', { events, bytes });
+    },
+    spoolTornTailTruncated(segment: number, offset: number, bytes: number): void {
+      logger.warn('A torn write at the end of the spool was truncated.', {
+        segment,
+        offset,
+        bytes,
+      });
+    },
+    recordsPublished(count: number, receivedMicros: readonly number[], nowMicros: number): void {
+      published.inc(count);
+      for (const micros of receivedMicros) publishLatency.observe((nowMicros - micros) / 1e6);
+      if (!kafkaIsUp) logger.info('Kafka acknowledged a batch; publishing.', { count });
+      kafkaIsUp = true;
+      kafkaUp.set(1);
+    },
+    publishFailed(error: unknown, pending: number, retryInMs: number): void {
+      kafkaIsUp = false;
+      kafkaUp.set(0);
+      rateLimited('publish', 'error', 'Kafka publish failed; events stay in the spool.', {
+        pending,
+        retryInMs,
+        error,
+      });
+    },
+    kafkaConnected(topic: string, partitions: number): void {
+      // Connected counts as up: events accepted now are not waiting for an outage to end.
+      kafkaIsUp = true;
+      kafkaUp.set(1);
+      logger.info('Kafka producer connected.', { topic, partitions });
+    },
+  };
+}
