@@ -26,6 +26,32 @@ import { prepareTarget, type VmEvent } from './vm-event.ts';
 export interface TransitionEngineOptions {
   /** How long a prepare may stay open, in event time, before it ends as `timed_out`. */
   prepareTimeoutSeconds: number;
+  /**
+   * Remember which VMs changed, for `takeChangedVms()`: a processor persists exactly those to
+   * its state changelog after each batch. Off for replay.
+   */
+  trackChanges: boolean;
+}
+
+/** Everything the engine knows about one device of a VM: enough to rebuild it after a restart. */
+export interface DeviceSnapshot {
+  qomPath: string;
+  deviceId: string;
+  state: string | null;
+  stateSinceMicros: number;
+  lastState: string;
+  lastMicros: number;
+  prepareState: string | null;
+  prepareTarget: string;
+  prepareMicros: number;
+}
+
+/** One VM with its devices: the unit a processor persists and restores. */
+export interface VmSnapshot {
+  host: string;
+  vm: string;
+  watermarkMicros: number;
+  devices: DeviceSnapshot[];
 }
 
 export const DEFAULT_PREPARE_TIMEOUT_SECONDS = 10;
@@ -62,6 +88,8 @@ class DeviceState {
 }
 
 class VmState {
+  readonly host: string;
+  readonly vm: string;
   watermarkMicros = -1;
   readonly devices = new Map<string, DeviceState>();
   readonly open = new Set<DeviceState>();
@@ -71,14 +99,21 @@ class VmState {
    * devices in one VM.
    */
   oldestOpenMicros = Number.POSITIVE_INFINITY;
+
+  constructor(host: string, vm: string) {
+    this.host = host;
+    this.vm = vm;
+  }
 }
 
 export class TransitionEngine {
   private readonly timeoutMicros: number;
   private readonly hosts = new Map<string, Map<string, VmState>>();
   private duplicates = 0;
+  private readonly changed: Set<VmState> | null;
 
   constructor(options: Partial<TransitionEngineOptions> = {}) {
+    this.changed = options.trackChanges === true ? new Set() : null;
     const seconds = options.prepareTimeoutSeconds ?? DEFAULT_PREPARE_TIMEOUT_SECONDS;
     if (!(seconds > 0) || !Number.isFinite(seconds)) {
       throw new RangeError(`prepareTimeoutSeconds must be a positive number, got ${seconds}`);
@@ -116,23 +151,20 @@ export class TransitionEngine {
       }
     }
     expireOpen(vm, vm.watermarkMicros - this.timeoutMicros, out);
+    this.changed?.add(vm);
     return true;
   }
 
   /**
-   * Moves a VM's watermark forward without an event (a processor whose VM fell silent uses its
-   * own clock here), ending prepares that are now too old.
+   * Ends a VM's open prepares as `timed_out` without an event: a processor does this when the
+   * VM has been silent, on its own clock, for longer than the prepare timeout. The watermark
+   * stays where the VM's events put it, so later events are judged by QEMU's clock alone.
    */
-  advanceWatermark(
-    host: string,
-    vm: string,
-    timestampMicros: number,
-    out: TransitionRecord[],
-  ): void {
+  timeOutVm(host: string, vm: string, out: TransitionRecord[]): void {
     const state = this.hosts.get(host)?.get(vm);
-    if (state === undefined) return;
-    if (timestampMicros > state.watermarkMicros) state.watermarkMicros = timestampMicros;
-    expireOpen(state, state.watermarkMicros - this.timeoutMicros, out);
+    if (state === undefined || state.open.size === 0) return;
+    closeAllOpen(state, 'timed_out', out);
+    this.changed?.add(state);
   }
 
   /** Ends a VM's open prepares as `aborted` and forgets its devices (e.g. a new QMP session). */
@@ -141,6 +173,45 @@ export class TransitionEngine {
     if (state === undefined) return;
     closeAllOpen(state, 'aborted', out);
     state.devices.clear();
+    this.changed?.add(state);
+  }
+
+  /** Drops every VM and device; what a processor does when it loses a partition. */
+  clear(): void {
+    this.hosts.clear();
+    this.changed?.clear();
+  }
+
+  /** VMs changed since the last call, with all their devices (needs `trackChanges`). */
+  takeChangedVms(): VmSnapshot[] {
+    if (this.changed === null) throw new Error('takeChangedVms() needs trackChanges: true');
+    const result = [...this.changed].map(snapshotVm);
+    this.changed.clear();
+    return result;
+  }
+
+  /** Puts back a VM exactly as `takeChangedVms()` reported it (state rebuild after a restart). */
+  restoreVm(snapshot: VmSnapshot): void {
+    const vm = this.vmState(snapshot.host, snapshot.vm);
+    vm.watermarkMicros = snapshot.watermarkMicros;
+    vm.devices.clear();
+    vm.open.clear();
+    vm.oldestOpenMicros = Number.POSITIVE_INFINITY;
+    for (const d of snapshot.devices) {
+      const device = new DeviceState(snapshot.host, snapshot.vm, d.qomPath, d.deviceId);
+      device.state = d.state;
+      device.stateSinceMicros = d.stateSinceMicros;
+      device.lastState = d.lastState;
+      device.lastMicros = d.lastMicros;
+      device.prepareState = d.prepareState;
+      device.prepareTarget = d.prepareTarget;
+      device.prepareMicros = d.prepareMicros;
+      vm.devices.set(d.qomPath, device);
+      if (device.prepareState !== null) {
+        vm.open.add(device);
+        if (device.prepareMicros < vm.oldestOpenMicros) vm.oldestOpenMicros = device.prepareMicros;
+      }
+    }
   }
 
   /** Ends every open prepare as `unfinished` (end of input). */
@@ -181,11 +252,34 @@ export class TransitionEngine {
     }
     let state = vms.get(vm);
     if (state === undefined) {
-      state = new VmState();
+      state = new VmState(host, vm);
       vms.set(vm, state);
     }
     return state;
   }
+}
+
+function snapshotVm(vm: VmState): VmSnapshot {
+  return {
+    host: vm.host,
+    vm: vm.vm,
+    watermarkMicros: vm.watermarkMicros,
+    devices: [...vm.devices.values()].map(snapshotDevice),
+  };
+}
+
+function snapshotDevice(device: DeviceState): DeviceSnapshot {
+  return {
+    qomPath: device.qomPath,
+    deviceId: device.deviceId,
+    state: device.state,
+    stateSinceMicros: device.stateSinceMicros,
+    lastState: device.lastState,
+    lastMicros: device.lastMicros,
+    prepareState: device.prepareState,
+    prepareTarget: device.prepareTarget,
+    prepareMicros: device.prepareMicros,
+  };
 }
 
 function applyState(

@@ -93,15 +93,39 @@ describe('transition engine', () => {
     assert.deepEqual(late.map(brief), ['h1/vm1 prepare pre-copy-p2p timed_out - -']);
   });
 
-  test('a VM falling silent: advanceWatermark ends its old prepares', () => {
+  test('timeOutVm (a VM silent on the processor clock) ends its open prepares, watermark kept', () => {
     const engine = new TransitionEngine({ prepareTimeoutSeconds: 2 });
     run(engine, [vfio(0, 'pre-copy-p2p-prepare')]);
     const out: TransitionRecord[] = [];
-    engine.advanceWatermark('h1', 'vm1', ms(1500), out);
-    assert.deepEqual(out, []);
-    engine.advanceWatermark('h1', 'vm1', ms(2500), out);
+    engine.timeOutVm('h1', 'vm1', out);
     assert.deepEqual(out.map(brief), ['h1/vm1 prepare pre-copy-p2p timed_out - -']);
     assert.equal(engine.stats().openPrepares, 0);
+    // A new prepare just after is judged by QEMU time only: not timed out at once.
+    assert.deepEqual(run(engine, [vfio(1, 'pre-copy-p2p-prepare')]), []);
+  });
+
+  test('takeChangedVms and restoreVm rebuild an engine that continues identically', () => {
+    const events = [
+      vfio(0, 'pre-copy'),
+      vfio(0, 'pre-copy', '/machine/peripheral/vf1'),
+      vfio(10, 'pre-copy-p2p-prepare'),
+      vfio(11, 'running', '/machine/peripheral/vf1'),
+    ];
+    const later = [
+      vfio(30, 'pre-copy-p2p'),
+      vfio(40, 'stop', '/machine/peripheral/vf1'),
+      vfio(50, 'stop-copy'),
+    ];
+    const original = new TransitionEngine({ trackChanges: true });
+    run(original, events);
+    const snapshots = original.takeChangedVms();
+    assert.equal(snapshots.length, 1);
+    assert.deepEqual(original.takeChangedVms(), [], 'changes are taken once');
+    const rebuilt = new TransitionEngine({ trackChanges: true });
+    for (const snapshot of JSON.parse(JSON.stringify(snapshots)) as typeof snapshots)
+      rebuilt.restoreVm(snapshot);
+    assert.deepEqual(run(rebuilt, later), run(original, later));
+    assert.deepEqual(rebuilt.stats(), original.stats());
   });
 
   test('abortVm ends open prepares as aborted and starts new device timelines', () => {
