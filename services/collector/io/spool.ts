@@ -108,6 +108,7 @@ export class Spool {
   private diskBytes = 0;
   private waiters: (() => void)[] = [];
   private closed = false;
+  private full = false;
 
   private constructor(options: SpoolOptions) {
     this.options = options;
@@ -131,9 +132,9 @@ export class Spool {
     return this.diskBytes;
   }
 
-  /** False when the next entry would be dropped for lack of space. */
+  /** False from a refused append until acknowledged segments free space again. */
   get accepting(): boolean {
-    return !this.closed && this.diskBytes + this.queueBytes < this.options.maxBytes;
+    return !this.closed && !this.full;
   }
 
   /** Queues an entry for the next group commit; false when it was dropped (spool full). */
@@ -141,6 +142,7 @@ export class Spool {
     if (this.closed) throw new TelemetryError('INTERNAL', 'append to a closed spool');
     const size = encodedEntryLength(entry.key, entry.value);
     if (this.diskBytes + this.queueBytes + size > this.options.maxBytes) {
+      this.full = true;
       this.options.events.dropped('spool_full', 1);
       return false;
     }
@@ -266,6 +268,7 @@ export class Spool {
       if (old.fd !== null) closeSync(old.fd);
       unlinkSync(join(this.options.dir, segmentName(old.id)));
       this.diskBytes -= old.size;
+      this.full = false;
     }
     this.options.events.changed(this.unackedEvents, this.diskBytes);
   }
