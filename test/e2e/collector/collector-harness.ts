@@ -62,7 +62,7 @@ export async function startFakeFleet(t: TestContext, count: number): Promise<Fak
         let event: string;
         if (kind === 0 || kind === 1) {
           event = 'VFIO_MIGRATION';
-          deviceState = STATES[round % STATES.length] as string;
+          deviceState = STATES[round % STATES.length];
           ts = server.emit(event, {
             'device-id': 'vf0',
             'qom-path': '/machine/peripheral/vf0',
