@@ -3,6 +3,8 @@ import { processIo, type CommandIo } from './command-io.ts';
 import { runReplay } from './replay/replay-command.ts';
 import { runSimulate } from '../simulator/simulate-command.ts';
 import { runCollect } from '../collector/collect-command.ts';
+import { runExport } from '../exporter/export-command.ts';
+import { runProcess } from '../processor/process-command.ts';
 
 type Command = (args: readonly string[], io: CommandIo) => Promise<number>;
 
@@ -10,6 +12,11 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
   replay: { run: runReplay, summary: 'analyse captured QMP transcripts offline' },
   simulate: { run: runSimulate, summary: 'run QMP servers that behave like migrating QEMU VMs' },
   collect: { run: runCollect, summary: 'read QMP sockets and publish events to Kafka' },
+  process: {
+    run: runProcess,
+    summary: 'compute transitions from events, exactly once per transition',
+  },
+  export: { run: runExport, summary: 'serve Prometheus metrics and a live page from transitions' },
 };
 
 export function mainHelp(): string {

@@ -139,6 +139,11 @@ export class PartitionProcessor {
     return outcome;
   }
 
+  /** Records that a record the engine never saw (undecodable, dead-lettered) was handled. */
+  markHandled(offset: number): void {
+    if (offset > this.appliedOffset) this.appliedOffset = offset;
+  }
+
   /** Times out the open prepares of VMs silent for longer than the prepare timeout. */
   expireSilent(nowMicros: number): PublishedTransition[] {
     const silent: Array<[string, string]> = [];

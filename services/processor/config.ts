@@ -1,0 +1,159 @@
+import {
+  option,
+  parseConfig,
+  type ConfigOf,
+  type ConfigSources,
+} from '../shared/core/config-spec.ts';
+import { DEFAULT_PREPARE_TIMEOUT_SECONDS } from '../shared/core/transition-engine.ts';
+import {
+  EVENTS_DLQ_TOPIC,
+  EVENTS_TOPIC,
+  PROCESSOR_STATE_TOPIC,
+  TRANSITIONS_TOPIC,
+} from '../shared/core/topics.ts';
+
+export const PROCESSOR_ENV_PREFIX = 'VFIO_PROCESSOR_';
+
+const topicName = (v: string): string | null =>
+  /^[A-Za-z0-9._-]{1,249}$/.test(v) ? null : `"${v}" is not a Kafka topic name`;
+
+/** The processor's options: key, type, default, environment variable, flag and doc together. */
+export function processorConfigSpec() {
+  return {
+    brokers: option({
+      type: 'list',
+      env: 'KAFKA_BROKERS',
+      flag: 'brokers',
+      doc: 'Kafka bootstrap brokers, HOST:PORT',
+      check: (list) =>
+        list.length === 0
+          ? 'needs at least one HOST:PORT'
+          : (list
+              .map((b) => (/^[^\s:]+:\d{1,5}$/.test(b) ? null : `"${b}" is not HOST:PORT`))
+              .find((p) => p !== null) ?? null),
+    }),
+    eventsTopic: option({
+      type: 'string',
+      default: EVENTS_TOPIC,
+      env: 'VFIO_PROCESSOR_EVENTS_TOPIC',
+      flag: 'events-topic',
+      doc: 'topic of the event records (input)',
+      check: topicName,
+    }),
+    transitionsTopic: option({
+      type: 'string',
+      default: TRANSITIONS_TOPIC,
+      env: 'VFIO_PROCESSOR_TRANSITIONS_TOPIC',
+      flag: 'transitions-topic',
+      doc: 'topic of the transition records (output); at least as many partitions as the input',
+      check: topicName,
+    }),
+    stateTopic: option({
+      type: 'string',
+      default: PROCESSOR_STATE_TOPIC,
+      env: 'VFIO_PROCESSOR_STATE_TOPIC',
+      flag: 'state-topic',
+      doc: 'compacted topic of per-VM engine state (the changelog a restarted processor reads)',
+      check: topicName,
+    }),
+    deadLetterTopic: option({
+      type: 'string',
+      default: EVENTS_DLQ_TOPIC,
+      env: 'VFIO_PROCESSOR_DEAD_LETTER_TOPIC',
+      flag: 'dead-letter-topic',
+      doc: 'topic for records that cannot be decoded or used',
+      check: topicName,
+    }),
+    groupId: option({
+      type: 'string',
+      default: 'vfio-processor',
+      env: 'VFIO_PROCESSOR_GROUP_ID',
+      flag: 'group-id',
+      doc: 'Kafka consumer group; processors in one group share the partitions',
+    }),
+    clientId: option({
+      type: 'string',
+      default: 'vfio-processor',
+      env: 'VFIO_PROCESSOR_CLIENT_ID',
+      flag: 'client-id',
+      doc: 'Kafka client id',
+    }),
+    prepareTimeoutSeconds: option({
+      type: 'number',
+      default: DEFAULT_PREPARE_TIMEOUT_SECONDS,
+      min: 0.001,
+      env: 'VFIO_PROCESSOR_PREPARE_TIMEOUT_SECONDS',
+      flag: 'prepare-timeout',
+      doc: 'open prepares older than this (QEMU time, or processor time for a silent VM) time out',
+    }),
+    tickIntervalMs: option({
+      type: 'integer',
+      default: 1000,
+      min: 10,
+      env: 'VFIO_PROCESSOR_TICK_INTERVAL_MS',
+      flag: 'tick-interval-ms',
+      doc: 'how often silent VMs are checked and the lag gauges refreshed',
+    }),
+    maxBatchRecords: option({
+      type: 'integer',
+      default: 5000,
+      min: 1,
+      env: 'VFIO_PROCESSOR_MAX_BATCH_RECORDS',
+      flag: 'max-batch-records',
+      doc: 'most records handled as one batch (consume → engine → publish → commit)',
+    }),
+    publishRetryMaxMs: option({
+      type: 'integer',
+      default: 5000,
+      min: 10,
+      env: 'VFIO_PROCESSOR_PUBLISH_RETRY_MAX_MS',
+      flag: 'publish-retry-max-ms',
+      doc: 'longest delay between attempts to publish while Kafka refuses (consumption is paused)',
+    }),
+    httpHost: option({
+      type: 'string',
+      default: '127.0.0.1',
+      env: 'VFIO_PROCESSOR_HTTP_HOST',
+      flag: 'http-host',
+      doc: 'address of the /metrics, /healthz, /readyz server',
+    }),
+    httpPort: option({
+      type: 'integer',
+      default: 9465,
+      min: 0,
+      max: 65535,
+      env: 'VFIO_PROCESSOR_HTTP_PORT',
+      flag: 'http-port',
+      doc: 'port of that server (0 picks a free one, printed at start)',
+    }),
+    shutdownTimeoutMs: option({
+      type: 'integer',
+      default: 15_000,
+      min: 100,
+      env: 'VFIO_PROCESSOR_SHUTDOWN_TIMEOUT_MS',
+      flag: 'shutdown-timeout-ms',
+      doc: 'how long SIGTERM may take to finish the batch in hand and leave the group',
+    }),
+    logLevel: option({
+      type: 'string',
+      default: 'info',
+      oneOf: ['debug', 'info', 'warn', 'error'],
+      env: 'VFIO_PROCESSOR_LOG_LEVEL',
+      flag: 'log-level',
+      doc: 'least severe log level written to stderr',
+    }),
+  } as const;
+}
+
+export type ProcessorConfig = ConfigOf<ReturnType<typeof processorConfigSpec>>;
+
+export function parseProcessorConfig(sources: ConfigSources): ProcessorConfig {
+  return parseConfig(
+    processorConfigSpec(),
+    { envPrefix: PROCESSOR_ENV_PREFIX, ...sources },
+    (c) => {
+      const topics = [c.eventsTopic, c.transitionsTopic, c.stateTopic, c.deadLetterTopic];
+      return new Set(topics).size === topics.length ? [] : ['the four topics must be different'];
+    },
+  );
+}

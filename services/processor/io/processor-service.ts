@@ -1,0 +1,502 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { EachBatchPayload, IHeaders, Kafka, Message, TopicMessages } from 'kafkajs';
+import { Registry } from 'prom-client';
+import { Subject, type Subscription } from 'rxjs';
+import { TelemetryError } from '../../shared/core/errors.ts';
+import type { TransitionRecord } from '../../shared/core/transition-record.ts';
+import {
+  createEventCodec,
+  createTransitionCodec,
+  type AvroCodec,
+} from '../../shared/io/avro-codec.ts';
+import { startHttpServer, type RunningHttpServer } from '../../shared/io/http-server.ts';
+import { createKafkaClient } from '../../shared/io/kafka-client.ts';
+import type { Logger } from '../../shared/io/logger.ts';
+import type { ProcessorConfig } from '../config.ts';
+import {
+  PartitionProcessor,
+  type BatchOutcome,
+  type EventInput,
+  type PublishedTransition,
+  type VmStateValue,
+} from '../core/partition-processor.ts';
+import { ChangelogFold, changelogEntries } from '../core/state-changelog.ts';
+import { batchPipeline, type BatchResult } from './batch-pipeline.ts';
+import { readPartitionsToEnd } from './partition-reader.ts';
+import { createProcessorTelemetry } from './processor-telemetry.ts';
+
+/**
+ * The processor stage: events topic → transition engine → transitions topic.
+ *
+ * Delivery (README "Delivery guarantees"): every transition is published exactly once, across
+ * crashes and rebalances, without Kafka transactions. Per batch of partition p:
+ *   1. the engine applies the batch (records at or below the state's applied offset, or with a
+ *      (session, sequence) already applied, are redeliveries and change nothing);
+ *   2. its transitions (and dead letters) are published to partition p of the transitions topic;
+ *   3. the changed VMs' state and the partition's meta (applied offset, transitions end offset)
+ *      are written to partition p of the compacted state topic;
+ *   4. the offset is committed.
+ * A processor taking partition p over (restart, rebalance) folds partition p of the state topic,
+ * reads the transitions published after that state (from the meta's end offset), and resumes
+ * at the committed offset. Recomputed transitions that were already published are recognised by
+ * identity (device, kind, start) and not published again; events the state already reflects are
+ * skipped. A crash between any two steps therefore neither loses nor doubles a transition.
+ */
+export interface RunningProcessor {
+  http: RunningHttpServer;
+  registry: Registry;
+  /** Stops consuming after the batch in hand, then disconnects; resolves when done. */
+  stop(): Promise<void>;
+}
+
+interface BatchJob {
+  kind: 'batch';
+  payload: EachBatchPayload;
+  done: (error: unknown) => void;
+}
+
+interface TickJob {
+  kind: 'tick';
+  done: (error: unknown) => void;
+}
+
+type Job = BatchJob | TickJob;
+
+/** One partition's work after the engine ran: what to publish, save and commit. */
+interface PartitionWork {
+  partition: number;
+  transitions: PublishedTransition[];
+  deadLetters: Message[];
+  state: VmStateValue[];
+  /** Offset to commit after the work is saved; null for a tick. */
+  commitOffset: number | null;
+  appliedOffset: number;
+  receivedMicros: number[];
+  skipped: number;
+}
+
+interface Applied {
+  job: Job;
+  work: PartitionWork[];
+  stale: boolean;
+}
+
+export async function startProcessor(
+  config: ProcessorConfig,
+  logger: Logger,
+): Promise<RunningProcessor> {
+  const registry = new Registry();
+  const telemetry = createProcessorTelemetry(registry, logger);
+  const kafka = createKafkaClient({ brokers: config.brokers, clientId: config.clientId, logger });
+  await checkTopics(kafka, config);
+
+  const eventCodec = createEventCodec();
+  const transitionCodec = createTransitionCodec() as unknown as AvroCodec<PublishedTransition>;
+  const producer = kafka.producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+    allowAutoTopicCreation: false,
+  });
+  const consumer = kafka.consumer({
+    groupId: config.groupId,
+    maxWaitTimeInMs: 50,
+    sessionTimeout: 30_000,
+    heartbeatInterval: 3000,
+  });
+
+  const partitions = new Map<number, PartitionProcessor>();
+  const transitionsEnd = new Map<number, number>();
+  let assigned = new Set<number>();
+  let joined = false;
+  let stopping = false;
+  let paused = false;
+
+  consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+    assigned = new Set(payload.memberAssignment[config.eventsTopic] ?? []);
+    joined = true;
+    for (const p of [...partitions.keys()]) {
+      if (!assigned.has(p)) forget(p);
+    }
+    logger.info('Joined the consumer group.', {
+      partitions: [...assigned],
+      generation: payload.groupId,
+    });
+  });
+  consumer.on(consumer.events.CRASH, ({ payload }) => {
+    joined = false;
+    logger.error('The consumer crashed; kafkajs restarts it.', {
+      error: payload.error,
+      restart: payload.restart,
+    });
+    for (const p of [...partitions.keys()]) forget(p);
+  });
+
+  /** Drops a partition's in-memory state; the next batch rebuilds it from Kafka. */
+  const forget = (partition: number): void => {
+    partitions.delete(partition);
+    transitionsEnd.delete(partition);
+    telemetry.partitionLost(partition);
+  };
+
+  const restorePartitions = async (wanted: number[]): Promise<void> => {
+    const started = Date.now();
+    const folds = new Map(wanted.map((p) => [p, new ChangelogFold()]));
+    await readPartitionsToEnd(
+      kafka,
+      config.stateTopic,
+      new Map(wanted.map((p) => [p, 0])),
+      (p, m) => {
+        if (m.key !== null)
+          folds.get(p)?.add(m.key.toString(), m.value === null ? null : m.value.toString());
+      },
+    );
+    const states = new Map(wanted.map((p) => [p, (folds.get(p) as ChangelogFold).result()]));
+    const since = new Map<number, TransitionRecord[]>(wanted.map((p) => [p, []]));
+    const ends = new Map<number, number>();
+    await readPartitionsToEnd(
+      kafka,
+      config.transitionsTopic,
+      new Map(wanted.map((p) => [p, states.get(p)?.meta?.transitionsEndOffset ?? 0])),
+      (p, m) => {
+        ends.set(p, Number(m.offset) + 1);
+        if (m.value === null) return;
+        const decoded = transitionCodec.decode(m.value);
+        if (decoded.kind === 'record') since.get(p)?.push(decoded.value);
+      },
+    );
+    const now = Date.now() * 1000;
+    for (const p of wanted) {
+      const { vms, meta } = states.get(p) as ReturnType<ChangelogFold['result']>;
+      const processor = new PartitionProcessor(p, {
+        prepareTimeoutSeconds: config.prepareTimeoutSeconds,
+      });
+      processor.restore(vms, meta?.appliedOffset ?? -1, since.get(p) ?? [], now);
+      partitions.set(p, processor);
+      transitionsEnd.set(p, ends.get(p) ?? meta?.transitionsEndOffset ?? 0);
+      telemetry.partitionRestored(p, vms.length, since.get(p)?.length ?? 0, Date.now() - started);
+    }
+  };
+
+  const restore = async (job: Job): Promise<Job> => {
+    if (job.kind !== 'batch' || partitions.has(job.payload.batch.partition)) return job;
+    const wanted = [...new Set([job.payload.batch.partition, ...assigned])].filter(
+      (p) => !partitions.has(p),
+    );
+    await withHeartbeats(job.payload, () => restorePartitions(wanted));
+    return job;
+  };
+
+  const apply = (job: Job): Applied => {
+    const nowMicros = Date.now() * 1000;
+    if (job.kind === 'tick') {
+      const work: PartitionWork[] = [];
+      for (const [p, processor] of partitions) {
+        const transitions = processor.expireSilent(nowMicros);
+        if (transitions.length === 0) continue;
+        work.push({
+          partition: p,
+          transitions,
+          deadLetters: [],
+          state: processor.takeStateChanges(),
+          commitOffset: null,
+          appliedOffset: processor.lastAppliedOffset,
+          receivedMicros: [],
+          skipped: 0,
+        });
+      }
+      return { job, work, stale: false };
+    }
+    const { batch } = job.payload;
+    const processor = partitions.get(batch.partition) as PartitionProcessor;
+    const inputs: EventInput[] = [];
+    const deadLetters: Message[] = [];
+    const receivedMicros: number[] = [];
+    telemetry.recordsConsumed(batch.messages.length);
+    for (const message of batch.messages) {
+      const offset = Number(message.offset);
+      const decoded = message.value === null ? null : eventCodec.decode(message.value);
+      if (decoded?.kind === 'record') {
+        inputs.push({ offset, record: decoded.value });
+        receivedMicros.push(decoded.value.receivedMicros);
+      } else if (offset > processor.lastAppliedOffset) {
+        const reason = decoded === null ? 'empty' : decoded.reason;
+        deadLetters.push(
+          deadLetter(config.eventsTopic, batch.partition, message.offset, message, reason),
+        );
+        telemetry.recordDeadLettered(
+          reason,
+          batch.partition,
+          message.offset,
+          decoded?.error?.message ?? reason,
+        );
+      }
+    }
+    const outcome: BatchOutcome = processor.applyBatch(inputs, nowMicros);
+    for (const bad of outcome.invalid) {
+      const message = batch.messages.find((m) => Number(m.offset) === bad.offset) as Message & {
+        offset: string;
+      };
+      deadLetters.push(
+        deadLetter(config.eventsTopic, batch.partition, message.offset, message, bad.reason),
+      );
+      telemetry.recordDeadLettered(bad.reason, batch.partition, message.offset, bad.detail);
+    }
+    const last = Number(batch.lastOffset());
+    processor.markHandled(last);
+    telemetry.duplicatesIgnored(outcome.redeliveries, outcome.identical);
+    telemetry.sessionsStarted(outcome.newSessions);
+    return {
+      job,
+      stale: job.payload.isStale(),
+      work: [
+        {
+          partition: batch.partition,
+          transitions: outcome.transitions,
+          deadLetters,
+          state: processor.takeStateChanges(),
+          commitOffset: last + 1,
+          appliedOffset: processor.lastAppliedOffset,
+          receivedMicros,
+          skipped: outcome.alreadyPublished,
+        },
+      ],
+    };
+  };
+
+  /** Retries a Kafka write until it succeeds, pausing consumption while it does not. */
+  const untilDone = async <T>(write: () => Promise<T>): Promise<T> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const result = await write();
+        if (paused) {
+          paused = false;
+          consumer.resume([{ topic: config.eventsTopic }]);
+        }
+        return result;
+      } catch (error) {
+        if (stopping) throw error;
+        if (!paused) {
+          paused = true;
+          consumer.pause([{ topic: config.eventsTopic }]);
+        }
+        const delayMs = Math.min(config.publishRetryMaxMs, 100 * 2 ** Math.min(attempt, 10));
+        telemetry.publishFailed(error, attempt, delayMs);
+        await sleep(delayMs);
+      }
+    }
+  };
+
+  const publish = async (applied: Applied): Promise<Applied> => {
+    if (applied.stale) return applied;
+    for (const work of applied.work) {
+      const transitionMessages = work.transitions.map((t) => ({
+        partition: work.partition,
+        key: `${t.host}/${t.vm}`,
+        value: transitionCodec.encode(t),
+      }));
+      const topicMessages: TopicMessages[] = [];
+      if (transitionMessages.length > 0)
+        topicMessages.push({ topic: config.transitionsTopic, messages: transitionMessages });
+      if (work.deadLetters.length > 0)
+        topicMessages.push({ topic: config.deadLetterTopic, messages: work.deadLetters });
+      if (topicMessages.length === 0) continue;
+      const metadata = await untilDone(() => producer.sendBatch({ topicMessages, acks: -1 }));
+      const sent = metadata.find(
+        (m) => m.topicName === config.transitionsTopic && m.partition === work.partition,
+      );
+      if (sent?.baseOffset !== undefined) {
+        transitionsEnd.set(work.partition, Number(sent.baseOffset) + transitionMessages.length);
+      }
+      const prepares = work.transitions.filter((t) => t.type === 'prepare').length;
+      telemetry.transitionsPublished(prepares, work.transitions.length - prepares, work.skipped);
+    }
+    return applied;
+  };
+
+  const save = async (applied: Applied): Promise<Applied> => {
+    if (applied.stale) return applied;
+    for (const work of applied.work) {
+      if (work.state.length === 0 && work.commitOffset === null) continue;
+      const entries = changelogEntries(work.state, {
+        appliedOffset: work.appliedOffset,
+        transitionsEndOffset: transitionsEnd.get(work.partition) ?? 0,
+      });
+      await untilDone(() =>
+        producer.send({
+          topic: config.stateTopic,
+          acks: -1,
+          messages: entries.map((e) => ({ partition: work.partition, key: e.key, value: e.value })),
+        }),
+      );
+    }
+    return applied;
+  };
+
+  const commit = async (applied: Applied): Promise<void> => {
+    if (applied.job.kind !== 'batch') return;
+    const { payload } = applied.job;
+    const work = applied.work[0];
+    if (applied.stale || work === undefined || work.commitOffset === null) {
+      // The partition moved while this batch ran: let its new owner rebuild from Kafka.
+      forget(payload.batch.partition);
+      return;
+    }
+    payload.resolveOffset(String(work.commitOffset - 1));
+    await consumer.commitOffsets([
+      { topic: config.eventsTopic, partition: work.partition, offset: String(work.commitOffset) },
+    ]);
+    const now = Date.now() * 1000;
+    telemetry.eventsDone(work.receivedMicros.map((r) => Math.max(0, now - r) / 1e6));
+    telemetry.partitionLag(
+      work.partition,
+      Math.max(0, Number(payload.batch.highWatermark) - work.commitOffset),
+    );
+  };
+
+  const jobs = new Subject<Job>();
+  const subscription: Subscription = jobs
+    .pipe(batchPipeline<Job, Applied>({ restore, apply, publish, save, commit }))
+    .subscribe(({ job, error }: BatchResult<Job>) => {
+      if (error !== null && job.kind === 'batch') {
+        // State in memory may now be ahead of what Kafka holds: rebuild before going on.
+        forget(job.payload.batch.partition);
+      }
+      if (error !== null) logger.error('A batch failed; it will be retried.', { error });
+      job.done(error);
+    });
+  const enqueue = <J extends Job>(make: (done: (error: unknown) => void) => J): Promise<void> =>
+    new Promise((resolve, reject) =>
+      jobs.next(
+        make((error) =>
+          error === null
+            ? resolve()
+            : reject(
+                error instanceof Error ? error : new TelemetryError('INTERNAL', String(error)),
+              ),
+        ),
+      ),
+    );
+
+  await producer.connect();
+  await consumer.connect();
+  await consumer.subscribe({ topic: config.eventsTopic, fromBeginning: true });
+  await consumer.run({
+    autoCommit: false,
+    eachBatchAutoResolve: false,
+    partitionsConsumedConcurrently: 1,
+    eachBatch: async (payload) => {
+      if (payload.batch.messages.length === 0) return;
+      await enqueue((done) => ({ kind: 'batch', payload, done }));
+    },
+  });
+
+  const tick = setInterval(() => {
+    let devices = 0;
+    let open = 0;
+    for (const processor of partitions.values()) {
+      const s = processor.stats();
+      devices += s.devices;
+      open += s.openPrepares;
+    }
+    telemetry.engineSize(devices, open);
+    if (partitions.size > 0) {
+      enqueue((done) => ({ kind: 'tick', done })).catch(() => undefined);
+    }
+  }, config.tickIntervalMs);
+
+  const http = await startHttpServer({
+    host: config.httpHost,
+    port: config.httpPort,
+    registry,
+    logger,
+    readiness: () =>
+      joined && !paused
+        ? { ready: true, reasons: [`consuming partitions ${[...assigned].join(',') || 'none'}`] }
+        : {
+            ready: false,
+            reasons: [
+              joined
+                ? 'publishing is failing; consumption paused'
+                : 'not in the consumer group yet',
+            ],
+          },
+  });
+  logger.info('The processor is running.', {
+    metrics: `${http.url}/metrics`,
+    groupId: config.groupId,
+  });
+
+  return {
+    http,
+    registry,
+    stop: async () => {
+      stopping = true;
+      clearInterval(tick);
+      await consumer.disconnect();
+      jobs.complete();
+      subscription.unsubscribe();
+      await producer.disconnect();
+      await http.close();
+    },
+  };
+}
+
+/** The dead-letter copy of a record: its bytes and key as they were, where it came from, why. */
+function deadLetter(
+  topic: string,
+  partition: number,
+  offset: string,
+  message: Message,
+  reason: string,
+): Message {
+  const headers: IHeaders = {
+    'vfio-source-topic': topic,
+    'vfio-source-partition': String(partition),
+    'vfio-source-offset': offset,
+    'vfio-error': reason,
+  };
+  return { key: message.key ?? null, value: message.value ?? null, headers };
+}
+
+async function withHeartbeats<T>(payload: EachBatchPayload, work: () => Promise<T>): Promise<T> {
+  const timer = setInterval(() => {
+    payload.heartbeat().catch(() => undefined);
+  }, 2000);
+  try {
+    return await work();
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+/** Fails fast, listing every problem, when topics are missing or too small to mirror partitions. */
+async function checkTopics(kafka: Kafka, config: ProcessorConfig): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const names = [
+      config.eventsTopic,
+      config.transitionsTopic,
+      config.stateTopic,
+      config.deadLetterTopic,
+    ];
+    const existing = new Set(await admin.listTopics());
+    const missing = names.filter((n) => !existing.has(n));
+    if (missing.length > 0) {
+      throw new TelemetryError(
+        'CONFIG_INVALID',
+        `missing Kafka topics: ${missing.join(', ')} (create them: infra/kafka/create-topics.ts)`,
+      );
+    }
+    const { topics } = await admin.fetchTopicMetadata({ topics: names });
+    const count = (name: string): number =>
+      topics.find((t) => t.name === name)?.partitions.length ?? 0;
+    const events = count(config.eventsTopic);
+    const problems = [config.transitionsTopic, config.stateTopic]
+      .filter((n) => count(n) < events)
+      .map((n) => `${n} has ${count(n)} partitions, fewer than ${config.eventsTopic} (${events})`);
+    if (problems.length > 0) throw new TelemetryError('CONFIG_INVALID', problems.join('; '));
+  } finally {
+    await admin.disconnect();
+  }
+}
