@@ -4,6 +4,7 @@
  *   GET /healthz  200 while the process runs (liveness: restart me only if this fails)
  *   GET /readyz   200 when the stage can do its work, else 503 with the reasons (one per line)
  * Port 0 is allowed; the bound address is returned, so tests and `--http-port 0` work.
+ * A stage may add its own GET routes (the exporter's live page); the three above win.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -16,12 +17,17 @@ export interface Readiness {
   reasons: readonly string[];
 }
 
+/** Answers one GET/HEAD request; `path` is the URL path without the query string. */
+export type HttpRoute = (req: IncomingMessage, res: ServerResponse, path: string) => Promise<void>;
+
 export interface HttpServerOptions {
   host: string;
   port: number;
   registry: Registry;
   readiness: () => Readiness;
   logger: Logger;
+  /** Extra GET routes by exact path. */
+  routes?: Readonly<Record<string, HttpRoute>>;
 }
 
 export interface RunningHttpServer {
@@ -48,6 +54,13 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
       res
         .writeHead(r.ready ? 200 : 503, { 'content-type': 'text/plain' })
         .end(`${r.ready ? 'ready' : 'not ready'}\n${r.reasons.map((x) => `${x}\n`).join('')}`);
+    } else if (
+      path !== undefined &&
+      options.routes !== undefined &&
+      Object.hasOwn(options.routes, path)
+    ) {
+      // hasOwn, not `in`: a request for "constructor" must not reach Object.prototype.
+      await (options.routes[path] as HttpRoute)(req, res, path);
     } else {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
     }

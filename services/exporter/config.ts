@@ -1,0 +1,153 @@
+import {
+  option,
+  parseConfig,
+  type ConfigOf,
+  type ConfigSources,
+} from '../shared/core/config-spec.ts';
+import { TRANSITIONS_TOPIC } from '../shared/core/topics.ts';
+
+export const EXPORTER_ENV_PREFIX = 'VFIO_EXPORTER_';
+
+/** The exporter's options (docs in `services/exporter/README.md`). */
+export function exporterConfigSpec() {
+  return {
+    brokers: option({
+      type: 'list',
+      env: 'KAFKA_BROKERS',
+      flag: 'brokers',
+      doc: 'Kafka bootstrap brokers, HOST:PORT',
+      check: (list) =>
+        list.length === 0
+          ? 'needs at least one HOST:PORT'
+          : (list
+              .map((b) => (/^[^\s:]+:\d{1,5}$/.test(b) ? null : `"${b}" is not HOST:PORT`))
+              .find((p) => p !== null) ?? null),
+    }),
+    topic: option({
+      type: 'string',
+      default: TRANSITIONS_TOPIC,
+      env: 'VFIO_EXPORTER_TOPIC',
+      flag: 'topic',
+      doc: 'Kafka topic of the transition records',
+      check: (v) => (/^[A-Za-z0-9._-]{1,249}$/.test(v) ? null : `"${v}" is not a Kafka topic name`),
+    }),
+    groupId: option({
+      type: 'string',
+      default: 'vfio-exporter',
+      env: 'VFIO_EXPORTER_GROUP_ID',
+      flag: 'group-id',
+      doc: 'consumer group; exporters in one group split the partitions',
+      check: (v) => (v.trim() === '' ? 'must not be empty' : null),
+    }),
+    clientId: option({
+      type: 'string',
+      default: 'vfio-exporter',
+      env: 'VFIO_EXPORTER_CLIENT_ID',
+      flag: 'client-id',
+      doc: 'Kafka client id',
+    }),
+    fromBeginning: option({
+      type: 'boolean',
+      default: true,
+      env: 'VFIO_EXPORTER_FROM_BEGINNING',
+      flag: 'from-beginning',
+      doc: 'a group without committed offsets starts at the earliest offset (else the latest)',
+    }),
+    hostLabel: option({
+      type: 'boolean',
+      default: true,
+      env: 'VFIO_EXPORTER_HOST_LABEL',
+      flag: 'host-label',
+      doc: 'add a host label to the prepare metrics (--no-host-label for very large fleets)',
+    }),
+    maxHosts: option({
+      type: 'integer',
+      default: 64,
+      min: 1,
+      max: 10_000,
+      env: 'VFIO_EXPORTER_MAX_HOSTS',
+      flag: 'max-hosts',
+      doc: 'distinct host label values kept; later hosts are folded into "other"',
+    }),
+    maxLabelValues: option({
+      type: 'integer',
+      default: 16,
+      min: 0,
+      max: 1000,
+      env: 'VFIO_EXPORTER_MAX_LABEL_VALUES',
+      flag: 'max-label-values',
+      doc: 'distinct unknown target/state/outcome values kept per label; later ones become "other"',
+    }),
+    quantileIntervalMs: option({
+      type: 'integer',
+      default: 5000,
+      min: 100,
+      max: 600_000,
+      env: 'VFIO_EXPORTER_QUANTILE_INTERVAL_MS',
+      flag: 'quantile-interval-ms',
+      doc: 'how often the live page gets a new p50/p90/p99 point',
+    }),
+    quantileWindowSeconds: option({
+      type: 'integer',
+      default: 60,
+      min: 1,
+      max: 86_400,
+      env: 'VFIO_EXPORTER_QUANTILE_WINDOW_SECONDS',
+      flag: 'quantile-window-seconds',
+      doc: 'each live-page quantile point covers the completions of this many seconds',
+    }),
+    quantilePoints: option({
+      type: 'integer',
+      default: 180,
+      min: 2,
+      max: 10_000,
+      env: 'VFIO_EXPORTER_QUANTILE_POINTS',
+      flag: 'quantile-points',
+      doc: 'quantile points the live page keeps (in memory)',
+    }),
+    httpHost: option({
+      type: 'string',
+      default: '127.0.0.1',
+      env: 'VFIO_EXPORTER_HTTP_HOST',
+      flag: 'http-host',
+      doc: 'address of the /metrics, /healthz, /readyz and live page server (0.0.0.0 for remote)',
+    }),
+    httpPort: option({
+      type: 'integer',
+      default: 9465,
+      min: 0,
+      max: 65535,
+      env: 'VFIO_EXPORTER_HTTP_PORT',
+      flag: 'http-port',
+      doc: 'port of that server (0 picks a free one, printed at start)',
+    }),
+    shutdownTimeoutMs: option({
+      type: 'integer',
+      default: 10_000,
+      min: 100,
+      env: 'VFIO_EXPORTER_SHUTDOWN_TIMEOUT_MS',
+      flag: 'shutdown-timeout-ms',
+      doc: 'how long SIGTERM may take to commit offsets and leave the group',
+    }),
+    logLevel: option({
+      type: 'string',
+      default: 'info',
+      oneOf: ['debug', 'info', 'warn', 'error'],
+      env: 'VFIO_EXPORTER_LOG_LEVEL',
+      flag: 'log-level',
+      doc: 'least severe log level written to stderr',
+    }),
+  } as const;
+}
+
+export type ExporterConfigSpec = ReturnType<typeof exporterConfigSpec>;
+export type ExporterConfig = ConfigOf<ExporterConfigSpec>;
+
+/** Reads and validates the whole configuration; throws CONFIG_INVALID listing every problem. */
+export function parseExporterConfig(sources: ConfigSources): ExporterConfig {
+  return parseConfig(exporterConfigSpec(), { envPrefix: EXPORTER_ENV_PREFIX, ...sources }, (c) =>
+    c.quantileWindowSeconds * 1000 < c.quantileIntervalMs
+      ? ['quantileWindowSeconds must cover at least one quantileIntervalMs']
+      : [],
+  );
+}

@@ -1,0 +1,134 @@
+/**
+ * The JSON behind the live page (`GET /api/summary`), built from the exporter's own metric
+ * values. The samples have prom-client's `get()` shape, but as plain data: this module neither
+ * imports prom-client nor reads a clock.
+ */
+import { KNOWN_OUTCOMES } from './transition-observations.ts';
+import type { QuantilePoint } from './quantile-history.ts';
+
+export interface MetricSample {
+  labels: Readonly<Record<string, string | number | undefined>>;
+  value: number;
+  /** `<name>_bucket`, `<name>_sum` or `<name>_count` for a histogram. */
+  metricName?: string;
+}
+
+export interface AggregatedHistogram {
+  /** Cumulative counts per finite bound, then +Inf. */
+  cumulative: number[];
+  sum: number;
+  count: number;
+}
+
+/** `sum by (groupBy, le)` of a histogram's samples; one entry per value of `groupBy`. */
+export function aggregateHistogram(
+  samples: readonly MetricSample[],
+  bounds: readonly number[],
+  groupBy: string,
+): Map<string, AggregatedHistogram> {
+  const out = new Map<string, AggregatedHistogram>();
+  const entry = (key: string): AggregatedHistogram => {
+    let h = out.get(key);
+    if (h === undefined) {
+      h = { cumulative: new Array<number>(bounds.length + 1).fill(0), sum: 0, count: 0 };
+      out.set(key, h);
+    }
+    return h;
+  };
+  for (const s of samples) {
+    const h = entry(String(s.labels[groupBy] ?? ''));
+    const name = s.metricName ?? '';
+    if (name.endsWith('_bucket')) {
+      const le = s.labels['le'];
+      const i = le === '+Inf' ? bounds.length : bounds.indexOf(Number(le));
+      if (i >= 0) h.cumulative[i] = (h.cumulative[i] as number) + s.value;
+    } else if (name.endsWith('_sum')) h.sum += s.value;
+    else if (name.endsWith('_count')) h.count += s.value;
+  }
+  return out;
+}
+
+/** `sum by (label)` of a counter's samples. */
+export function sumBy(samples: readonly MetricSample[], label: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const s of samples) {
+    const key = String(s.labels[label] ?? '');
+    out.set(key, (out.get(key) ?? 0) + s.value);
+  }
+  return out;
+}
+
+export interface LatencyDistribution {
+  outcome: string;
+  count: number;
+  sum: number;
+  /** Observations per bucket (not cumulative): one per finite bound, then +Inf. */
+  perBucket: number[];
+  /** Share of observations at or under the budget bound; null without observations. */
+  withinBudget: number | null;
+}
+
+export interface LiveSummary {
+  atMs: number;
+  ready: boolean;
+  readiness: readonly string[];
+  recordsConsumed: number;
+  recordsInvalid: number;
+  bounds: readonly number[];
+  budgetSeconds: number;
+  latency: LatencyDistribution[];
+  outcomes: { outcome: string; count: number }[];
+  quantileWindowSeconds: number;
+  quantiles: QuantilePoint[];
+}
+
+export interface LiveSummaryInput {
+  atMs: number;
+  ready: boolean;
+  readiness: readonly string[];
+  recordsConsumed: number;
+  recordsInvalid: number;
+  bounds: readonly number[];
+  budgetSeconds: number;
+  /** Latency histogram aggregated by outcome. */
+  latencyByOutcome: ReadonlyMap<string, AggregatedHistogram>;
+  /** Outcome counter summed by outcome. */
+  outcomeCounts: ReadonlyMap<string, number>;
+  quantileWindowSeconds: number;
+  quantiles: QuantilePoint[];
+}
+
+export function buildLiveSummary(input: LiveSummaryInput): LiveSummary {
+  const budgetIndex = input.bounds.indexOf(input.budgetSeconds);
+  const latency = ['completed', 'failed', ...input.latencyByOutcome.keys()]
+    .filter((o, i, all) => all.indexOf(o) === i)
+    .map((outcome) => {
+      const h = input.latencyByOutcome.get(outcome);
+      const cumulative = h?.cumulative ?? new Array<number>(input.bounds.length + 1).fill(0);
+      const count = cumulative[cumulative.length - 1] ?? 0;
+      return {
+        outcome,
+        count,
+        sum: h?.sum ?? 0,
+        perBucket: cumulative.map((c, i) => c - (i === 0 ? 0 : (cumulative[i - 1] as number))),
+        withinBudget:
+          count === 0 || budgetIndex < 0 ? null : (cumulative[budgetIndex] as number) / count,
+      };
+    });
+  const outcomes = [...KNOWN_OUTCOMES, ...input.outcomeCounts.keys()]
+    .filter((o, i, all) => all.indexOf(o) === i)
+    .map((outcome) => ({ outcome, count: input.outcomeCounts.get(outcome) ?? 0 }));
+  return {
+    atMs: input.atMs,
+    ready: input.ready,
+    readiness: input.readiness,
+    recordsConsumed: input.recordsConsumed,
+    recordsInvalid: input.recordsInvalid,
+    bounds: input.bounds,
+    budgetSeconds: input.budgetSeconds,
+    latency,
+    outcomes,
+    quantileWindowSeconds: input.quantileWindowSeconds,
+    quantiles: input.quantiles,
+  };
+}

@@ -1,0 +1,151 @@
+/**
+ * The exporter's metrics (docs/metrics.md, "Exporter") on the registry passed in, and its
+ * self-telemetry as named events (Vector `internal_events`): each function both counts and logs,
+ * so logs and metrics never disagree. Warnings are rate-limited per event (one line per 10 s,
+ * with the number suppressed); counting never is.
+ */
+import { collectDefaultMetrics, Counter, Histogram, type Registry } from 'prom-client';
+import { DURATION_BUCKETS_SECONDS, LAG_BUCKETS_SECONDS } from '../../shared/core/bucket-policy.ts';
+import type { Logger } from '../../shared/io/logger.ts';
+import { INVALID_REASONS, type InvalidReason } from '../core/invalid-reason.ts';
+import type { MetricSample } from '../core/live-summary.ts';
+import type { LabelFold, Observation } from '../core/transition-observations.ts';
+
+export const PROCESS_METRIC_PREFIX = 'vfio_exporter_';
+const RATE_LIMIT_MS = 10_000;
+
+export interface ExporterTelemetryOptions {
+  registry: Registry;
+  logger: Logger;
+  hostLabel: boolean;
+}
+
+export type ExporterTelemetry = ReturnType<typeof createExporterTelemetry>;
+
+export function createExporterTelemetry({ registry, logger, hostLabel }: ExporterTelemetryOptions) {
+  collectDefaultMetrics({ register: registry, prefix: PROCESS_METRIC_PREFIX });
+  const registers = [registry];
+  const prepareLabels = hostLabel ? ['target', 'outcome', 'host'] : ['target', 'outcome'];
+  const prepareDuration = new Histogram({
+    name: 'vfio_prepare_duration_seconds',
+    help: 'Prepare state to the next state of the device, for prepares that an event closed.',
+    labelNames: prepareLabels,
+    buckets: [...DURATION_BUCKETS_SECONDS],
+    registers,
+  });
+  const prepareOutcomes = new Counter({
+    name: 'vfio_prepare_outcomes_total',
+    help: 'Every prepare, by how it ended.',
+    labelNames: prepareLabels,
+    registers,
+  });
+  const stateDwell = new Histogram({
+    name: 'vfio_state_dwell_seconds',
+    help: 'Time a device spent in a state before the next one.',
+    labelNames: ['state', 'next'],
+    buckets: [...DURATION_BUCKETS_SECONDS],
+    registers,
+  });
+  const deliveryLag = new Histogram({
+    name: 'vfio_transition_delivery_lag_seconds',
+    help: 'QEMU timestamp of the event that closed a transition to the exporter observing it.',
+    buckets: [...LAG_BUCKETS_SECONDS],
+    registers,
+  });
+  const consumed = new Counter({
+    name: 'vfio_exporter_records_consumed_total',
+    help: 'Transition records read.',
+    registers,
+  });
+  const invalid = new Counter({
+    name: 'vfio_exporter_records_invalid_total',
+    help: 'Transition records that could not be decoded or broke the schema rules, by reason.',
+    labelNames: ['reason'],
+    registers,
+  });
+  const folded = new Counter({
+    name: 'vfio_exporter_label_values_folded_total',
+    help: 'Observations whose label value was replaced by "other" by the cardinality limit.',
+    labelNames: ['label'],
+    registers,
+  });
+  for (const reason of INVALID_REASONS) invalid.inc({ reason }, 0);
+  for (const label of hostLabel
+    ? ['target', 'outcome', 'state', 'host']
+    : ['target', 'outcome', 'state']) {
+    folded.inc({ label }, 0);
+  }
+
+  const limited = new Map<string, { last: number; suppressed: number }>();
+  const warnLimited = (key: string, message: string, fields: Record<string, unknown>): void => {
+    const now = Date.now();
+    const state = limited.get(key);
+    if (state !== undefined && now - state.last < RATE_LIMIT_MS) {
+      state.suppressed++;
+      return;
+    }
+    limited.set(key, { last: now, suppressed: 0 });
+    const suppressed = state?.suppressed ?? 0;
+    logger.warn(message, suppressed > 0 ? { ...fields, suppressed } : fields);
+  };
+
+  return {
+    recordsConsumed(count: number): void {
+      consumed.inc(count);
+    },
+    recordInvalid(reason: InvalidReason, where: Record<string, unknown>): void {
+      invalid.inc({ reason });
+      warnLimited(`invalid:${reason}`, 'A transition record was skipped.', { reason, ...where });
+    },
+    labelsFolded(folds: readonly LabelFold[]): void {
+      for (const fold of folds) {
+        folded.inc({ label: fold.label });
+        warnLimited(
+          `folded:${fold.label}`,
+          'A label value was folded into "other": the label has reached its limit of distinct values.',
+          { label: fold.label, value: fold.value },
+        );
+      }
+    },
+    observed(observations: readonly Observation[]): void {
+      for (const o of observations) {
+        switch (o.metric) {
+          case 'prepareDuration':
+            prepareDuration.observe(o.labels, o.value);
+            break;
+          case 'prepareOutcome':
+            prepareOutcomes.inc(o.labels);
+            break;
+          case 'stateDwell':
+            stateDwell.observe(o.labels, o.value);
+            break;
+          case 'deliveryLag':
+            deliveryLag.observe(o.value);
+            break;
+        }
+      }
+    },
+    /** The values the live page is built from. */
+    async samples(): Promise<{
+      prepareDuration: MetricSample[];
+      prepareOutcomes: MetricSample[];
+      consumed: number;
+      invalid: number;
+    }> {
+      const [duration, outcomes, c, i] = await Promise.all([
+        prepareDuration.get(),
+        prepareOutcomes.get(),
+        consumed.get(),
+        invalid.get(),
+      ]);
+      const total = (values: readonly MetricSample[]): number =>
+        values.reduce((sum, v) => sum + v.value, 0);
+      return {
+        prepareDuration: duration.values,
+        prepareOutcomes: outcomes.values,
+        consumed: total(c.values),
+        invalid: total(i.values),
+      };
+    },
+  };
+}

@@ -1,0 +1,45 @@
+/**
+ * The live page: static HTML/CSS/JS from `services/exporter/page/` (no build step, no external
+ * assets) and the JSON it polls, `GET /api/summary`. The files are read once when the routes are
+ * created, not at import time, and served from memory.
+ */
+import { readFile } from 'node:fs/promises';
+import type { ServerResponse } from 'node:http';
+import type { HttpRoute } from '../../shared/io/http-server.ts';
+import type { LiveSummary } from '../core/live-summary.ts';
+
+const PAGE_DIR = new URL('../page/', import.meta.url);
+const FILES = [
+  { path: '/', file: 'index.html', type: 'text/html; charset=utf-8' },
+  { path: '/live.js', file: 'live.js', type: 'text/javascript; charset=utf-8' },
+  { path: '/live.css', file: 'live.css', type: 'text/css; charset=utf-8' },
+] as const;
+
+export async function livePageRoutes(
+  summary: () => Promise<LiveSummary>,
+): Promise<Record<string, HttpRoute>> {
+  const routes: Record<string, HttpRoute> = {};
+  for (const { path, file, type } of FILES) {
+    const body = await readFile(new URL(file, PAGE_DIR));
+    routes[path] = (_req, res) => {
+      send(res, 200, type, body);
+      return Promise.resolve();
+    };
+  }
+  routes['/api/summary'] = async (_req, res) => {
+    send(res, 200, 'application/json', JSON.stringify(await summary()));
+  };
+  return routes;
+}
+
+function send(res: ServerResponse, status: number, type: string, body: string | Buffer): void {
+  res
+    .writeHead(status, {
+      'content-type': type,
+      'cache-control': 'no-store',
+      // The page loads nothing from elsewhere; say so, so a browser enforces it.
+      'content-security-policy':
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:",
+    })
+    .end(body);
+}

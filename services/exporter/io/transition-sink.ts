@@ -1,0 +1,53 @@
+/**
+ * One transition-topic message into metric observations: Avro decode (never throws), the pure
+ * mapping, then prom-client. Anything that cannot be observed is counted by reason and skipped;
+ * a poison record never stops the consumer.
+ */
+import type { TransitionRecord } from '../../shared/core/transition-record.ts';
+import type { AvroCodec } from '../../shared/io/avro-codec.ts';
+import { invalidReasonOfDecode } from '../core/invalid-reason.ts';
+import { observationsOf, type LabelGuards } from '../core/transition-observations.ts';
+import type { ExporterTelemetry } from './exporter-telemetry.ts';
+
+export interface MessageRef {
+  partition: number;
+  offset: string;
+}
+
+export interface TransitionSink {
+  /** Observes one message value; `nowMicros` is when the exporter read it. */
+  observe(value: Buffer | null, nowMicros: number, where: MessageRef): void;
+}
+
+export function createTransitionSink(
+  codec: AvroCodec<TransitionRecord>,
+  guards: LabelGuards,
+  telemetry: ExporterTelemetry,
+): TransitionSink {
+  return {
+    observe(value, nowMicros, where) {
+      telemetry.recordsConsumed(1);
+      if (value === null || value.length === 0) {
+        telemetry.recordInvalid('empty_value', { ...where });
+        return;
+      }
+      const decoded = codec.decode(value);
+      if (decoded.kind === 'invalid') {
+        telemetry.recordInvalid(invalidReasonOfDecode(decoded.reason), {
+          ...where,
+          code: decoded.code,
+          ...(decoded.fingerprint === undefined ? {} : { fingerprint: decoded.fingerprint }),
+          ...(decoded.error === undefined ? {} : { error: decoded.error }),
+        });
+        return;
+      }
+      const mapped = observationsOf(decoded.value, nowMicros, guards);
+      if (mapped.kind === 'invalid') {
+        telemetry.recordInvalid(mapped.reason, { ...where, field: mapped.detail });
+        return;
+      }
+      if (mapped.folds.length > 0) telemetry.labelsFolded(mapped.folds);
+      telemetry.observed(mapped.observations);
+    },
+  };
+}

@@ -1,0 +1,149 @@
+/**
+ * Wires the exporter: transitions topic → decode → observations → prom-client, plus the HTTP
+ * server (/metrics, /healthz, /readyz, the live page) and the quantile-history timer. The only
+ * place that opens sockets and starts timers; `startExporter` is the in-process API the `export`
+ * command and the tests use.
+ */
+import { Registry } from 'prom-client';
+import { DURATION_BUCKETS_SECONDS, RDMA_BUDGET_SECONDS } from '../shared/core/bucket-policy.ts';
+import { createTransitionCodec } from '../shared/io/avro-codec.ts';
+import { startHttpServer, type RunningHttpServer } from '../shared/io/http-server.ts';
+import { createKafkaClient } from '../shared/io/kafka-client.ts';
+import type { Logger } from '../shared/io/logger.ts';
+import type { ExporterConfig } from './config.ts';
+import {
+  aggregateHistogram,
+  buildLiveSummary,
+  sumBy,
+  type LiveSummary,
+} from './core/live-summary.ts';
+import { createQuantileHistory } from './core/quantile-history.ts';
+import { createLabelGuards } from './core/transition-observations.ts';
+import { createExporterTelemetry, type ExporterTelemetry } from './io/exporter-telemetry.ts';
+import { livePageRoutes } from './io/live-page.ts';
+import {
+  startTransitionConsumer,
+  type RunningTransitionConsumer,
+} from './io/transition-consumer.ts';
+import { createTransitionSink, type TransitionSink } from './io/transition-sink.ts';
+
+export interface RunningExporter {
+  http: RunningHttpServer;
+  registry: Registry;
+  telemetry: ExporterTelemetry;
+  summary(): Promise<LiveSummary>;
+  /** Leaves the consumer group (offsets are already committed per batch), then closes HTTP. */
+  stop(): Promise<void>;
+}
+
+export interface ExporterDeps {
+  /** Replaces the Kafka consumer (the HTTP tests feed the sink directly). */
+  startConsumer?: (sink: TransitionSink) => Promise<RunningTransitionConsumer>;
+  /** Called when the consumer dies for good; the command shuts the process down. */
+  onFatal?: (error: unknown) => void;
+}
+
+export async function startExporter(
+  config: ExporterConfig,
+  logger: Logger,
+  deps: ExporterDeps = {},
+): Promise<RunningExporter> {
+  const registry = new Registry();
+  const telemetry = createExporterTelemetry({ registry, logger, hostLabel: config.hostLabel });
+  const guards = createLabelGuards({
+    maxLabelValues: config.maxLabelValues,
+    maxHosts: config.hostLabel ? config.maxHosts : null,
+  });
+  const sink = createTransitionSink(createTransitionCodec(), guards, telemetry);
+  const bounds = DURATION_BUCKETS_SECONDS;
+  const history = createQuantileHistory({
+    bounds,
+    windowMs: config.quantileWindowSeconds * 1000,
+    capacity: config.quantilePoints,
+    startMs: Date.now(),
+  });
+
+  let consumer: RunningTransitionConsumer | undefined;
+  const readiness = () =>
+    consumer?.readiness() ?? { ready: false, reasons: ['kafka: consumer not started'] };
+
+  const latencyByOutcome = async () =>
+    aggregateHistogram((await telemetry.samples()).prepareDuration, bounds, 'outcome');
+  const summary = async (): Promise<LiveSummary> => {
+    const samples = await telemetry.samples();
+    const r = readiness();
+    return buildLiveSummary({
+      atMs: Date.now(),
+      ready: r.ready,
+      readiness: r.reasons,
+      recordsConsumed: samples.consumed,
+      recordsInvalid: samples.invalid,
+      bounds,
+      budgetSeconds: RDMA_BUDGET_SECONDS,
+      latencyByOutcome: aggregateHistogram(samples.prepareDuration, bounds, 'outcome'),
+      outcomeCounts: sumBy(samples.prepareOutcomes, 'outcome'),
+      quantileWindowSeconds: config.quantileWindowSeconds,
+      quantiles: history.points(),
+    });
+  };
+
+  const http = await startHttpServer({
+    host: config.httpHost,
+    port: config.httpPort,
+    registry,
+    logger,
+    readiness,
+    routes: await livePageRoutes(summary),
+  });
+
+  const tick = async (): Promise<void> => {
+    const completed = (await latencyByOutcome()).get('completed');
+    history.record(
+      Date.now(),
+      completed?.cumulative ?? new Array<number>(bounds.length + 1).fill(0),
+    );
+  };
+  const timer = setInterval(() => {
+    tick().catch((error: unknown) => logger.error('Taking a quantile snapshot failed.', { error }));
+  }, config.quantileIntervalMs);
+  timer.unref();
+
+  const onFatal = deps.onFatal ?? (() => {});
+  try {
+    consumer = await (deps.startConsumer ?? defaultConsumer)(sink);
+  } catch (error) {
+    clearInterval(timer);
+    await http.close();
+    throw error;
+  }
+
+  function defaultConsumer(s: TransitionSink): Promise<RunningTransitionConsumer> {
+    const kafka = createKafkaClient({ brokers: config.brokers, clientId: config.clientId, logger });
+    return startTransitionConsumer({
+      kafka,
+      topic: config.topic,
+      groupId: config.groupId,
+      fromBeginning: config.fromBeginning,
+      sink: s,
+      logger,
+      onFatal,
+    });
+  }
+
+  logger.info('Exporter started.', {
+    topic: config.topic,
+    groupId: config.groupId,
+    hostLabel: config.hostLabel,
+    metrics: `${http.url}/metrics`,
+    page: `${http.url}/`,
+  });
+
+  let stopping: Promise<void> | undefined;
+  const stop = async (): Promise<void> => {
+    clearInterval(timer);
+    await consumer?.stop();
+    await http.close();
+    logger.info('Exporter stopped.');
+  };
+  return { http, registry, telemetry, summary, stop: () => (stopping ??= stop()) };
+}

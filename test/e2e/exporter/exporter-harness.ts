@@ -1,0 +1,116 @@
+/**
+ * Shared by the exporter e2e tests: transition records to produce, an in-process exporter on a
+ * unique topic and group of the real broker, and a /metrics scrape parsed into series.
+ */
+import { randomUUID } from 'node:crypto';
+import type { TestContext } from 'node:test';
+import { parseExporterConfig } from '../../../services/exporter/config.ts';
+import { startExporter, type RunningExporter } from '../../../services/exporter/main.ts';
+import type {
+  PrepareOutcome,
+  TransitionRecord,
+} from '../../../services/shared/core/transition-record.ts';
+import { createLogger } from '../../../services/shared/io/logger.ts';
+import { brokersFromEnv, testKafka } from '../../helpers/kafka.ts';
+
+const device = { vm: 'vm-a', qomPath: '/machine/peripheral/nic0', deviceId: 'nic0' };
+
+/** A prepare record; seconds are binary fractions, so histogram sums are exact in any order. */
+export function prepareRecord(
+  host: string,
+  outcome: PrepareOutcome,
+  seconds: number | null,
+  target = 'pre-copy-p2p',
+): TransitionRecord {
+  const start = Date.now() * 1000 - 5_000_000;
+  return {
+    ...device,
+    host,
+    type: 'prepare',
+    target,
+    prepareState: `${target}-prepare`,
+    outcome,
+    next: seconds === null ? null : target,
+    seconds,
+    startMicros: start,
+    endMicros: seconds === null ? null : start + Math.round(seconds * 1e6),
+  };
+}
+
+export function dwellRecord(
+  host: string,
+  state: string,
+  next: string,
+  seconds: number,
+): TransitionRecord {
+  const start = Date.now() * 1000 - 10_000_000;
+  return {
+    ...device,
+    host,
+    type: 'dwell',
+    state,
+    next,
+    seconds,
+    startMicros: start,
+    endMicros: start + Math.round(seconds * 1e6),
+  };
+}
+
+export async function produce(topic: string, values: readonly (Buffer | null)[]): Promise<void> {
+  const producer = testKafka(brokersFromEnv()).producer();
+  await producer.connect();
+  try {
+    await producer.send({
+      topic,
+      messages: values.map((value, i) => ({ key: `k${i % 3}`, value })),
+    });
+  } finally {
+    await producer.disconnect();
+  }
+}
+
+export async function startTestExporter(
+  t: TestContext,
+  topic: string,
+  flags: Record<string, string | boolean> = {},
+  groupId = `exporter-${randomUUID()}`,
+): Promise<RunningExporter> {
+  const config = parseExporterConfig({
+    env: { KAFKA_BROKERS: brokersFromEnv().join(',') },
+    flags: { topic, 'group-id': groupId, 'http-port': '0', ...flags },
+  });
+  const exporter = await startExporter(config, createLogger({ level: 'warn' }));
+  t.after(() => exporter.stop());
+  return exporter;
+}
+
+/** `/metrics` as a map from series (labels sorted by name) to value. */
+export async function scrape(url: string): Promise<Map<string, number>> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const match = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (match === null) throw new Error(`unparsable metrics line: ${line}`);
+    const [, name, labelText, value] = match as unknown as [
+      string,
+      string,
+      string | undefined,
+      string,
+    ];
+    const labels: Record<string, string | undefined> = {};
+    for (const m of (labelText ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) {
+      labels[m[1] as string] = m[2];
+    }
+    out.set(series(name, labels), Number(value));
+  }
+  return out;
+}
+
+export function series(name: string, labels: Record<string, string | undefined> = {}): string {
+  const parts = Object.entries(labels)
+    .filter(([, v]) => v !== undefined)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([k, v]) => `${k}="${v}"`);
+  return `${name}{${parts.join(',')}}`;
+}

@@ -1,0 +1,76 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import {
+  aggregateHistogram,
+  buildLiveSummary,
+  sumBy,
+  type MetricSample,
+} from '../../../services/exporter/core/live-summary.ts';
+import { invalidReasonOfDecode } from '../../../services/exporter/core/invalid-reason.ts';
+
+const bounds = [0.01, 0.05];
+const series = (
+  labels: Record<string, string>,
+  cumulative: number[],
+  sum: number,
+): MetricSample[] => [
+  ...cumulative.map((value, i) => ({
+    labels: { ...labels, le: i < bounds.length ? (bounds[i] as number) : '+Inf' },
+    value,
+    metricName: 'x_bucket',
+  })),
+  { labels, value: sum, metricName: 'x_sum' },
+  { labels, value: cumulative[cumulative.length - 1] as number, metricName: 'x_count' },
+];
+
+test('aggregateHistogram sums buckets by one label (sum by (outcome, le))', () => {
+  const samples = [
+    ...series({ target: 'a', outcome: 'completed' }, [1, 2, 3], 0.3),
+    ...series({ target: 'b', outcome: 'completed' }, [0, 4, 4], 0.1),
+    ...series({ target: 'a', outcome: 'failed' }, [0, 0, 1], 2),
+  ];
+  const agg = aggregateHistogram(samples, bounds, 'outcome');
+  assert.deepEqual(agg.get('completed'), { cumulative: [1, 6, 7], sum: 0.4, count: 7 });
+  assert.deepEqual(agg.get('failed'), { cumulative: [0, 0, 1], sum: 2, count: 1 });
+});
+
+test('buildLiveSummary: per-bucket counts, share within budget, all outcomes listed', () => {
+  const s = buildLiveSummary({
+    atMs: 1,
+    ready: true,
+    readiness: [],
+    recordsConsumed: 12,
+    recordsInvalid: 1,
+    bounds,
+    budgetSeconds: 0.05,
+    latencyByOutcome: new Map([['completed', { cumulative: [1, 6, 8], sum: 1, count: 8 }]]),
+    outcomeCounts: sumBy(
+      [
+        { labels: { outcome: 'completed', target: 'a' }, value: 5 },
+        { labels: { outcome: 'completed', target: 'b' }, value: 3 },
+        { labels: { outcome: 'weird' }, value: 1 },
+      ],
+      'outcome',
+    ),
+    quantileWindowSeconds: 60,
+    quantiles: [],
+  });
+  assert.deepEqual(s.latency, [
+    { outcome: 'completed', count: 8, sum: 1, perBucket: [1, 5, 2], withinBudget: 0.75 },
+    { outcome: 'failed', count: 0, sum: 0, perBucket: [0, 0, 0], withinBudget: null },
+  ]);
+  assert.deepEqual(s.outcomes, [
+    { outcome: 'completed', count: 8 },
+    { outcome: 'failed', count: 0 },
+    { outcome: 'timed_out', count: 0 },
+    { outcome: 'aborted', count: 0 },
+    { outcome: 'unfinished', count: 0 },
+    { outcome: 'weird', count: 1 },
+  ]);
+});
+
+test('invalidReasonOfDecode: Avro reasons with underscores; unknown ones count as bad_body', () => {
+  assert.equal(invalidReasonOfDecode('short-frame'), 'short_frame');
+  assert.equal(invalidReasonOfDecode('unknown-schema'), 'unknown_schema');
+  assert.equal(invalidReasonOfDecode('something-new'), 'bad_body');
+});
