@@ -4,10 +4,10 @@ import {
   type ConfigOf,
   type ConfigSources,
 } from '../shared/core/config-spec.ts';
+import { EVENTS_TOPIC } from '../shared/core/topics.ts';
 import { parseQmpTarget } from './core/qmp-target.ts';
 
 export const COLLECTOR_ENV_PREFIX = 'VFIO_COLLECTOR_';
-export const DEFAULT_EVENTS_TOPIC = 'vfio.events';
 
 const MiB = 1024 * 1024;
 
@@ -66,7 +66,7 @@ export function collectorConfigSpec(hostname: string) {
     }),
     topic: option({
       type: 'string',
-      default: DEFAULT_EVENTS_TOPIC,
+      default: EVENTS_TOPIC,
       env: 'VFIO_COLLECTOR_TOPIC',
       flag: 'topic',
       doc: 'Kafka topic of the event records',
