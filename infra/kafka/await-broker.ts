@@ -1,0 +1,76 @@
+/**
+ * Waits until a broker answers a real metadata request (kafkajs admin `listTopics`), used by
+ * start.sh. A listening socket is not enough: a KRaft broker accepts connections before it has
+ * caught up with the metadata log and fenced itself in, and clients see errors until then.
+ *
+ *   node --import tsx infra/kafka/await-broker.ts --brokers HOST:PORT [--pid PID] [--timeout-ms N]
+ *
+ * Exit 0 once answered; 1 on timeout; 2 if the process --pid is gone first (no point waiting).
+ */
+import { parseArgs } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Kafka, logLevel } from 'kafkajs';
+
+const ATTEMPT_INTERVAL_MS = 250;
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function answersMetadata(brokers: string[]): Promise<unknown> {
+  const admin = new Kafka({
+    clientId: 'vfio-telemetry-await-broker',
+    brokers,
+    connectionTimeout: 1000,
+    requestTimeout: 2000,
+    retry: { retries: 0 },
+    logLevel: logLevel.NOTHING,
+  }).admin();
+  try {
+    await admin.connect();
+    await admin.listTopics();
+    return undefined;
+  } catch (error) {
+    return error;
+  } finally {
+    await admin.disconnect().catch(() => undefined);
+  }
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      brokers: { type: 'string' },
+      pid: { type: 'string' },
+      'timeout-ms': { type: 'string', default: '60000' },
+    },
+  });
+  if (values.brokers === undefined) {
+    console.error('await-broker: --brokers HOST:PORT is required');
+    return 64;
+  }
+  const brokers = values.brokers.split(',');
+  const pid = values.pid === undefined ? undefined : Number(values.pid);
+  const deadline = Date.now() + Number(values['timeout-ms']);
+  let lastError: unknown;
+  for (;;) {
+    lastError = await answersMetadata(brokers);
+    if (lastError === undefined) return 0;
+    if (pid !== undefined && !isAlive(pid)) {
+      console.error(`await-broker: process ${pid} exited before ${values.brokers} answered`);
+      return 2;
+    }
+    if (Date.now() >= deadline) break;
+    await sleep(ATTEMPT_INTERVAL_MS);
+  }
+  const reason = lastError instanceof Error ? lastError.message : JSON.stringify(lastError);
+  console.error(`await-broker: ${values.brokers} did not answer a metadata request: ${reason}`);
+  return 1;
+}
+
+process.exitCode = await main();
