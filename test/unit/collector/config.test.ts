@@ -14,7 +14,7 @@ function problemsOf(fn: () => unknown): string[] {
     fn();
   } catch (error) {
     assert.ok(isTelemetryError(error, 'CONFIG_INVALID'), String(error));
-    return (error).details['problems'] as string[];
+    return error.details['problems'] as string[];
   }
   assert.fail('expected CONFIG_INVALID');
 }
