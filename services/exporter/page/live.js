@@ -30,12 +30,14 @@ function outcomeColor(outcome) {
 /** Seconds as a short human duration: 850 µs, 12.5 ms, 1.20 s. */
 function duration(seconds) {
   if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return '—';
+  if (seconds === 0) return '0';
   if (seconds < 0.001) return `${Math.round(seconds * 1e6)} µs`;
+  // Unary + drops trailing zeros: 50 ms, not 50.0 ms.
   if (seconds < 1) {
     const ms = seconds * 1000;
-    return `${ms < 10 ? ms.toFixed(2) : ms < 100 ? ms.toFixed(1) : ms.toFixed(0)} ms`;
+    return `${+(ms < 10 ? ms.toFixed(2) : ms < 100 ? ms.toFixed(1) : ms.toFixed(0))} ms`;
   }
-  return `${seconds.toFixed(seconds < 10 ? 2 : 1)} s`;
+  return `${+seconds.toFixed(seconds < 10 ? 2 : 1)} s`;
 }
 
 /** A bucket bound as a tick label: 1ms, 2.5s, +Inf. */
@@ -70,6 +72,7 @@ function renderTiles(s) {
   $('consumed').textContent = count.format(s.recordsConsumed);
   $('invalid').textContent = count.format(s.recordsInvalid);
   $('window').textContent = String(s.quantileWindowSeconds);
+  $('window2').textContent = String(s.quantileWindowSeconds);
 }
 
 function renderDistributions(s) {
@@ -93,7 +96,8 @@ function renderDistributions(s) {
     const max = Math.max(1, ...d.perBucket);
     d.perBucket.forEach((n, i) => {
       const bar = el('div', n === 0 ? 'bar empty' : 'bar');
-      bar.style.height = `${(n / max) * 100}%`;
+      // 85 %: the tallest bar leaves room above it for its count and the budget label.
+      bar.style.height = `${(n / max) * 85}%`;
       if (n > 0) {
         bar.style.background = outcomeColor(d.outcome);
         bar.append(el('span', 'n', count.format(n)));
@@ -106,6 +110,7 @@ function renderDistributions(s) {
       const line = el('div', 'budget');
       line.style.left = `${((budgetIndex + 1) / bounds.length) * 100}%`;
       line.title = `budget ${duration(s.budgetSeconds)}`;
+      line.append(el('span', 'budget-label', `${duration(s.budgetSeconds)} budget`));
       bars.append(line);
     }
     const ticks = el('div', 'ticks');
@@ -153,11 +158,15 @@ function renderQuantiles(s) {
       ),
     );
   }
-  for (const t of [t0, (t0 + t1) / 2, t1]) {
+  for (const [t, anchor] of [
+    [t0, 'start'],
+    [(t0 + t1) / 2, 'middle'],
+    [t1, 'end'],
+  ]) {
     chart.append(
       svg(
         'text',
-        { x: x(t), y: H - 6, 'text-anchor': 'middle', class: 'axis' },
+        { x: x(t), y: H - 6, 'text-anchor': anchor, class: 'axis' },
         new Date(t).toLocaleTimeString(),
       ),
     );
@@ -180,7 +189,10 @@ function renderQuantiles(s) {
     }
     if (d !== '') chart.append(svg('path', { d, class: `line ${cls}` }));
     const last = [...points].reverse().find((p) => p[key] !== null);
-    if (last) chart.append(svg('circle', { cx: x(last.atMs), cy: y(last[key]), r: 3, class: cls }));
+    if (last)
+      chart.append(
+        svg('circle', { cx: x(last.atMs), cy: y(last[key]), r: 3, class: `dot-${cls}` }),
+      );
   }
 }
 

@@ -182,6 +182,7 @@ describe('vfio-telemetry export against Kafka', { timeout: 120_000 }, () => {
       0,
     );
     assert.ok((metrics.get(series('vfio_exporter_process_resident_memory_bytes')) ?? 0) > 0);
+    await exporter.stop();
   });
 
   test('--no-host-label: one series per target and outcome; unknown targets fold into "other"', async (t) => {
@@ -229,6 +230,7 @@ describe('vfio-telemetry export against Kafka', { timeout: 120_000 }, () => {
       1,
     );
     assert.ok(![...metrics.keys()].some((k) => k.includes('host=')), 'no host label anywhere');
+    await exporter.stop();
   });
 
   test('offsets are committed per batch: a restarted exporter in the group reads only new records', async (t) => {
@@ -262,5 +264,6 @@ describe('vfio-telemetry export against Kafka', { timeout: 120_000 }, () => {
       metrics.get(series('vfio_prepare_outcomes_total', { ...labels, outcome: 'completed' })),
       undefined,
     );
+    await second.stop();
   });
 });

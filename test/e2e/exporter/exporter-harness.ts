@@ -80,6 +80,8 @@ export async function startTestExporter(
     flags: { topic, 'group-id': groupId, 'http-port': '0', ...flags },
   });
   const exporter = await startExporter(config, createLogger({ level: 'warn' }));
+  // t.after hooks run in registration order, so the topic (registered earlier) would be deleted
+  // under a running consumer; tests also stop the exporter themselves once done.
   t.after(() => exporter.stop());
   return exporter;
 }
