@@ -19,7 +19,8 @@ The first line on stdout is the URL of the server.
 
 Options:
 ${renderOptionsHelp(exporterConfigSpec(), [
-  { flag: '--no-host-label', text: 'same as hostLabel false: no host label on prepare metrics' },
+  { flag: '--no-host-label', text: 'no host label on the prepare metrics (very large fleets)' },
+  { flag: '--no-from-beginning', text: 'a new group starts at the newest records' },
   { flag: '--config FILE', text: 'YAML or JSON config file' },
   { flag: '-h, --help', text: 'show this help' },
 ])}
@@ -36,6 +37,10 @@ export async function runExport(
   env: Readonly<Record<string, string | undefined>> = process.env,
 ): Promise<number> {
   const spec = exporterConfigSpec();
+  // Booleans that default to true need a way off on the command line: --no-<flag>.
+  const negatable = Object.values(spec).flatMap((o) =>
+    o.type === 'boolean' && o.flag !== undefined ? [o.flag] : [],
+  );
   let parsed;
   try {
     parsed = parseArgs({
@@ -44,7 +49,7 @@ export async function runExport(
       allowPositionals: false,
       options: {
         ...flagOptions(spec),
-        'no-host-label': { type: 'boolean' },
+        ...Object.fromEntries(negatable.map((f) => [`no-${f}`, { type: 'boolean' as const }])),
         config: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -52,20 +57,33 @@ export async function runExport(
   } catch (error) {
     throw new TelemetryError('USAGE', (error as Error).message, { cause: error });
   }
-  const { config: configFile, help, 'no-host-label': noHostLabel, ...flags } = parsed.values;
+  const {
+    config: configFile,
+    help,
+    ...given
+  } = parsed.values as Record<string, string | boolean | string[] | undefined>;
   if (help === true) {
     await io.write(exportHelp());
     return 0;
   }
-  if (noHostLabel === true && (flags as Record<string, unknown>)['host-label'] === true) {
-    throw new TelemetryError('USAGE', '--host-label and --no-host-label contradict each other');
+  const flags: Record<string, string | boolean | string[] | undefined> = { ...given };
+  for (const flag of negatable) {
+    if (given[`no-${flag}`] !== true) continue;
+    if (given[flag] === true) {
+      throw new TelemetryError('USAGE', `--${flag} and --no-${flag} contradict each other`);
+    }
+    delete flags[`no-${flag}`];
+    flags[flag] = false;
+  }
+  if (typeof configFile !== 'string' && configFile !== undefined) {
+    throw new TelemetryError('USAGE', '--config takes one FILE');
   }
   const file = configFile === undefined ? undefined : await readConfigFile(configFile);
   const config = parseExporterConfig({
     file,
     ...(configFile === undefined ? {} : { fileName: configFile }),
     env,
-    flags: noHostLabel === true ? { ...flags, 'host-label': false } : flags,
+    flags,
   });
   const logger = createLogger({
     level: config.logLevel as LogLevel,
