@@ -78,6 +78,15 @@ export function processorConfigSpec() {
       flag: 'client-id',
       doc: 'Kafka client id',
     }),
+    sessionTimeoutMs: option({
+      type: 'integer',
+      default: 30_000,
+      min: 6000,
+      max: 300_000,
+      env: 'VFIO_PROCESSOR_SESSION_TIMEOUT_MS',
+      flag: 'session-timeout-ms',
+      doc: 'a processor that stops heartbeating (killed, hung) loses its partitions after this long',
+    }),
     prepareTimeoutSeconds: option({
       type: 'number',
       default: DEFAULT_PREPARE_TIMEOUT_SECONDS,

@@ -88,7 +88,7 @@ export async function startProcessor(
   const registry = new Registry();
   const telemetry = createProcessorTelemetry(registry, logger);
   const kafka = createKafkaClient({ brokers: config.brokers, clientId: config.clientId, logger });
-  await checkTopics(kafka, config);
+  await retryWhileRetriable(() => checkTopics(kafka, config));
 
   const eventCodec = createEventCodec();
   const transitionCodec = createTransitionCodec() as unknown as AvroCodec<PublishedTransition>;
@@ -100,8 +100,8 @@ export async function startProcessor(
   const consumer = kafka.consumer({
     groupId: config.groupId,
     maxWaitTimeInMs: 50,
-    sessionTimeout: 30_000,
-    heartbeatInterval: 3000,
+    sessionTimeout: config.sessionTimeoutMs,
+    heartbeatInterval: Math.min(3000, Math.floor(config.sessionTimeoutMs / 3)),
   });
 
   const partitions = new Map<number, PartitionProcessor>();
@@ -456,6 +456,24 @@ function deadLetter(
     'vfio-error': reason,
   };
   return { key: message.key ?? null, value: message.value ?? null, headers };
+}
+
+/**
+ * Retries what kafkajs reports as retriable (a just-created topic whose leader is not known yet,
+ * a coordinator still loading) for a while, so a processor started next to a new cluster or topic
+ * waits instead of failing.
+ */
+async function retryWhileRetriable<T>(work: () => Promise<T>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (let delayMs = 100; ; delayMs = Math.min(2000, delayMs * 2)) {
+    try {
+      return await work();
+    } catch (error) {
+      const retriable = (error as { retriable?: unknown }).retriable === true;
+      if (!retriable || Date.now() + delayMs > deadline) throw error;
+      await sleep(delayMs);
+    }
+  }
 }
 
 async function withHeartbeats<T>(payload: EachBatchPayload, work: () => Promise<T>): Promise<T> {

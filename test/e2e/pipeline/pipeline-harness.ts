@@ -1,0 +1,274 @@
+/**
+ * Pieces for whole-pipeline tests against the real broker: per-test topics, a seeded simulated
+ * fleet read by a real collector into Kafka, processors run in-process or as child processes,
+ * and the expectation every such test checks: the transitions `replay` computes from the
+ * simulator's own transcripts.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { TestContext } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { ReplaySession } from '../../../services/cli/replay/replay-session.ts';
+import { startCollector } from '../../../services/collector/main.ts';
+import { parseProcessorConfig } from '../../../services/processor/config.ts';
+import {
+  startProcessor,
+  type RunningProcessor,
+} from '../../../services/processor/io/processor-service.ts';
+import type { TransitionRecord } from '../../../services/shared/core/transition-record.ts';
+import { createTransitionCodec } from '../../../services/shared/io/avro-codec.ts';
+import { startSimulator, type Simulator } from '../../../services/simulator/io/simulator.ts';
+import type { FleetConfig } from '../../../services/simulator/core/fleet-config.ts';
+import { collectorConfig, quietLogger, tempDir } from '../collector/collector-harness.ts';
+import { testKafka, uniqueTopic } from '../../helpers/kafka.ts';
+import { waitFor } from '../../helpers/wait-for.ts';
+
+const BIN = fileURLToPath(new URL('../../../bin/vfio-telemetry.js', import.meta.url));
+
+export interface PipelineTopics {
+  events: string;
+  transitions: string;
+  state: string;
+  deadLetter: string;
+}
+
+export async function pipelineTopics(
+  t: TestContext,
+  brokers: readonly string[],
+  partitions = 3,
+): Promise<PipelineTopics> {
+  const [events, transitions, state, deadLetter] = await Promise.all([
+    uniqueTopic(t, 'events', { brokers, numPartitions: partitions }),
+    uniqueTopic(t, 'transitions', { brokers, numPartitions: partitions }),
+    uniqueTopic(t, 'state', {
+      brokers,
+      numPartitions: partitions,
+      configs: { 'cleanup.policy': 'compact' },
+    }),
+    uniqueTopic(t, 'dlq', { brokers, numPartitions: 1 }),
+  ]);
+  return { events: events, transitions, state, deadLetter } as PipelineTopics;
+}
+
+export interface FleetRun {
+  simulator: Simulator;
+  transcripts: string;
+  /** Resolves when the simulator finished and the collector published every event it sent. */
+  delivered: Promise<number>;
+}
+
+/**
+ * Starts a seeded simulated fleet and a real collector publishing it to `topic`. The simulator
+ * waits for the collector to connect to every VM, so nothing is dropped and the transcripts hold
+ * exactly what reached Kafka.
+ */
+export async function runFleet(
+  t: TestContext,
+  brokers: readonly string[],
+  topic: string,
+  fleet: Partial<FleetConfig> & { migrations: number; speed: number | 'max' },
+): Promise<FleetRun> {
+  const sockets = tempDir(t, 'pipeline-vms-');
+  const transcripts = tempDir(t, 'pipeline-transcripts-');
+  const spool = tempDir(t, 'pipeline-spool-');
+  const { migrations, speed, ...fleetConfig } = fleet;
+  const simulator = await startSimulator({
+    dir: sockets,
+    fleet: fleetConfig,
+    speed,
+    maxMigrations: migrations,
+    transcriptsDir: transcripts,
+    waitForClients: true,
+    logger: quietLogger(),
+  });
+  t.after(() => simulator.close());
+  const collector = await startCollector(
+    collectorConfig(brokers, topic, {
+      'socket-dir': sockets,
+      'spool-dir': spool,
+      'linger-ms': '2',
+    }),
+    quietLogger(),
+  );
+  t.after(() => collector.stop(1000));
+  const delivered = (async () => {
+    await simulator.done;
+    const sent = simulator.stats().eventsSent;
+    await waitFor(async () => (await publishedEvents(collector.registry)) >= sent, {
+      timeoutMs: 60_000,
+      description: `collector publishing ${sent} events`,
+    });
+    return sent;
+  })();
+  return { simulator, transcripts, delivered };
+}
+
+async function publishedEvents(registry: RunningProcessor['registry']): Promise<number> {
+  const metric = await registry.getSingleMetric('vfio_collector_events_published_total')?.get();
+  return metric?.values[0]?.value ?? 0;
+}
+
+/** What `replay` computes from the transcripts, minus `unfinished` (a live processor waits instead). */
+export function expectedTransitions(transcripts: string): string[] {
+  const session = new ReplaySession();
+  const records: TransitionRecord[] = [];
+  for (const file of readdirSync(transcripts).sort()) {
+    const replay = session.openTranscript(file.replace(/\.qmp$/, ''));
+    records.push(...replay.push(readFileSync(join(transcripts, file))), ...replay.end());
+  }
+  records.push(...session.finish().records);
+  return records
+    .filter((r) => !(r.type === 'prepare' && r.outcome === 'unfinished'))
+    .map(describeTransition)
+    .sort();
+}
+
+/** A transition as text without where it was computed (host, session): equal means the same. */
+export function describeTransition(r: TransitionRecord): string {
+  const what = r.type === 'prepare' ? `${r.target} ${r.outcome}` : `${r.state}`;
+  return `${r.type} ${r.vm} ${r.qomPath} ${what} ->${r.next} ${r.seconds} ${r.startMicros}..${r.endMicros}`;
+}
+
+/** Reads the whole transitions topic from the start (waiting until it holds `count` records). */
+export async function readTransitions(
+  t: TestContext,
+  brokers: readonly string[],
+  topic: string,
+  count: number,
+  timeoutMs = 90_000,
+): Promise<string[]> {
+  const codec = createTransitionCodec();
+  const consumer = testKafka(brokers, 'pipeline-reader').consumer({
+    groupId: `pipeline-reader-${randomUUID()}`,
+    maxWaitTimeInMs: 100,
+  });
+  t.after(() => consumer.disconnect().catch(() => undefined));
+  const seen: string[] = [];
+  await consumer.connect();
+  await consumer.subscribe({ topic, fromBeginning: true });
+  await consumer.run({
+    eachBatch: async ({ batch }) => {
+      for (const message of batch.messages) {
+        const decoded = codec.decode(message.value ?? Buffer.alloc(0));
+        assert.equal(
+          decoded.kind,
+          'record',
+          `undecodable transition at ${batch.partition}/${message.offset}`,
+        );
+        if (decoded.kind === 'record') seen.push(describeTransition(decoded.value));
+      }
+      await Promise.resolve();
+    },
+  });
+  try {
+    await waitFor(() => seen.length >= count, {
+      timeoutMs,
+      intervalMs: 100,
+      description: `${count} transitions`,
+    });
+    // Anything beyond the expected count would be a duplicate: give it a moment to show up.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+  } finally {
+    await consumer.disconnect();
+  }
+  return seen.sort();
+}
+
+export function processorFlags(
+  brokers: readonly string[],
+  topics: PipelineTopics,
+  groupId: string,
+): string[] {
+  return [
+    '--brokers',
+    brokers.join(','),
+    '--events-topic',
+    topics.events,
+    '--transitions-topic',
+    topics.transitions,
+    '--state-topic',
+    topics.state,
+    '--dead-letter-topic',
+    topics.deadLetter,
+    '--group-id',
+    groupId,
+    '--http-port',
+    '0',
+    '--tick-interval-ms',
+    '200',
+    // A killed processor's partitions move after this long (the broker's minimum).
+    '--session-timeout-ms',
+    '6000',
+  ];
+}
+
+export async function startProcessorInProcess(
+  t: TestContext,
+  brokers: readonly string[],
+  topics: PipelineTopics,
+  groupId = `processor-${randomUUID()}`,
+): Promise<RunningProcessor> {
+  const flags: Record<string, string | string[]> = {};
+  const list = processorFlags(brokers, topics, groupId);
+  for (let i = 0; i < list.length; i += 2)
+    flags[(list[i] as string).slice(2)] = list[i + 1] as string;
+  flags['brokers'] = [...brokers];
+  const processor = await startProcessor(parseProcessorConfig({ env: {}, flags }), quietLogger());
+  t.after(() => processor.stop());
+  return processor;
+}
+
+/** A counter's value from Prometheus text (0 when absent). */
+export function counterValue(metrics: string, name: string): number {
+  let total = 0;
+  for (const line of metrics.split('\n')) {
+    if (line.startsWith(name + ' ') || line.startsWith(name + '{'))
+      total += Number(line.split(' ').at(-1));
+  }
+  return total;
+}
+
+export interface ChildProcessor {
+  child: ChildProcess;
+  /** Resolves with the metrics URL the process printed. */
+  url: Promise<string>;
+  exited: Promise<number | null>;
+}
+
+/** The processor as its own OS process (to kill it for real); stopped by PID after the test. */
+export function spawnProcessor(
+  t: TestContext,
+  brokers: readonly string[],
+  topics: PipelineTopics,
+  groupId: string,
+): ChildProcessor {
+  const child = spawn(
+    process.execPath,
+    [BIN, 'process', ...processorFlags(brokers, topics, groupId)],
+    {
+      stdio: ['ignore', 'pipe', process.env['VFIO_TEST_LOG'] === '1' ? 'inherit' : 'ignore'],
+    },
+  );
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => resolve(code)),
+  );
+  t.after(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  });
+  const url = new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      const line = out.split('\n')[0];
+      if (out.includes('\n') && line !== undefined) resolve(line.trim());
+    });
+    child.once('exit', (code) => reject(new Error(`processor exited (${code}) before it started`)));
+  });
+  return { child, url, exited };
+}

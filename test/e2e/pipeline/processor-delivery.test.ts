@@ -1,0 +1,170 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { randomUUID } from 'node:crypto';
+import { createEventCodec } from '../../../services/shared/io/avro-codec.ts';
+import { brokersFromEnv, testKafka } from '../../helpers/kafka.ts';
+import { waitFor } from '../../helpers/wait-for.ts';
+import {
+  expectedTransitions,
+  counterValue,
+  pipelineTopics,
+  readTransitions,
+  runFleet,
+  spawnProcessor,
+  startProcessorInProcess,
+} from './pipeline-harness.ts';
+
+const FLEET = { vms: 8, devices: 2, rate: 60, failureRate: 0.1, seed: 11 };
+
+describe('processor: live transitions equal replay of the same events', () => {
+  test('simulator → collector → Kafka → processor: exactly the transitions replay computes', async (t) => {
+    const brokers = brokersFromEnv();
+    const topics = await pipelineTopics(t, brokers);
+    const fleet = await runFleet(t, brokers, topics.events, {
+      ...FLEET,
+      migrations: 60,
+      speed: 'max',
+    });
+    await startProcessorInProcess(t, brokers, topics);
+    await fleet.delivered;
+    const expected = expectedTransitions(fleet.transcripts);
+    assert.ok(expected.length > 300, `only ${expected.length} transitions expected`);
+    assert.ok(
+      expected.some((e) => e.includes(' failed ')),
+      'the fleet includes failed prepares',
+    );
+    const actual = await readTransitions(t, brokers, topics.transitions, expected.length);
+    assert.deepEqual(actual, expected);
+  });
+
+  test('processor killed with SIGKILL three times mid-stream: no transition lost or doubled', async (t) => {
+    const brokers = brokersFromEnv();
+    const topics = await pipelineTopics(t, brokers);
+    const group = `processor-${randomUUID()}`;
+    // Slow enough that the stream is still flowing while the processor dies and comes back.
+    const fleet = await runFleet(t, brokers, topics.events, {
+      ...FLEET,
+      seed: 12,
+      migrations: 90,
+      speed: 40,
+    });
+    for (let kill = 0; kill < 3; kill++) {
+      const processor = spawnProcessor(t, brokers, topics, group);
+      const url = await processor.url;
+      // Kill it mid-stream: only once it has published, at a different moment each time.
+      await waitFor(
+        async () =>
+          counterValue(
+            await (await fetch(`${url}/metrics`)).text(),
+            'vfio_processor_transitions_published_total',
+          ) > 0,
+        { timeoutMs: 60_000, intervalMs: 100, description: `processor ${kill + 1} publishing` },
+      );
+      await sleep(150 * kill);
+      processor.child.kill('SIGKILL');
+      await processor.exited;
+    }
+    assert.equal(
+      fleet.simulator.stats().migrations < 90,
+      true,
+      'the fleet was still migrating during the kills',
+    );
+    const last = spawnProcessor(t, brokers, topics, group);
+    await last.url;
+    await fleet.delivered;
+    const expected = expectedTransitions(fleet.transcripts);
+    const actual = await readTransitions(t, brokers, topics.transitions, expected.length);
+    assert.deepEqual(actual, expected);
+  });
+
+  test('a second processor joining (rebalance) keeps the numbers exact', async (t) => {
+    const brokers = brokersFromEnv();
+    const topics = await pipelineTopics(t, brokers);
+    const group = `processor-${randomUUID()}`;
+    const fleet = await runFleet(t, brokers, topics.events, {
+      ...FLEET,
+      seed: 13,
+      migrations: 80,
+      speed: 40,
+    });
+    const first = spawnProcessor(t, brokers, topics, group);
+    await first.url;
+    await sleep(2000);
+    const second = spawnProcessor(t, brokers, topics, group);
+    const secondUrl = await second.url;
+    await fleet.delivered;
+    const expected = expectedTransitions(fleet.transcripts);
+    const actual = await readTransitions(t, brokers, topics.transitions, expected.length);
+    assert.deepEqual(actual, expected);
+    // The newcomer really took partitions over.
+    const metrics = await (await fetch(`${secondUrl}/metrics`)).text();
+    assert.match(metrics, /vfio_processor_consumer_lag\{partition="\d"\}/);
+  });
+
+  test('a poison record goes to the dead-letter topic with its origin, and the pipeline goes on', async (t) => {
+    const brokers = brokersFromEnv();
+    const topics = await pipelineTopics(t, brokers, 1);
+    const processor = await startProcessorInProcess(t, brokers, topics);
+    const codec = createEventCodec();
+    const producer = testKafka(brokers).producer();
+    await producer.connect();
+    t.after(() => producer.disconnect());
+    const event = (sequence: number, ms: number, state: string) =>
+      codec.encode({
+        host: 'h',
+        vm: 'vm1',
+        sessionId: 's1',
+        sequence,
+        qemuTimestampMicros: 1_795_798_176_000_000 + ms * 1000,
+        receivedMicros: Date.now() * 1000,
+        event: 'VFIO_MIGRATION',
+        qomPath: '/machine/peripheral/vf0',
+        deviceId: 'vf0',
+        deviceState: state,
+        migrationStatus: null,
+        data: null,
+      });
+    await producer.send({
+      topic: topics.events,
+      messages: [
+        { key: 'h/vm1', value: event(1, 0, 'pre-copy-p2p-prepare') },
+        { key: 'h/vm1', value: Buffer.from('definitely not avro') },
+        { key: 'h/vm1', value: event(2, 25, 'pre-copy-p2p') },
+      ],
+    });
+    const transitions = await readTransitions(t, brokers, topics.transitions, 1);
+    assert.deepEqual(
+      transitions.map((s) => s.split(' ').slice(0, 6).join(' ')),
+      ['prepare vm1 /machine/peripheral/vf0 pre-copy-p2p completed ->pre-copy-p2p'],
+    );
+    const dlq = testKafka(brokers).consumer({
+      groupId: `dlq-${randomUUID()}`,
+      maxWaitTimeInMs: 100,
+    });
+    t.after(() => dlq.disconnect());
+    const letters: Array<{ value: string; headers: Record<string, string> }> = [];
+    await dlq.connect();
+    await dlq.subscribe({ topic: topics.deadLetter, fromBeginning: true });
+    await dlq.run({
+      eachMessage: async ({ message }) => {
+        const headers = Object.fromEntries(
+          Object.entries(message.headers ?? {}).map(([k, v]) => [k, String(v)]),
+        );
+        letters.push({ value: message.value?.toString() ?? '', headers });
+        await Promise.resolve();
+      },
+    });
+    await waitFor(() => letters.length >= 1, { timeoutMs: 20_000, description: 'a dead letter' });
+    assert.equal(letters.length, 1);
+    assert.equal(letters[0]?.value, 'definitely not avro');
+    assert.deepEqual(letters[0]?.headers, {
+      'vfio-source-topic': topics.events,
+      'vfio-source-partition': '0',
+      'vfio-source-offset': '1',
+      'vfio-error': 'bad-marker',
+    });
+    const metrics = await processor.registry.metrics();
+    assert.match(metrics, /vfio_processor_records_dead_lettered_total\{reason="bad-marker"\} 1/);
+  });
+});
