@@ -371,7 +371,9 @@ export async function startProcessor(
           error === null
             ? resolve()
             : reject(
-                error instanceof Error ? error : new TelemetryError('INTERNAL', String(error)),
+                error instanceof Error
+                  ? error
+                  : new TelemetryError('INTERNAL', 'a batch failed', { cause: error }),
               ),
         ),
       ),

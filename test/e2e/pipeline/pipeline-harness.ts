@@ -50,7 +50,7 @@ export async function pipelineTopics(
     }),
     uniqueTopic(t, 'dlq', { brokers, numPartitions: 1 }),
   ]);
-  return { events: events, transitions, state, deadLetter } as PipelineTopics;
+  return { events: events, transitions, state, deadLetter };
 }
 
 export interface FleetRun {
