@@ -5,10 +5,12 @@ import { runSimulate } from '../simulator/simulate-command.ts';
 import { runCollect } from '../collector/collect-command.ts';
 import { runExport } from '../exporter/export-command.ts';
 import { runProcess } from '../processor/process-command.ts';
+import { runDemo } from './demo/demo-command.ts';
 
 type Command = (args: readonly string[], io: CommandIo) => Promise<number>;
 
 const COMMANDS: Record<string, { run: Command; summary: string }> = {
+  demo: { run: runDemo, summary: 'run the whole pipeline on a simulated fleet, with a live page' },
   replay: { run: runReplay, summary: 'analyse captured QMP transcripts offline' },
   simulate: { run: runSimulate, summary: 'run QMP servers that behave like migrating QEMU VMs' },
   collect: { run: runCollect, summary: 'read QMP sockets and publish events to Kafka' },

@@ -111,8 +111,8 @@ async function publishedEvents(registry: RunningProcessor['registry']): Promise<
   return metric?.values[0]?.value ?? 0;
 }
 
-/** What `replay` computes from the transcripts, minus `unfinished` (a live processor waits instead). */
-export function expectedTransitions(transcripts: string): string[] {
+/** Every record `replay` computes from the transcripts (the VM is the file name). */
+export function replayRecords(transcripts: string): TransitionRecord[] {
   const session = new ReplaySession();
   const records: TransitionRecord[] = [];
   for (const file of readdirSync(transcripts).sort()) {
@@ -120,7 +120,12 @@ export function expectedTransitions(transcripts: string): string[] {
     records.push(...replay.push(readFileSync(join(transcripts, file))), ...replay.end());
   }
   records.push(...session.finish().records);
-  return records
+  return records;
+}
+
+/** What `replay` computes from the transcripts, minus `unfinished` (a live processor waits instead). */
+export function expectedTransitions(transcripts: string): string[] {
+  return replayRecords(transcripts)
     .filter((r) => !(r.type === 'prepare' && r.outcome === 'unfinished'))
     .map(describeTransition)
     .sort();

@@ -15,7 +15,7 @@ import {
   startProcessorInProcess,
 } from './pipeline-harness.ts';
 
-const FLEET = { vms: 8, devices: 2, rate: 60, failureRate: 0.1, seed: 11 };
+const FLEET = { vms: 8, devicesPerVm: 2, migrationsPerVmPerMinute: 60, failureRate: 0.1, seed: 11 };
 
 describe('processor: live transitions equal replay of the same events', () => {
   test('simulator → collector → Kafka → processor: exactly the transitions replay computes', async (t) => {
