@@ -59,6 +59,22 @@ export function createKafkaClient(options: KafkaClientOptions): Kafka {
   return new Kafka(config);
 }
 
+/**
+ * Errors kafkajs logs for every request a busy or starting broker refuses, and then retries on
+ * its own: a brand-new topic whose leader is not known yet, a group coordinator still loading.
+ * They are expected at startup and after a broker restart; logged at debug so that a real error
+ * stands out. kafkajs's own warnings about its default partitioner and idempotent retries are
+ * about choices this project made on purpose (explicit partitions, an outer retry loop).
+ */
+const EXPECTED_NOISE = [
+  'The coordinator is loading',
+  'The group coordinator is not available',
+  'This server does not host this topic-partition',
+  'There is no leader for this topic-partition',
+  'KafkaJS v2.0.0 switched default partitioner',
+  'Limiting retries for the idempotent producer',
+];
+
 /** Bridges kafkajs log entries to our logger: message as `msg`, the rest as fields. */
 export function kafkaLogCreator(logger: Logger): NonNullable<KafkaConfig['logCreator']> {
   return () =>
@@ -70,7 +86,10 @@ export function kafkaLogCreator(logger: Logger): NonNullable<KafkaConfig['logCre
       delete fields['timestamp'];
       delete fields['logger'];
       const entry = { namespace, ...fields };
-      if (level === logLevel.ERROR) logger.error(message, entry);
+      const error = typeof fields['error'] === 'string' ? fields['error'] : '';
+      if (EXPECTED_NOISE.some((n) => message.startsWith(n) || error.startsWith(n))) {
+        logger.debug(message, entry);
+      } else if (level === logLevel.ERROR) logger.error(message, entry);
       else if (level === logLevel.WARN) logger.warn(message, entry);
       else if (level === logLevel.INFO) logger.info(message, entry);
       else logger.debug(message, entry);
