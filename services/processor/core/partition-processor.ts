@@ -50,9 +50,11 @@ export interface PartitionProcessorOptions {
 export class PartitionProcessor {
   readonly partition: number;
   private readonly engine: TransitionEngine;
-  private readonly sessions = new Map<string, VmSessionState>();
-  /** Processor clock (µs) of each VM's last applied event, to notice silence. */
-  private readonly lastSeenMicros = new Map<string, number>();
+  /**
+   * Per host, per VM: session bookkeeping, and the processor clock (µs) of its last applied
+   * event. Nested maps rather than a "host/vm" key: no key string to keep per VM.
+   */
+  private readonly sessions = new Map<string, Map<string, VmTracking>>();
   private readonly silenceMicros: number;
   private appliedOffset = -1;
   private readonly alreadyPublished = new Set<string>();
@@ -83,13 +85,12 @@ export class PartitionProcessor {
   ): void {
     for (const value of values) {
       this.engine.restoreVm(value);
-      const key = vmKey(value.host, value.vm);
-      this.sessions.set(key, {
+      this.trackingOf(value.host).set(value.vm, {
         sessionId: value.sessionId,
         lastSequence: value.lastSequence,
-        earlierSessions: [...value.earlierSessions],
+        earlierSessions: value.earlierSessions,
+        lastSeenMicros: nowMicros,
       });
-      this.lastSeenMicros.set(key, nowMicros);
     }
     this.engine.takeChangedVms();
     this.appliedOffset = appliedOffset;
@@ -118,8 +119,8 @@ export class PartitionProcessor {
         outcome.invalid.push({ offset, reason: event.reason, detail: event.detail });
         continue;
       }
-      const key = vmKey(record.host, record.vm);
-      const session = this.sessions.get(key);
+      const vms = this.trackingOf(record.host);
+      const session = vms.get(record.vm);
       const verdict = judgeEvent(session, record.sessionId, record.sequence);
       if (verdict === 'redelivery') {
         outcome.redeliveries++;
@@ -130,8 +131,9 @@ export class PartitionProcessor {
         this.engine.abortVm(record.host, record.vm, out);
         this.publish(out, session?.sessionId ?? null, outcome);
       }
-      this.sessions.set(key, recordApplied(session, record.sessionId, record.sequence));
-      this.lastSeenMicros.set(key, nowMicros);
+      const applied = recordApplied(session, record.sessionId, record.sequence) as VmTracking;
+      applied.lastSeenMicros = nowMicros;
+      if (applied !== session) vms.set(record.vm, applied);
       if (this.engine.apply(event, out)) outcome.applied++;
       else outcome.identical++;
       this.publish(out, record.sessionId, outcome);
@@ -149,14 +151,14 @@ export class PartitionProcessor {
     const silent: Array<[string, string]> = [];
     for (const [host, vm, , open] of this.engine.watermarks()) {
       if (open === 0) continue;
-      const seen = this.lastSeenMicros.get(vmKey(host, vm)) ?? nowMicros;
+      const seen = this.sessions.get(host)?.get(vm)?.lastSeenMicros ?? nowMicros;
       if (nowMicros - seen > this.silenceMicros) silent.push([host, vm]);
     }
     const outcome = { transitions: [] as PublishedTransition[], alreadyPublished: 0 };
     const out: TransitionRecord[] = [];
     for (const [host, vm] of silent) {
       this.engine.timeOutVm(host, vm, out);
-      this.publish(out, this.sessions.get(vmKey(host, vm))?.sessionId ?? null, outcome);
+      this.publish(out, this.sessions.get(host)?.get(vm)?.sessionId ?? null, outcome);
     }
     return outcome.transitions;
   }
@@ -164,7 +166,7 @@ export class PartitionProcessor {
   /** The VMs whose state changed since the last call, as values to save. */
   takeStateChanges(): VmStateValue[] {
     return this.engine.takeChangedVms().map((snapshot) => {
-      const session = this.sessions.get(vmKey(snapshot.host, snapshot.vm));
+      const session = this.sessions.get(snapshot.host)?.get(snapshot.vm);
       return {
         ...snapshot,
         sessionId: session?.sessionId ?? '',
@@ -177,6 +179,15 @@ export class PartitionProcessor {
   stats(): { devices: number; openPrepares: number; vms: number } {
     const { devices, openPrepares, vms } = this.engine.stats();
     return { devices, openPrepares, vms };
+  }
+
+  private trackingOf(host: string): Map<string, VmTracking> {
+    let vms = this.sessions.get(host);
+    if (vms === undefined) {
+      vms = new Map();
+      this.sessions.set(host, vms);
+    }
+    return vms;
   }
 
   /** Moves fresh records from `out` to the outcome, minus those published before a restart. */
@@ -199,6 +210,4 @@ export class PartitionProcessor {
   }
 }
 
-export function vmKey(host: string, vm: string): string {
-  return `${host}\u0000${vm}`;
-}
+type VmTracking = VmSessionState & { lastSeenMicros: number };

@@ -12,8 +12,11 @@ export interface VmSessionState {
   sessionId: string;
   lastSequence: number;
   /** Sessions this VM had before the current one, newest last (bounded). */
-  earlierSessions: string[];
+  earlierSessions: readonly string[];
 }
+
+/** Shared by every VM that never changed session: one array, not one per VM. */
+const NO_EARLIER_SESSIONS: readonly string[] = Object.freeze([]);
 
 const EARLIER_SESSIONS_KEPT = 4;
 
@@ -33,7 +36,9 @@ export function recordApplied(
   sessionId: string,
   sequence: number,
 ): VmSessionState {
-  if (state === undefined) return { sessionId, lastSequence: sequence, earlierSessions: [] };
+  if (state === undefined) {
+    return { sessionId, lastSequence: sequence, earlierSessions: NO_EARLIER_SESSIONS };
+  }
   if (sessionId === state.sessionId) {
     state.lastSequence = sequence;
     return state;

@@ -42,7 +42,6 @@ export interface DeviceSnapshot {
   lastState: string;
   lastMicros: number;
   prepareState: string | null;
-  prepareTarget: string;
   prepareMicros: number;
 }
 
@@ -63,10 +62,12 @@ export interface TransitionEngineStats {
   duplicates: number;
 }
 
-/** Mutable per-device state; kept small because a processor tracks every device of a fleet. */
+/**
+ * Mutable per-device state, kept small because a processor tracks every device of a fleet
+ * (target: 256 bytes per device): the host and VM live on the VM, the prepare's target is
+ * derived from the prepare state when it closes.
+ */
 class DeviceState {
-  readonly host: string;
-  readonly vm: string;
   readonly qomPath: string;
   deviceId: string;
   /** Current non-prepare state, null until the first one is seen. */
@@ -76,12 +77,9 @@ class DeviceState {
   lastMicros = -1;
   /** The open prepare state, or null. */
   prepareState: string | null = null;
-  prepareTarget = '';
   prepareMicros = 0;
 
-  constructor(host: string, vm: string, qomPath: string, deviceId: string) {
-    this.host = host;
-    this.vm = vm;
+  constructor(qomPath: string, deviceId: string) {
     this.qomPath = qomPath;
     this.deviceId = deviceId;
   }
@@ -92,7 +90,8 @@ class VmState {
   readonly vm: string;
   watermarkMicros = -1;
   readonly devices = new Map<string, DeviceState>();
-  readonly open = new Set<DeviceState>();
+  /** Devices with an open prepare; they are found by scanning `devices` (a VM has few). */
+  openPrepares = 0;
   /**
    * A lower bound of the open prepares' timestamps, exact after each sweep. It lets the sweep
    * after every event cost O(1) unless something may have expired, even with thousands of
@@ -137,7 +136,7 @@ export class TransitionEngine {
       }
       if (ts > vm.watermarkMicros) vm.watermarkMicros = ts;
       if (device === undefined) {
-        device = new DeviceState(event.host, event.vm, event.qomPath, event.deviceId);
+        device = new DeviceState(event.qomPath, event.deviceId);
         vm.devices.set(event.qomPath, device);
       } else {
         device.deviceId = event.deviceId;
@@ -162,7 +161,7 @@ export class TransitionEngine {
    */
   timeOutVm(host: string, vm: string, out: TransitionRecord[]): void {
     const state = this.hosts.get(host)?.get(vm);
-    if (state === undefined || state.open.size === 0) return;
+    if (state === undefined || state.openPrepares === 0) return;
     closeAllOpen(state, 'timed_out', out);
     this.changed?.add(state);
   }
@@ -195,20 +194,19 @@ export class TransitionEngine {
     const vm = this.vmState(snapshot.host, snapshot.vm);
     vm.watermarkMicros = snapshot.watermarkMicros;
     vm.devices.clear();
-    vm.open.clear();
+    vm.openPrepares = 0;
     vm.oldestOpenMicros = Number.POSITIVE_INFINITY;
     for (const d of snapshot.devices) {
-      const device = new DeviceState(snapshot.host, snapshot.vm, d.qomPath, d.deviceId);
+      const device = new DeviceState(d.qomPath, d.deviceId);
       device.state = d.state;
       device.stateSinceMicros = d.stateSinceMicros;
       device.lastState = d.lastState;
       device.lastMicros = d.lastMicros;
       device.prepareState = d.prepareState;
-      device.prepareTarget = d.prepareTarget;
       device.prepareMicros = d.prepareMicros;
       vm.devices.set(d.qomPath, device);
       if (device.prepareState !== null) {
-        vm.open.add(device);
+        vm.openPrepares++;
         if (device.prepareMicros < vm.oldestOpenMicros) vm.oldestOpenMicros = device.prepareMicros;
       }
     }
@@ -226,7 +224,7 @@ export class TransitionEngine {
     [host: string, vm: string, micros: number, openPrepares: number]
   > {
     for (const [host, vms] of this.hosts) {
-      for (const [vm, state] of vms) yield [host, vm, state.watermarkMicros, state.open.size];
+      for (const [vm, state] of vms) yield [host, vm, state.watermarkMicros, state.openPrepares];
     }
   }
 
@@ -238,7 +236,7 @@ export class TransitionEngine {
       for (const vm of byVm.values()) {
         vms++;
         devices += vm.devices.size;
-        openPrepares += vm.open.size;
+        openPrepares += vm.openPrepares;
       }
     }
     return { vms, devices, openPrepares, duplicates: this.duplicates };
@@ -277,7 +275,6 @@ function snapshotDevice(device: DeviceState): DeviceSnapshot {
     lastState: device.lastState,
     lastMicros: device.lastMicros,
     prepareState: device.prepareState,
-    prepareTarget: device.prepareTarget,
     prepareMicros: device.prepareMicros,
   };
 }
@@ -293,20 +290,13 @@ function applyState(
   if (target !== null) {
     if (device.prepareState !== null) closePrepare(vm, device, 'failed', state, ts, out);
     device.prepareState = state;
-    device.prepareTarget = target;
     device.prepareMicros = ts;
-    vm.open.add(device);
+    vm.openPrepares++;
     if (ts < vm.oldestOpenMicros) vm.oldestOpenMicros = ts;
   } else {
     if (device.prepareState !== null) {
-      closePrepare(
-        vm,
-        device,
-        state === device.prepareTarget ? 'completed' : 'failed',
-        state,
-        ts,
-        out,
-      );
+      const outcome = state === prepareTarget(device.prepareState) ? 'completed' : 'failed';
+      closePrepare(vm, device, outcome, state, ts, out);
     }
     if (device.state === null) {
       device.state = state;
@@ -314,8 +304,8 @@ function applyState(
     } else if (device.state !== state) {
       out.push({
         type: 'dwell',
-        host: device.host,
-        vm: device.vm,
+        host: vm.host,
+        vm: vm.vm,
         qomPath: device.qomPath,
         deviceId: device.deviceId,
         state: device.state,
@@ -340,14 +330,15 @@ function closePrepare(
   endMicros: number | null,
   out: TransitionRecord[],
 ): void {
+  const prepareState = device.prepareState ?? '';
   const record: PrepareRecord = {
     type: 'prepare',
-    host: device.host,
-    vm: device.vm,
+    host: vm.host,
+    vm: vm.vm,
     qomPath: device.qomPath,
     deviceId: device.deviceId,
-    target: device.prepareTarget,
-    prepareState: device.prepareState ?? '',
+    target: prepareTarget(prepareState) ?? '',
+    prepareState,
     outcome,
     next,
     seconds: endMicros === null ? null : elapsedSeconds(device.prepareMicros, endMicros),
@@ -356,14 +347,14 @@ function closePrepare(
   };
   out.push(record);
   device.prepareState = null;
-  device.prepareTarget = '';
-  vm.open.delete(device);
+  vm.openPrepares--;
 }
 
 function expireOpen(vm: VmState, limitMicros: number, out: TransitionRecord[]): void {
   if (vm.oldestOpenMicros >= limitMicros) return;
   let oldest = Number.POSITIVE_INFINITY;
-  for (const device of vm.open) {
+  for (const device of vm.devices.values()) {
+    if (device.prepareState === null) continue;
     if (device.prepareMicros < limitMicros) closePrepare(vm, device, 'timed_out', null, null, out);
     else if (device.prepareMicros < oldest) oldest = device.prepareMicros;
   }
@@ -371,7 +362,10 @@ function expireOpen(vm: VmState, limitMicros: number, out: TransitionRecord[]): 
 }
 
 function closeAllOpen(vm: VmState, outcome: PrepareOutcome, out: TransitionRecord[]): void {
-  for (const device of vm.open) closePrepare(vm, device, outcome, null, null, out);
+  if (vm.openPrepares === 0) return;
+  for (const device of vm.devices.values()) {
+    if (device.prepareState !== null) closePrepare(vm, device, outcome, null, null, out);
+  }
 }
 
 /** Whole microseconds to seconds, clamped at 0 (the wall clock can step back). */
