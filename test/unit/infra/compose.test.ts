@@ -1,0 +1,206 @@
+/**
+ * docker-compose.yml: `docker compose config` when a Docker client with the compose plugin is
+ * here; and always the structure that compose does not check: healthchecks, volumes, depends_on
+ * conditions, the stages' environment variable names (taken from their config specs), and that
+ * Prometheus and Grafana find what the stack mounts and serves.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { access, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, test } from 'node:test';
+import { parse } from 'yaml';
+import { collectorConfigSpec } from '../../../services/collector/config.ts';
+import { exporterConfigSpec } from '../../../services/exporter/config.ts';
+import { processorConfigSpec } from '../../../services/processor/config.ts';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+
+interface Service {
+  image?: string;
+  build?: { context: string; dockerfile: string };
+  command?: string[];
+  environment?: Record<string, string | number>;
+  volumes?: string[];
+  ports?: string[];
+  healthcheck?: { test: string[] };
+  depends_on?: Record<string, { condition: string }>;
+  restart?: string;
+}
+interface Compose {
+  services: Record<string, Service>;
+  volumes: Record<string, unknown>;
+}
+
+const STAGES = {
+  collector: { command: 'collect', job: 'vfio-collector', spec: collectorConfigSpec('host') },
+  processor: { command: 'process', job: 'vfio-processor', spec: processorConfigSpec() },
+  exporter: { command: 'export', job: 'vfio-exporter', spec: exporterConfigSpec() },
+} as const;
+
+async function loadCompose(): Promise<Compose> {
+  // merge: the file uses YAML merge keys (<<) for the settings the stages share.
+  return parse(await readFile(join(ROOT, 'docker-compose.yml'), 'utf8'), {
+    merge: true,
+  }) as Compose;
+}
+
+function run(cmd: string, args: string[]): Promise<{ code: number; output: string }> {
+  return new Promise((resolve) => {
+    execFile(cmd, args, { cwd: ROOT }, (error, stdout, stderr) => {
+      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
+      resolve({ code, output: `${stdout}${stderr}` });
+    });
+  });
+}
+
+const isOneShot = (compose: Compose, name: string): boolean =>
+  compose.services[name]?.restart === 'no' &&
+  Object.values(compose.services).some(
+    (s) => s.depends_on?.[name]?.condition === 'service_completed_successfully',
+  );
+
+/** `SOURCE:TARGET[:MODE]` → source and target; a source starting with . or / is a bind mount. */
+function mounts(service: Service): { source: string; target: string; bind: boolean }[] {
+  return (service.volumes ?? []).map((v) => {
+    const [source = '', target = ''] = v.split(':');
+    return { source, target, bind: source.startsWith('.') || source.startsWith('/') };
+  });
+}
+
+describe('docker-compose.yml', () => {
+  test('docker compose config accepts it', async (t) => {
+    const version = await run('docker', ['compose', 'version']);
+    if (version.code !== 0) {
+      t.skip('no docker compose plugin here; the structural tests below still check the file');
+      return;
+    }
+    const { code, output } = await run('docker', [
+      'compose',
+      '-f',
+      'docker-compose.yml',
+      'config',
+      '--quiet',
+    ]);
+    assert.equal(code, 0, output);
+  });
+
+  test('runs the whole stack', async () => {
+    const compose = await loadCompose();
+    for (const name of [
+      'kafka',
+      'topic-init',
+      'simulator',
+      'prometheus',
+      'alertmanager',
+      'grafana',
+    ]) {
+      assert.ok(compose.services[name], `service ${name}`);
+    }
+    for (const [name, stage] of Object.entries(STAGES)) {
+      const service = compose.services[name];
+      assert.ok(service, `service ${name}`);
+      assert.deepEqual(service.command, ['node', 'bin/vfio-telemetry.js', stage.command]);
+    }
+    assert.match(compose.services.kafka?.image ?? '', /^apache\/kafka:/);
+    assert.equal(compose.services.kafka?.environment?.KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR, 1);
+  });
+
+  test('every service has a healthcheck or is a one-shot', async () => {
+    const compose = await loadCompose();
+    for (const [name, service] of Object.entries(compose.services)) {
+      assert.ok(
+        service.healthcheck?.test !== undefined || isOneShot(compose, name),
+        `${name} has neither a healthcheck nor is a one-shot others wait for`,
+      );
+    }
+  });
+
+  test('depends_on names existing services with conditions they can meet', async () => {
+    const compose = await loadCompose();
+    for (const [name, service] of Object.entries(compose.services)) {
+      for (const [dep, { condition }] of Object.entries(service.depends_on ?? {})) {
+        const target = compose.services[dep];
+        assert.ok(target, `${name} depends on unknown ${dep}`);
+        if (condition === 'service_healthy')
+          assert.ok(target.healthcheck, `${dep} has no healthcheck`);
+        else assert.equal(condition, 'service_completed_successfully', `${name} → ${dep}`);
+        if (condition === 'service_completed_successfully') assert.ok(isOneShot(compose, dep));
+      }
+    }
+  });
+
+  test('every named volume is declared and every bind mount and build file exists', async () => {
+    const compose = await loadCompose();
+    const declared = new Set(Object.keys(compose.volumes));
+    const used = new Set<string>();
+    for (const [name, service] of Object.entries(compose.services)) {
+      for (const m of mounts(service)) {
+        if (m.bind) await access(join(ROOT, m.source));
+        else {
+          assert.ok(declared.has(m.source), `${name} uses undeclared volume ${m.source}`);
+          used.add(m.source);
+        }
+      }
+      if (service.build) await access(join(ROOT, service.build.context, service.build.dockerfile));
+    }
+    assert.deepEqual([...declared].sort(), [...used].sort(), 'declared volumes nobody uses');
+  });
+
+  test('stage environment variables are ones the stages declare', async () => {
+    const compose = await loadCompose();
+    for (const [name, stage] of Object.entries(STAGES)) {
+      const known = new Set(Object.values(stage.spec).map((o) => o.env));
+      for (const key of Object.keys(compose.services[name]?.environment ?? {})) {
+        assert.ok(known.has(key), `${name}: ${key} is not an option of ${name} (config.ts)`);
+      }
+    }
+  });
+
+  test('Prometheus scrapes each stage on the port the stage listens on, and finds Alertmanager', async () => {
+    const compose = await loadCompose();
+    const prometheus = parse(
+      await readFile(join(ROOT, 'infra/prometheus/prometheus.yml'), 'utf8'),
+    ) as {
+      scrape_configs: { job_name: string; dns_sd_configs?: { names: string[]; port: number }[] }[];
+      alerting: { alertmanagers: { static_configs: { targets: string[] }[] }[] };
+    };
+    for (const [name, stage] of Object.entries(STAGES)) {
+      const job = prometheus.scrape_configs.find((j) => j.job_name === stage.job);
+      const sd = job?.dns_sd_configs?.[0];
+      assert.deepEqual(sd?.names, [name], `${stage.job} scrapes service ${name}`);
+      const env = compose.services[name]?.environment ?? {};
+      const portKey = Object.keys(env).find((k) => k.endsWith('_HTTP_PORT'));
+      assert.ok(portKey, `${name} sets its HTTP port`);
+      assert.equal(Number(env[portKey]), sd?.port, `${name} listens where Prometheus scrapes`);
+      assert.equal(
+        env[portKey.replace('_PORT', '_HOST')],
+        '0.0.0.0',
+        `${name} listens beyond loopback`,
+      );
+    }
+    const am = prometheus.alerting.alertmanagers[0]?.static_configs[0]?.targets[0] ?? '';
+    assert.ok(compose.services[am.split(':')[0] ?? ''], `alertmanager target ${am} is a service`);
+    const promMount = mounts(compose.services.prometheus ?? {}).find((m) => m.bind);
+    assert.deepEqual(promMount && [promMount.source, promMount.target], [
+      './infra/prometheus',
+      '/etc/prometheus',
+    ]);
+  });
+
+  test('Grafana mounts the provisioning and the dashboards where the provider looks', async () => {
+    const compose = await loadCompose();
+    const provider = parse(
+      await readFile(
+        join(ROOT, 'infra/grafana/provisioning/dashboards/vfio-telemetry.yml'),
+        'utf8',
+      ),
+    ) as { providers: { options: { path: string } }[] };
+    const grafanaMounts = mounts(compose.services.grafana ?? {});
+    const dashboards = grafanaMounts.find((m) => m.source === './infra/grafana/dashboards');
+    assert.equal(dashboards?.target, provider.providers[0]?.options.path);
+    const provisioning = grafanaMounts.find((m) => m.source === './infra/grafana/provisioning');
+    assert.equal(provisioning?.target, '/etc/grafana/provisioning');
+  });
+});

@@ -1,0 +1,132 @@
+/**
+ * The Grafana dashboards and provisioning: fixed uids, a recent schema, every query on the
+ * provisioned Prometheus datasource by uid (no numeric ids, no import-time inputs), and every
+ * metric they or the rules use is one docs/metrics.md documents or a recording rule defines.
+ */
+import assert from 'node:assert/strict';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, test } from 'node:test';
+import { parse } from 'yaml';
+import { dashboardExpressions, ruleExpressions, type Json } from '../../helpers/prometheus.ts';
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const DASHBOARDS = join(ROOT, 'infra/grafana/dashboards');
+const RULES = join(ROOT, 'infra/prometheus/rules');
+const EXPECTED = new Map([
+  [
+    'vfio-migration-latency.json',
+    { uid: 'vfio-migration-latency', title: 'VFIO migration latency' },
+  ],
+  [
+    'vfio-pipeline-health.json',
+    { uid: 'vfio-pipeline-health', title: 'vfio-telemetry pipeline health' },
+  ],
+]);
+
+async function datasourceUid(): Promise<string> {
+  const file = join(ROOT, 'infra/grafana/provisioning/datasources/prometheus.yml');
+  const parsed = parse(await readFile(file, 'utf8')) as {
+    datasources: { name: string; uid: string; type: string }[];
+  };
+  assert.equal(parsed.datasources.length, 1);
+  const [ds] = parsed.datasources;
+  assert.equal(ds?.name, 'Prometheus');
+  assert.equal(ds?.type, 'prometheus');
+  return ds.uid;
+}
+
+async function dashboards(): Promise<[string, Record<string, Json>][]> {
+  const files = (await readdir(DASHBOARDS)).filter((f) => f.endsWith('.json')).sort();
+  return Promise.all(
+    files.map(
+      async (f) =>
+        [f, JSON.parse(await readFile(join(DASHBOARDS, f), 'utf8'))] as [
+          string,
+          Record<string, Json>,
+        ],
+    ),
+  );
+}
+
+/** Every value under a `datasource` key, anywhere in the JSON. */
+function datasourceRefs(node: Json, found: Json[] = []): Json[] {
+  if (Array.isArray(node)) node.forEach((n) => datasourceRefs(n, found));
+  else if (node !== null && typeof node === 'object') {
+    for (const [key, value] of Object.entries(node)) {
+      if (key === 'datasource') found.push(value);
+      else datasourceRefs(value, found);
+    }
+  }
+  return found;
+}
+
+describe('Grafana', () => {
+  test('dashboards have fixed uids, titles and a recent schema', async () => {
+    const all = await dashboards();
+    assert.deepEqual(
+      all.map(([f]) => f),
+      [...EXPECTED.keys()].sort(),
+    );
+    for (const [file, d] of all) {
+      assert.equal(d.uid, EXPECTED.get(file)?.uid, file);
+      assert.equal(d.title, EXPECTED.get(file)?.title, file);
+      assert.ok(typeof d.schemaVersion === 'number' && d.schemaVersion >= 39, `${file} schema`);
+      assert.equal(d.id, undefined, `${file} carries an instance id`);
+    }
+  });
+
+  test('every query uses the provisioned datasource by uid', async () => {
+    const uid = await datasourceUid();
+    for (const [file, d] of await dashboards()) {
+      const text = JSON.stringify(d);
+      assert.doesNotMatch(text, /datasourceId|\$\{DS_|__inputs/, file);
+      for (const ref of datasourceRefs(d)) {
+        const builtIn =
+          JSON.stringify(ref) === JSON.stringify({ type: 'grafana', uid: '-- Grafana --' });
+        assert.ok(
+          builtIn || JSON.stringify(ref) === JSON.stringify({ type: 'prometheus', uid }),
+          `${file}: ${JSON.stringify(ref)}`,
+        );
+      }
+    }
+  });
+
+  test('the latency heatmap reads the classic histogram as buckets', async () => {
+    const [, latency] =
+      (await dashboards()).find(([f]) => f === 'vfio-migration-latency.json') ?? [];
+    const heatmap = (latency?.panels as Json[]).find(
+      (p) => p !== null && typeof p === 'object' && !Array.isArray(p) && p.type === 'heatmap',
+    ) as Record<string, Json> | undefined;
+    assert.ok(heatmap);
+    const [target] = heatmap.targets as Record<string, Json>[];
+    assert.equal(target?.format, 'heatmap');
+    assert.match(
+      String(target?.expr),
+      /^sum\(increase\(vfio_prepare_duration_seconds_bucket\{.*\}\[\$__rate_interval\]\)\) by \(le\)$/,
+    );
+    assert.equal((heatmap.options as Record<string, Json>).calculate, false);
+  });
+
+  test('dashboards and rules use only documented metrics and recording rules', async () => {
+    const doc = await readFile(join(ROOT, 'docs/metrics.md'), 'utf8');
+    const documented = new Set([...doc.matchAll(/^\| `([a-z_:]+)` \|/gm)].map((m) => m[1]));
+    const ruleFiles = (await readdir(RULES))
+      .filter((f) => f.endsWith('.rules.yml'))
+      .map((f) => join(RULES, f));
+    const rules = await ruleExpressions(ruleFiles);
+    const recorded = new Set(rules.map((r) => r.where.split(' ').at(-1)));
+    const sources = [...rules];
+    for (const [file, d] of await dashboards()) sources.push(...dashboardExpressions(d, file));
+    for (const { where, expr } of sources) {
+      for (const [name] of expr.matchAll(/\bvfio[_:][a-z0-9_:]*/g)) {
+        const base = name.replace(/_(bucket|count|sum)$/, '');
+        assert.ok(
+          documented.has(base) || recorded.has(name),
+          `${where}: ${name} is not documented`,
+        );
+      }
+    }
+  });
+});
