@@ -11,6 +11,7 @@ import type { TransitionRecord } from '../services/shared/core/transition-record
 import { toVmEvent } from '../services/shared/core/vm-event.ts';
 import { measure, type BenchSection, type RunResult } from './harness.ts';
 import { buildWorkload, type Workload } from './qmp-workload.ts';
+import { engineBytesPerDevice, processorBytesPerDevice } from './state-memory.ts';
 
 const EVENTS = Number(process.env['BENCH_EVENTS'] ?? 200_000);
 const DEVICES = Number(process.env['BENCH_DEVICES'] ?? 10_000);
@@ -133,9 +134,11 @@ export function runCoreThroughput(): BenchSection {
   const floor = measure('floor', EVENTS, () => void floorRun());
   const core = measure('core', EVENTS, () => void coreRun());
   const ratio = floor.perSecond / core.perSecond;
+  const engineBytes = engineBytesPerDevice();
+  const processorBytes = processorBytesPerDevice();
   return {
     title: 'Core throughput (one core)',
-    columns: ['pipeline', 'events/s (median)', 'runs (min–max)', 'vs floor'],
+    columns: ['pipeline', 'events/s (median)', 'runs (min–max)', 'time per event vs floor'],
     rows: [
       [
         'floor: line split + `JSON.parse` + `Map` state + bucket array',
@@ -147,12 +150,13 @@ export function runCoreThroughput(): BenchSection {
         'core: `QmpDecoder` + `TransitionEngine` + prom-client `observe`',
         rate(core),
         spread(core),
-        `${ratio.toFixed(2)}x slower`,
+        `${ratio.toFixed(2)}x`,
       ],
     ],
     notes: [
       `${EVENTS.toLocaleString('en')} QMP lines (90% VFIO_MIGRATION over ${DEVICES.toLocaleString('en')} devices, 10% MIGRATION), 64 KiB chunks, ${observations.toLocaleString('en')} histogram observations per run; median of 7 timed runs after 2 warm-ups.`,
       `Targets: above 300k events/s (${core.perSecond >= 300_000 ? 'met' : 'NOT met'}), within 2x of the floor (${ratio <= 2 ? 'met' : 'NOT met'}).`,
+      `State per tracked device (heap after GC, 100,000 devices, 4 per VM, every one holding an open prepare): engine ${engineBytes.toFixed(0)} B; with the processor's per-VM session and silence tracking ${processorBytes.toFixed(0)} B. Target at most 256 B: ${processorBytes <= 256 ? 'met' : 'NOT met'}.`,
     ],
   };
 }
