@@ -213,6 +213,8 @@ export type Json = null | boolean | number | string | Json[] | { [key: string]: 
 const isObject = (v: Json | undefined): v is { [key: string]: Json } =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 const asArray = (v: Json | undefined): Json[] => (Array.isArray(v) ? v : []);
+const asText = (v: Json | undefined): string =>
+  typeof v === 'string' || typeof v === 'number' ? String(v) : '?';
 
 /**
  * Every PromQL expression of a Grafana dashboard: panel targets (rows included), annotation
@@ -228,7 +230,7 @@ export function dashboardExpressions(dashboard: Json, file: string): PromqlSourc
       for (const target of asArray(panel.targets)) {
         if (isObject(target) && typeof target.expr === 'string') {
           const title = typeof panel.title === 'string' ? panel.title : '?';
-          sources.push({ where: `${file} "${title}" ${String(target.refId)}`, expr: target.expr });
+          sources.push({ where: `${file} "${title}" ${asText(target.refId)}`, expr: target.expr });
         }
       }
       visit(asArray(panel.panels));
@@ -238,7 +240,7 @@ export function dashboardExpressions(dashboard: Json, file: string): PromqlSourc
   const annotations = isObject(dashboard.annotations) ? asArray(dashboard.annotations.list) : [];
   for (const a of annotations) {
     if (isObject(a) && typeof a.expr === 'string') {
-      sources.push({ where: `${file} annotation "${String(a.name)}"`, expr: a.expr });
+      sources.push({ where: `${file} annotation "${asText(a.name)}"`, expr: a.expr });
     }
   }
   const variables = isObject(dashboard.templating) ? asArray(dashboard.templating.list) : [];
@@ -248,7 +250,7 @@ export function dashboardExpressions(dashboard: Json, file: string): PromqlSourc
     if (typeof query !== 'string') continue;
     const labelValues = /^label_values\((.+),\s*(\w+)\)$/.exec(query.trim());
     const expr = labelValues ? `group by (${labelValues[2]}) (${labelValues[1]})` : query;
-    sources.push({ where: `${file} variable $${String(v.name)}`, expr });
+    sources.push({ where: `${file} variable $${asText(v.name)}`, expr });
   }
   return sources;
 }

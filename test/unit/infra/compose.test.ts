@@ -151,7 +151,8 @@ describe('docker-compose.yml', () => {
   test('stage environment variables are ones the stages declare', async () => {
     const compose = await loadCompose();
     for (const [name, stage] of Object.entries(STAGES)) {
-      const known = new Set(Object.values(stage.spec).map((o) => o.env));
+      const spec: Record<string, { env?: string }> = stage.spec;
+      const known = new Set(Object.values(spec).map((o) => o.env));
       for (const key of Object.keys(compose.services[name]?.environment ?? {})) {
         assert.ok(known.has(key), `${name}: ${key} is not an option of ${name} (config.ts)`);
       }

@@ -103,7 +103,7 @@ describe('Grafana', () => {
     const [target] = heatmap.targets as Record<string, Json>[];
     assert.equal(target?.format, 'heatmap');
     assert.match(
-      String(target?.expr),
+      typeof target?.expr === 'string' ? target.expr : '',
       /^sum\(increase\(vfio_prepare_duration_seconds_bucket\{.*\}\[\$__rate_interval\]\)\) by \(le\)$/,
     );
     assert.equal((heatmap.options as Record<string, Json>).calculate, false);

@@ -144,14 +144,22 @@ describe('rules beyond promtool', () => {
     const cases = (await allRuleTests()).flatMap((t) => t.alert_rule_test ?? []);
     for (const alert of alerts) {
       const mine = cases.filter((c) => c.alertname === alert);
-      assert.ok(mine.some((c) => c.exp_alerts.length > 0), `${alert} has no firing test`);
-      assert.ok(mine.some((c) => c.exp_alerts.length === 0), `${alert} has no quiet test`);
+      assert.ok(
+        mine.some((c) => c.exp_alerts.length > 0),
+        `${alert} has no firing test`,
+      );
+      assert.ok(
+        mine.some((c) => c.exp_alerts.length === 0),
+        `${alert} has no quiet test`,
+      );
     }
   });
 
   test('every recording rule has an expected value in a test', async () => {
     const recorded = new Set((await allRules()).flatMap((r) => (r.record ? [r.record] : [])));
-    const tested = (await allRuleTests()).flatMap((t) => t.promql_expr_test ?? []).map((c) => c.expr);
+    const tested = (await allRuleTests())
+      .flatMap((t) => t.promql_expr_test ?? [])
+      .map((c) => c.expr);
     for (const name of recorded) {
       assert.ok(
         tested.some((expr) => expr.includes(name)),
