@@ -40,6 +40,12 @@ interface RuleTest {
 async function promtool(args: string[]): Promise<{ code: number; output: string }> {
   return new Promise((resolve) => {
     execFile('promtool', args, { cwd: ROOT }, (error, stdout, stderr) => {
+      // Not installed is a failure with a pointer, never a pass: the Debian prometheus package
+      // provides promtool (infra/setup-system.sh installs it).
+      if (error?.code === 'ENOENT') {
+        resolve({ code: -1, output: 'promtool not found: run infra/setup-system.sh' });
+        return;
+      }
       const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
       resolve({ code, output: `${stdout}${stderr}` });
     });
