@@ -5,7 +5,7 @@
  * Benchmarks are never run as tests: their figures depend on the machine's load.
  */
 import { execFile } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -16,13 +16,19 @@ interface Entry {
   file: string;
   /** Pin to one core (taskset -c 0) for one-core figures. */
   pinned: boolean;
-  /** Needs a Kafka broker (KAFKA_BROKERS, or the local one started by bench/with-kafka.sh). */
+  /** Needs a Kafka broker: KAFKA_BROKERS, or a local one this orchestrator starts and stops. */
   kafka: boolean;
 }
 
 const ENTRIES: Entry[] = [
   { name: 'core', file: 'bench/core-throughput.ts', pinned: true, kafka: false },
+  { name: 'collector', file: 'bench/collector-throughput.ts', pinned: false, kafka: true },
+  { name: 'processor', file: 'bench/processor-throughput.ts', pinned: false, kafka: true },
+  { name: 'end-to-end', file: 'bench/pipeline-end-to-end.ts', pinned: false, kafka: true },
 ];
+
+/** State directory of the broker started for a bench run (wiped first: every run starts empty). */
+const BENCH_KAFKA_DIR = '.cache/bench-kafka';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const PACKAGES = ['avsc', 'kafkajs', 'prom-client', 'rxjs', 'tsx'];
@@ -68,6 +74,13 @@ function environment(): string {
   ].join('\n');
 }
 
+/** The Kafka release start.sh runs, from the jars fetch.sh cached (e.g. `kafka 4.1.1`). */
+function kafkaVersion(): string {
+  const fetch = readFileSync(`${ROOT}infra/kafka/fetch.sh`, 'utf8');
+  const version = /KAFKA_VERSION:-([0-9.]+)/.exec(fetch)?.[1];
+  return version === undefined ? 'Kafka' : `Kafka ${version}`;
+}
+
 /** Replaces the text between a section's markers, or appends the section. */
 function upsert(document: string, name: string, body: string): string {
   const start = `<!-- bench:${name}:start -->`;
@@ -79,6 +92,27 @@ function upsert(document: string, name: string, body: string): string {
   return `${document.trimEnd()}\n\n${block}\n`;
 }
 
+async function runScript(script: string, args: string[]): Promise<string> {
+  const { stdout } = await promisify(execFile)('bash', [script, ...args], {
+    cwd: ROOT,
+    maxBuffer: 16 * 1024 * 1024,
+  });
+  return stdout.trim().split('\n').at(-1) ?? '';
+}
+
+/**
+ * Starts a single-node broker with infra/kafka/start.sh in BENCH_KAFKA_DIR and returns a function
+ * that stops it by its PID (stop.sh). A broker left there by an interrupted run is stopped first.
+ */
+async function startBenchBroker(): Promise<{ address: string; stop: () => Promise<void> }> {
+  const dir = ['--dir', `${ROOT}${BENCH_KAFKA_DIR}`];
+  await runScript('infra/kafka/stop.sh', dir);
+  rmSync(`${ROOT}${BENCH_KAFKA_DIR}`, { recursive: true, force: true });
+  process.stderr.write(`bench: starting a local Kafka broker in ${BENCH_KAFKA_DIR}...\n`);
+  const address = await runScript('infra/kafka/start.sh', dir);
+  return { address, stop: () => runScript('infra/kafka/stop.sh', dir).then(() => undefined) };
+}
+
 async function main(argv: string[]): Promise<void> {
   const only = argv.includes('--only') ? argv[argv.indexOf('--only') + 1] : undefined;
   const write = !argv.includes('--no-write');
@@ -86,19 +120,28 @@ async function main(argv: string[]): Promise<void> {
   if (entries.length === 0)
     throw new Error(`no benchmark named "${only}"; have: ${ENTRIES.map((e) => e.name).join(', ')}`);
   let document = readFileSync(`${ROOT}BENCHMARKS.md`, 'utf8');
-  document = upsert(document, 'environment', `${environment()}\n`);
-  for (const entry of entries) {
-    if (entry.kafka && process.env['KAFKA_BROKERS'] === undefined) {
-      process.stderr.write(
-        `bench: skipping ${entry.name}: needs KAFKA_BROKERS (run through bench/with-kafka.sh)\n`,
-      );
-      continue;
+  let broker: Awaited<ReturnType<typeof startBenchBroker>> | undefined;
+  let kafkaNote = `- Kafka: \`KAFKA_BROKERS\`=${process.env['KAFKA_BROKERS'] ?? '(unset)'}`;
+  if (entries.some((e) => e.kafka) && (process.env['KAFKA_BROKERS'] ?? '') === '') {
+    broker = await startBenchBroker();
+    process.env['KAFKA_BROKERS'] = broker.address;
+    kafkaNote = `- Kafka: single-node broker started by \`infra/kafka/start.sh\` on the same machine (${kafkaVersion()}, heap ${process.env['KAFKA_HEAP_OPTS'] ?? '-Xms256m -Xmx768m'})`;
+  }
+  try {
+    document = upsert(
+      document,
+      'environment',
+      `${environment()}\n${entries.some((e) => e.kafka) ? `${kafkaNote}\n` : ''}`,
+    );
+    for (const entry of entries) {
+      process.stderr.write(`bench: running ${entry.name}...\n`);
+      const section = await runEntry(entry);
+      const text = renderSection(section);
+      process.stdout.write(text + '\n');
+      document = upsert(document, entry.name, text);
     }
-    process.stderr.write(`bench: running ${entry.name}...\n`);
-    const section = await runEntry(entry);
-    const text = renderSection(section);
-    process.stdout.write(text + '\n');
-    document = upsert(document, entry.name, text);
+  } finally {
+    await broker?.stop();
   }
   if (write) writeFileSync(`${ROOT}BENCHMARKS.md`, document);
 }

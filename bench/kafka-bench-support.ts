@@ -1,0 +1,197 @@
+/**
+ * Pieces shared by the benchmarks that need a real broker: the broker address, per-run topics
+ * (created with a random suffix, deleted afterwards), the stage child processes (bench/
+ * stage-process.ts) and their counters over IPC, and CPU/RSS read from /proc.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Kafka, logLevel } from 'kafkajs';
+import { createLogger, type Logger } from '../services/shared/io/logger.ts';
+import type { StageReport, StageRequest, StageSpec } from './stage-process.ts';
+
+const STAGE_SCRIPT = fileURLToPath(new URL('./stage-process.ts', import.meta.url));
+
+export function benchBrokers(): string[] {
+  const value = process.env['KAFKA_BROKERS']?.trim() ?? '';
+  if (value === '') throw new Error('KAFKA_BROKERS is not set (bench/main.ts starts a broker)');
+  return value.split(',').map((b) => b.trim());
+}
+
+export function quietLogger(): Logger {
+  return createLogger({
+    level: 'warn',
+    write: (line) => process.stderr.write(line + '\n'),
+  });
+}
+
+export function benchDir(prefix: string): string {
+  return mkdtempSync(join(tmpdir(), `vfio-bench-${prefix}-`));
+}
+
+export interface TopicRequest {
+  prefix: string;
+  partitions: number;
+  compact?: boolean;
+}
+
+/** Creates `bench-<prefix>-<uuid>` topics; `drop()` deletes them all. */
+export async function createTopics(
+  brokers: readonly string[],
+  requests: readonly TopicRequest[],
+): Promise<{ names: string[]; drop: () => Promise<void> }> {
+  const kafka = new Kafka({
+    clientId: 'bench-topics',
+    brokers: [...brokers],
+    logLevel: logLevel.NOTHING,
+  });
+  const names = requests.map((r) => `bench-${r.prefix}-${randomUUID()}`);
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: requests.map((r, i) => ({
+        topic: names[i] as string,
+        numPartitions: r.partitions,
+        replicationFactor: 1,
+        configEntries: r.compact === true ? [{ name: 'cleanup.policy', value: 'compact' }] : [],
+      })),
+    });
+  } finally {
+    await admin.disconnect();
+  }
+  return {
+    names,
+    drop: async () => {
+      const a = kafka.admin();
+      try {
+        await a.connect();
+        await a.deleteTopics({ topics: names, timeout: 10_000 });
+      } catch {
+        // A topic left behind on the bench broker is harmless; the broker's directory is per run.
+      } finally {
+        await a.disconnect().catch(() => undefined);
+      }
+    },
+  };
+}
+
+/** A stage running in its own Node process, answering `query` with its counters. */
+export interface StageChild {
+  child: ChildProcess;
+  pid: number;
+  /** Resolves when the stage reported `ready`. */
+  ready: Promise<StageReport>;
+  query(): Promise<StageReport>;
+  /** Waits for the next unsolicited report of this kind (e.g. a floor's `result`). */
+  next(kind: StageReport['kind']): Promise<StageReport>;
+  stop(): Promise<void>;
+}
+
+export function spawnStage(spec: StageSpec): StageChild {
+  const child = fork(STAGE_SCRIPT, [JSON.stringify(spec)], {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  if (child.pid === undefined) throw new Error(`could not start stage ${spec.role}`);
+  const pid = child.pid;
+  const waiters: { kind: StageReport['kind']; resolve: (r: StageReport) => void }[] = [];
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.on('message', (message: StageReport) => {
+    const i = waiters.findIndex((w) => w.kind === message.kind);
+    if (i !== -1) waiters.splice(i, 1)[0]?.resolve(message);
+  });
+  const next = (kind: StageReport['kind']): Promise<StageReport> =>
+    new Promise((resolve, reject) => {
+      waiters.push({ kind, resolve });
+      void exited.then(() =>
+        reject(new Error(`stage ${spec.role} exited while waiting for ${kind}`)),
+      );
+    });
+  const send = (request: StageRequest): void => {
+    child.send(request);
+  };
+  return {
+    child,
+    pid,
+    ready: next('ready'),
+    next,
+    query: () => {
+      const reply = next('stats');
+      send({ kind: 'query' });
+      return reply;
+    },
+    stop: async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      send({ kind: 'stop' });
+      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** Polls `query` until `done` holds; returns the report that satisfied it. */
+export async function pollUntil(
+  stage: StageChild,
+  done: (r: StageReport) => boolean,
+  options: { intervalMs?: number; timeoutMs?: number; onReport?: (r: StageReport) => void } = {},
+): Promise<StageReport> {
+  const deadline = performance.now() + (options.timeoutMs ?? 120_000);
+  for (;;) {
+    const report = await stage.query();
+    options.onReport?.(report);
+    if (done(report)) return report;
+    if (performance.now() > deadline)
+      throw new Error(`stage ${stage.pid}: condition not met; last ${JSON.stringify(report)}`);
+    await new Promise((resolve) => setTimeout(resolve, options.intervalMs ?? 20));
+  }
+}
+
+export interface ProcSample {
+  atMs: number;
+  /** utime + stime, seconds. */
+  cpuSeconds: number;
+  rssBytes: number;
+}
+
+const CLOCK_TICKS_PER_SECOND = 100;
+
+/** CPU time and RSS of a process from /proc (Linux). */
+export async function sampleProcess(pid: number): Promise<ProcSample> {
+  const [stat, status] = await Promise.all([
+    readFile(`/proc/${pid}/stat`, 'utf8'),
+    readFile(`/proc/${pid}/status`, 'utf8'),
+  ]);
+  // Fields after the command name, which is in parentheses and may contain spaces.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  return {
+    atMs: performance.now(),
+    cpuSeconds: ticks / CLOCK_TICKS_PER_SECOND,
+    rssBytes: rssKb * 1024,
+  };
+}
+
+/** CPU use between two samples, as a percentage of one core. */
+export function cpuPercent(a: ProcSample, b: ProcSample): number {
+  return ((b.cpuSeconds - a.cpuSeconds) / ((b.atMs - a.atMs) / 1000)) * 100;
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+export function fmt(n: number): string {
+  return Math.round(n).toLocaleString('en');
+}
+
+export function ratioText(value: number): string {
+  return `${value.toFixed(2)}x`;
+}
