@@ -1,8 +1,27 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the tests and the demo run for real: QEMU (a real QMP socket),
+# Installs what the tests run for real and npm does not bring: Debian's QEMU (a real QMP socket),
 # Prometheus and promtool (rules, alerts, PromQL), Chromium (the live page), Java and Maven (the
-# Kafka broker). A no-op when everything is present.
+# Kafka broker); and the Docker compose plugin (validates docker-compose.yml), which Debian does
+# not package, built once from the Go module proxy. A no-op when everything is present.
 set -euo pipefail
+
+COMPOSE_VERSION=v2.29.7
+compose_plugin="$HOME/.docker/cli-plugins/docker-compose"
+
+install_compose_plugin() {
+  if docker compose version >/dev/null 2>&1 || [ -x "$compose_plugin" ]; then return 0; fi
+  if ! command -v go >/dev/null 2>&1; then
+    echo "setup: Go is needed once to build the Docker compose plugin ($COMPOSE_VERSION)" >&2
+    return 1
+  fi
+  echo "setup: building the Docker compose plugin $COMPOSE_VERSION (once, about 2 minutes)" >&2
+  local bin
+  bin=$(mktemp -d)
+  GOBIN="$bin" GOFLAGS=-mod=mod go install "github.com/docker/compose/v2/cmd@$COMPOSE_VERSION"
+  mkdir -p "$(dirname "$compose_plugin")"
+  mv "$bin/cmd" "$compose_plugin"
+  rm -rf "$bin"
+}
 
 declare -A needs=(
   [qemu-system-x86_64]=qemu-system-x86
@@ -16,7 +35,10 @@ missing=()
 for cmd in "${!needs[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${needs[$cmd]}")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+if [ ${#missing[@]} -eq 0 ]; then
+  install_compose_plugin
+  exit 0
+fi
 
 mapfile -t packages < <(printf '%s\n' "${missing[@]}" | sort -u)
 if [ "$(id -u)" -ne 0 ]; then
@@ -45,3 +67,4 @@ $added_policy && rm -f "$policy"
 for cmd in "${!needs[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || { echo "setup: $cmd still missing after install" >&2; exit 1; }
 done
+install_compose_plugin

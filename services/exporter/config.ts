@@ -114,7 +114,7 @@ export function exporterConfigSpec() {
     }),
     httpPort: option({
       type: 'integer',
-      default: 9465,
+      default: 9466,
       min: 0,
       max: 65535,
       env: 'VFIO_EXPORTER_HTTP_PORT',
