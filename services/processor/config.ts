@@ -103,13 +103,14 @@ export function processorConfigSpec() {
       flag: 'tick-interval-ms',
       doc: 'how often silent VMs are checked and the lag gauges refreshed',
     }),
-    maxBatchRecords: option({
+    concurrentPartitions: option({
       type: 'integer',
-      default: 5000,
+      default: 6,
       min: 1,
-      env: 'VFIO_PROCESSOR_MAX_BATCH_RECORDS',
-      flag: 'max-batch-records',
-      doc: 'most records handled as one batch (consume → engine → publish → commit)',
+      max: 1000,
+      env: 'VFIO_PROCESSOR_CONCURRENT_PARTITIONS',
+      flag: 'concurrent-partitions',
+      doc: 'partitions whose batches are handled together as one group (one produce per group)',
     }),
     publishRetryMaxMs: option({
       type: 'integer',

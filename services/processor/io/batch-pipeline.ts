@@ -7,20 +7,23 @@ import {
   type ObservableInput,
   type OperatorFunction,
 } from 'rxjs';
+import { coalesceMap } from './coalesce-map.ts';
 
 /**
- * The processor's RxJS wiring: batches, not single events, flow through it. Each batch passes
- * every stage before the next batch starts (the outer `concatMap`), because the engine's state
- * must be saved before the next batch changes it and offsets committed in order:
+ * The processor's RxJS wiring: batches, not single events, flow through it. Batches that arrive
+ * while a group is in the works (kafkajs hands over several partitions at once) travel together
+ * as the next group, and each group passes every stage before the next group starts, because the
+ * engine's state must be saved before the next group changes it and offsets advance in order:
  *
  *   restore → apply (engine, pure) → publish (transitions, dead letters) → save (state) → commit
  *
- * Stages are named functions from the service; the pipeline only sequences them. A failing
- * stage fails its batch (the error travels to whoever waits on it), never the stream.
+ * One group costs one round trip per stage whatever the number of partitions in it. Stages are
+ * named functions from the service; the pipeline only sequences them. A failing stage fails its
+ * group (the error travels to whoever waits on each batch), never the stream.
  */
 export interface BatchStages<Job, Applied> {
-  restore(job: Job): ObservableInput<Job>;
-  apply(job: Job): Applied;
+  restore(jobs: Job[]): ObservableInput<Job[]>;
+  apply(jobs: Job[]): Applied;
   publish(applied: Applied): ObservableInput<Applied>;
   save(applied: Applied): ObservableInput<Applied>;
   commit(applied: Applied): ObservableInput<unknown>;
@@ -33,18 +36,23 @@ export interface BatchResult<Job> {
 
 export function batchPipeline<Job, Applied>(
   stages: BatchStages<Job, Applied>,
-): OperatorFunction<Job, BatchResult<Job>> {
+  nextTurn?: (work: () => void) => void,
+): OperatorFunction<Job, BatchResult<Job>[]> {
   return (jobs) =>
     jobs.pipe(
-      concatMap((job) =>
-        from(stages.restore(job)).pipe(
-          map((restored) => stages.apply(restored)),
-          concatMap((applied) => from(stages.publish(applied))),
-          concatMap((published) => from(stages.save(published))),
-          concatMap((saved) => from(stages.commit(saved))),
-          map((): BatchResult<Job> => ({ job, error: null })),
-          catchError((error: unknown) => of<BatchResult<Job>>({ job, error })),
-        ),
+      coalesceMap(
+        (group: Job[]) =>
+          from(stages.restore(group)).pipe(
+            map((restored) => stages.apply(restored)),
+            concatMap((applied) => from(stages.publish(applied))),
+            concatMap((published) => from(stages.save(published))),
+            concatMap((saved) => from(stages.commit(saved))),
+            map(() => group.map((job): BatchResult<Job> => ({ job, error: null }))),
+            catchError((error: unknown) =>
+              of(group.map((job): BatchResult<Job> => ({ job, error }))),
+            ),
+          ),
+        nextTurn,
       ),
     );
 }

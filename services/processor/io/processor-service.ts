@@ -68,17 +68,15 @@ interface PartitionWork {
   transitions: PublishedTransition[];
   deadLetters: Message[];
   state: VmStateValue[];
-  /** Offset to commit after the work is saved; null for a tick. */
-  commitOffset: number | null;
   appliedOffset: number;
-  receivedMicros: number[];
   skipped: number;
 }
 
+/** A group of jobs after the engine ran. */
 interface Applied {
-  job: Job;
   work: PartitionWork[];
-  stale: boolean;
+  /** Batches to mark consumed once the work is saved: partition → next offset. */
+  offsets: Array<{ job: BatchJob; partition: number; next: number; receivedMicros: number[] }>;
 }
 
 export async function startProcessor(
@@ -117,10 +115,7 @@ export async function startProcessor(
     for (const p of [...partitions.keys()]) {
       if (!assigned.has(p)) forget(p);
     }
-    logger.info('Joined the consumer group.', {
-      partitions: [...assigned],
-      generation: payload.groupId,
-    });
+    logger.info('Joined the consumer group.', { partitions: [...assigned] });
   });
   consumer.on(consumer.events.CRASH, ({ payload }) => {
     joined = false;
@@ -146,8 +141,9 @@ export async function startProcessor(
       config.stateTopic,
       new Map(wanted.map((p) => [p, 0])),
       (p, m) => {
-        if (m.key !== null)
+        if (m.key !== null) {
           folds.get(p)?.add(m.key.toString(), m.value === null ? null : m.value.toString());
+        }
       },
     );
     const states = new Map(wanted.map((p) => [p, (folds.get(p) as ChangelogFold).result()]));
@@ -177,36 +173,26 @@ export async function startProcessor(
     }
   };
 
-  const restore = async (job: Job): Promise<Job> => {
-    if (job.kind !== 'batch' || partitions.has(job.payload.batch.partition)) return job;
-    const wanted = [...new Set([job.payload.batch.partition, ...assigned])].filter(
-      (p) => !partitions.has(p),
+  const restore = async (jobs: Job[]): Promise<Job[]> => {
+    const batches = jobs.filter((j): j is BatchJob => j.kind === 'batch');
+    const missing = batches.map((j) => j.payload.batch.partition).filter((p) => !partitions.has(p));
+    if (missing.length === 0) return jobs;
+    const wanted = [...new Set([...missing, ...assigned])].filter((p) => !partitions.has(p));
+    await withHeartbeats(
+      batches.map((j) => j.payload),
+      () => restorePartitions(wanted),
     );
-    await withHeartbeats(job.payload, () => restorePartitions(wanted));
-    return job;
+    return jobs;
   };
 
-  const apply = (job: Job): Applied => {
-    const nowMicros = Date.now() * 1000;
-    if (job.kind === 'tick') {
-      const work: PartitionWork[] = [];
-      for (const [p, processor] of partitions) {
-        const transitions = processor.expireSilent(nowMicros);
-        if (transitions.length === 0) continue;
-        work.push({
-          partition: p,
-          transitions,
-          deadLetters: [],
-          state: processor.takeStateChanges(),
-          commitOffset: null,
-          appliedOffset: processor.lastAppliedOffset,
-          receivedMicros: [],
-          skipped: 0,
-        });
-      }
-      return { job, work, stale: false };
-    }
+  /** Runs the engine over one partition's batch (pure work; no I/O). */
+  const applyBatch = (job: BatchJob, nowMicros: number, applied: Applied): void => {
     const { batch } = job.payload;
+    if (job.payload.isStale()) {
+      // The partition moved while this batch waited: let its new owner rebuild from Kafka.
+      forget(batch.partition);
+      return;
+    }
     const processor = partitions.get(batch.partition) as PartitionProcessor;
     const inputs: EventInput[] = [];
     const deadLetters: Message[] = [];
@@ -245,22 +231,39 @@ export async function startProcessor(
     processor.markHandled(last);
     telemetry.duplicatesIgnored(outcome.redeliveries, outcome.identical);
     telemetry.sessionsStarted(outcome.newSessions);
-    return {
-      job,
-      stale: job.payload.isStale(),
-      work: [
-        {
-          partition: batch.partition,
-          transitions: outcome.transitions,
-          deadLetters,
+    applied.work.push({
+      partition: batch.partition,
+      transitions: outcome.transitions,
+      deadLetters,
+      state: processor.takeStateChanges(),
+      appliedOffset: processor.lastAppliedOffset,
+      skipped: outcome.alreadyPublished,
+    });
+    applied.offsets.push({ job, partition: batch.partition, next: last + 1, receivedMicros });
+  };
+
+  const apply = (jobs: Job[]): Applied => {
+    const nowMicros = Date.now() * 1000;
+    const applied: Applied = { work: [], offsets: [] };
+    for (const job of jobs) {
+      if (job.kind === 'batch') {
+        applyBatch(job, nowMicros, applied);
+        continue;
+      }
+      for (const [p, processor] of partitions) {
+        const transitions = processor.expireSilent(nowMicros);
+        if (transitions.length === 0) continue;
+        applied.work.push({
+          partition: p,
+          transitions,
+          deadLetters: [],
           state: processor.takeStateChanges(),
-          commitOffset: last + 1,
           appliedOffset: processor.lastAppliedOffset,
-          receivedMicros,
-          skipped: outcome.alreadyPublished,
-        },
-      ],
-    };
+          skipped: 0,
+        });
+      }
+    }
+    return applied;
   };
 
   /** Retries a Kafka write until it succeeds, pausing consumption while it does not. */
@@ -286,83 +289,97 @@ export async function startProcessor(
     }
   };
 
+  /** Every partition's transitions and dead letters in one produce request. */
   const publish = async (applied: Applied): Promise<Applied> => {
-    if (applied.stale) return applied;
+    const transitions: Message[] = [];
+    const deadLetters: Message[] = [];
+    const counts = new Map<number, number>();
     for (const work of applied.work) {
-      const transitionMessages = work.transitions.map((t) => ({
-        partition: work.partition,
-        key: `${t.host}/${t.vm}`,
-        value: transitionCodec.encode(t),
-      }));
-      const topicMessages: TopicMessages[] = [];
-      if (transitionMessages.length > 0)
-        topicMessages.push({ topic: config.transitionsTopic, messages: transitionMessages });
-      if (work.deadLetters.length > 0)
-        topicMessages.push({ topic: config.deadLetterTopic, messages: work.deadLetters });
-      if (topicMessages.length === 0) continue;
-      const metadata = await untilDone(() => producer.sendBatch({ topicMessages, acks: -1 }));
-      const sent = metadata.find(
-        (m) => m.topicName === config.transitionsTopic && m.partition === work.partition,
-      );
-      if (sent?.baseOffset !== undefined) {
-        transitionsEnd.set(work.partition, Number(sent.baseOffset) + transitionMessages.length);
+      for (const t of work.transitions) {
+        transitions.push({
+          partition: work.partition,
+          key: `${t.host}/${t.vm}`,
+          value: transitionCodec.encode(t),
+        });
       }
+      counts.set(work.partition, (counts.get(work.partition) ?? 0) + work.transitions.length);
+      deadLetters.push(...work.deadLetters);
+    }
+    const topicMessages: TopicMessages[] = [];
+    if (transitions.length > 0)
+      topicMessages.push({ topic: config.transitionsTopic, messages: transitions });
+    if (deadLetters.length > 0)
+      topicMessages.push({ topic: config.deadLetterTopic, messages: deadLetters });
+    if (topicMessages.length === 0) return applied;
+    const metadata = await untilDone(() => producer.sendBatch({ topicMessages, acks: -1 }));
+    for (const m of metadata) {
+      if (m.topicName !== config.transitionsTopic || m.baseOffset === undefined) continue;
+      transitionsEnd.set(m.partition, Number(m.baseOffset) + (counts.get(m.partition) ?? 0));
+    }
+    for (const work of applied.work) {
       const prepares = work.transitions.filter((t) => t.type === 'prepare').length;
       telemetry.transitionsPublished(prepares, work.transitions.length - prepares, work.skipped);
     }
     return applied;
   };
 
+  /** Every partition's changed VMs and meta in one produce request to the state topic. */
   const save = async (applied: Applied): Promise<Applied> => {
-    if (applied.stale) return applied;
+    const messages: Message[] = [];
     for (const work of applied.work) {
-      if (work.state.length === 0 && work.commitOffset === null) continue;
       const entries = changelogEntries(work.state, {
         appliedOffset: work.appliedOffset,
         transitionsEndOffset: transitionsEnd.get(work.partition) ?? 0,
       });
-      await untilDone(() =>
-        producer.send({
-          topic: config.stateTopic,
-          acks: -1,
-          messages: entries.map((e) => ({ partition: work.partition, key: e.key, value: e.value })),
-        }),
-      );
+      for (const e of entries)
+        messages.push({ partition: work.partition, key: e.key, value: e.value });
+    }
+    if (messages.length > 0) {
+      await untilDone(() => producer.send({ topic: config.stateTopic, acks: -1, messages }));
     }
     return applied;
   };
 
-  const commit = async (applied: Applied): Promise<void> => {
-    if (applied.job.kind !== 'batch') return;
-    const { payload } = applied.job;
-    const work = applied.work[0];
-    if (applied.stale || work === undefined || work.commitOffset === null) {
-      // The partition moved while this batch ran: let its new owner rebuild from Kafka.
-      forget(payload.batch.partition);
-      return;
-    }
-    payload.resolveOffset(String(work.commitOffset - 1));
-    await consumer.commitOffsets([
-      { topic: config.eventsTopic, partition: work.partition, offset: String(work.commitOffset) },
-    ]);
+  /**
+   * Offsets: kafkajs learns where each partition's next fetch starts at once; the group commit
+   * runs in the background, one at a time. It is not what makes a restart correct (the state
+   * topic's applied offset is), so it need not hold the next batch back.
+   */
+  let committing: Promise<void> = Promise.resolve();
+  const commit = (applied: Applied): Promise<void> => {
+    if (applied.offsets.length === 0) return Promise.resolve();
     const now = Date.now() * 1000;
-    telemetry.eventsDone(work.receivedMicros.map((r) => Math.max(0, now - r) / 1e6));
-    telemetry.partitionLag(
-      work.partition,
-      Math.max(0, Number(payload.batch.highWatermark) - work.commitOffset),
-    );
+    const offsets = applied.offsets.map(({ job, partition, next, receivedMicros }) => {
+      job.payload.resolveOffset(String(next - 1));
+      telemetry.eventsDone(receivedMicros.map((r) => Math.max(0, now - r) / 1e6));
+      telemetry.partitionLag(
+        partition,
+        Math.max(0, Number(job.payload.batch.highWatermark) - next),
+      );
+      return { topic: config.eventsTopic, partition, offset: String(next) };
+    });
+    committing = committing
+      .then(() => consumer.commitOffsets(offsets))
+      .catch((error: unknown) =>
+        logger.warn('Committing offsets failed; a later commit covers them.', { error }),
+      );
+    return Promise.resolve();
   };
 
   const jobs = new Subject<Job>();
   const subscription: Subscription = jobs
     .pipe(batchPipeline<Job, Applied>({ restore, apply, publish, save, commit }))
-    .subscribe(({ job, error }: BatchResult<Job>) => {
-      if (error !== null && job.kind === 'batch') {
-        // State in memory may now be ahead of what Kafka holds: rebuild before going on.
-        forget(job.payload.batch.partition);
+    .subscribe((results: BatchResult<Job>[]) => {
+      for (const { job, error } of results) {
+        if (error !== null && job.kind === 'batch') {
+          // State in memory may now be ahead of what Kafka holds: rebuild before going on.
+          forget(job.payload.batch.partition);
+        }
+        job.done(error);
       }
-      if (error !== null) logger.error('A batch failed; it will be retried.', { error });
-      job.done(error);
+      const failed = results.find((r) => r.error !== null);
+      if (failed !== undefined)
+        logger.error('A batch failed; it will be retried.', { error: failed.error });
     });
   const enqueue = <J extends Job>(make: (done: (error: unknown) => void) => J): Promise<void> =>
     new Promise((resolve, reject) =>
@@ -385,7 +402,8 @@ export async function startProcessor(
   await consumer.run({
     autoCommit: false,
     eachBatchAutoResolve: false,
-    partitionsConsumedConcurrently: 1,
+    // Several partitions' batches at once, so the pipeline can publish them as one group.
+    partitionsConsumedConcurrently: config.concurrentPartitions,
     eachBatch: async (payload) => {
       if (payload.batch.messages.length === 0) return;
       await enqueue((done) => ({ kind: 'batch', payload, done }));
@@ -435,6 +453,7 @@ export async function startProcessor(
       stopping = true;
       clearInterval(tick);
       await consumer.disconnect();
+      await committing;
       jobs.complete();
       subscription.unsubscribe();
       await producer.disconnect();
@@ -478,9 +497,9 @@ async function retryWhileRetriable<T>(work: () => Promise<T>, timeoutMs = 30_000
   }
 }
 
-async function withHeartbeats<T>(payload: EachBatchPayload, work: () => Promise<T>): Promise<T> {
+async function withHeartbeats<T>(payloads: EachBatchPayload[], work: () => Promise<T>): Promise<T> {
   const timer = setInterval(() => {
-    payload.heartbeat().catch(() => undefined);
+    for (const payload of payloads) payload.heartbeat().catch(() => undefined);
   }, 2000);
   try {
     return await work();
