@@ -1,9 +1,8 @@
 /**
  * The transitions-topic consumer: a kafkajs consumer group read with `eachBatch`.
  *
- * Offsets are committed by us after each batch has been observed (autoCommit off, so kafkajs
- * never commits a batch we have not seen to the end). A batch cut short by shutdown or a
- * rebalance commits what was observed. If the process dies between observing and committing,
+ * Offsets of observed records are committed at most once a second (kafkajs autoCommit over the
+ * offsets we resolve, so it never commits a batch we have not seen to the end). If the process dies between observing and committing,
  * the member that takes the partition observes those records again: at-least-once into memory,
  * which a restart resets anyway (README, "Delivery semantics").
  *
@@ -72,7 +71,11 @@ export async function startTransitionConsumer(
   await consumer.connect();
   await consumer.subscribe({ topics: [topic], fromBeginning: options.fromBeginning });
   await consumer.run({
-    autoCommit: false,
+    // Offsets are committed at most once a second, not after every batch: a commit is a round
+    // trip that would hold the next fetch back, and the exporter's counters are in memory anyway
+    // (a restart resets them; Prometheus `rate()` handles resets).
+    autoCommit: true,
+    autoCommitInterval: 1000,
     eachBatchAutoResolve: false,
     eachBatch: async (payload) => {
       const { batch } = payload;
@@ -86,19 +89,11 @@ export async function startTransitionConsumer(
       if (last === undefined) return;
       payload.resolveOffset(last);
       try {
-        // The committed offset is the next one to read.
-        await payload.commitOffsetsIfNecessary({
-          topics: [
-            {
-              topic: batch.topic,
-              partitions: [{ partition: batch.partition, offset: (BigInt(last) + 1n).toString() }],
-            },
-          ],
-        });
+        await payload.commitOffsetsIfNecessary();
       } catch (error) {
         // Not rethrown: kafkajs would run the batch again and observe it twice. The next
-        // batch's commit covers these offsets.
-        logger.warn('Committing offsets failed; the next batch will commit them.', {
+        // commit covers these offsets.
+        logger.warn('Committing offsets failed; the next commit covers them.', {
           topic: batch.topic,
           partition: batch.partition,
           offset: last,
