@@ -122,7 +122,7 @@ export function collectorConfigSpec(hostname: string) {
     }),
     lingerMs: option({
       type: 'integer',
-      default: 5,
+      default: 2,
       min: 0,
       max: 10_000,
       env: 'VFIO_COLLECTOR_LINGER_MS',

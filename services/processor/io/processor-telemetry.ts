@@ -7,6 +7,19 @@ import { LAG_BUCKETS_SECONDS } from '../../shared/core/bucket-policy.ts';
 import type { Logger } from '../../shared/io/logger.ts';
 
 export const METRIC_PREFIX = 'vfio_processor_';
+
+/** Why a record goes to the dead-letter topic: the Avro codec's reasons, an empty value, a bad event. */
+const DEAD_LETTER_REASONS = [
+  'empty',
+  'short-frame',
+  'bad-marker',
+  'unknown-schema',
+  'truncated-body',
+  'trailing-bytes',
+  'bad-body',
+  'bad_timestamp',
+  'bad_vfio_data',
+] as const;
 const RATE_LIMIT_MS = 10_000;
 
 export type ProcessorTelemetry = ReturnType<typeof createProcessorTelemetry>;
@@ -79,6 +92,12 @@ export function createProcessorTelemetry(registry: Registry, logger: Logger) {
     help: 'Failed attempts to publish a batch (retried; consumption paused meanwhile).',
     registers,
   });
+
+  // Known label values start at 0, so `rate()` and dashboards see the series from the first
+  // scrape instead of only after the first occurrence.
+  for (const kind of ['redelivery', 'identical']) duplicates.inc({ kind }, 0);
+  for (const type of ['prepare', 'dwell']) published.inc({ type }, 0);
+  for (const reason of DEAD_LETTER_REASONS) deadLettered.inc({ reason }, 0);
 
   const lastLog = new Map<string, number>();
   const limited = (key: string, log: () => void): void => {

@@ -1,9 +1,11 @@
 /**
  * Every PromQL expression in infra/prometheus/rules and infra/grafana/dashboards, evaluated by a
  * real Prometheus that scrapes metrics with the documented names (docs/metrics.md): each must
- * parse and return series. The targets are in-test stand-ins for now (./troubled-fleet.ts); the
- * job names come from infra/prometheus/prometheus.yml, so dashboards and alerts select on what
- * the shipped config scrapes.
+ * parse and return series, and every alert must go active. The targets are deliberately troubled
+ * in-test stand-ins (./troubled-fleet.ts), because a healthy pipeline fires no alerts;
+ * promql-pipeline.test.ts runs the same expressions against the real, running pipeline. The job
+ * names come from infra/prometheus/prometheus.yml, so dashboards and alerts select on what the
+ * shipped config scrapes.
  */
 import assert from 'node:assert/strict';
 import { readdir, readFile } from 'node:fs/promises';
