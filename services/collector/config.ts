@@ -6,6 +6,7 @@ import {
 } from '../shared/core/config-spec.ts';
 import { EVENTS_TOPIC } from '../shared/core/topics.ts';
 import { parseQmpTarget } from './core/qmp-target.ts';
+import { brokersOption, topicNameProblem } from '../shared/core/kafka-options.ts';
 
 export const COLLECTOR_ENV_PREFIX = 'VFIO_COLLECTOR_';
 
@@ -52,25 +53,14 @@ export function collectorConfigSpec(hostname: string) {
       flag: 'rescan-interval-ms',
       doc: 'how often the socket directory is listed again (fs.watch events are a hint only)',
     }),
-    brokers: option({
-      type: 'list',
-      env: 'KAFKA_BROKERS',
-      flag: 'brokers',
-      doc: 'Kafka bootstrap brokers, HOST:PORT',
-      check: (list) =>
-        list.length === 0
-          ? 'needs at least one HOST:PORT'
-          : (list
-              .map((b) => (/^[^\s:]+:\d{1,5}$/.test(b) ? null : `"${b}" is not HOST:PORT`))
-              .find((p) => p !== null) ?? null),
-    }),
+    brokers: brokersOption(),
     topic: option({
       type: 'string',
       default: EVENTS_TOPIC,
       env: 'VFIO_COLLECTOR_TOPIC',
       flag: 'topic',
       doc: 'Kafka topic of the event records',
-      check: (v) => (/^[A-Za-z0-9._-]{1,249}$/.test(v) ? null : `"${v}" is not a Kafka topic name`),
+      check: topicNameProblem,
     }),
     clientId: option({
       type: 'string',

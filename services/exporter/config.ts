@@ -5,31 +5,21 @@ import {
   type ConfigSources,
 } from '../shared/core/config-spec.ts';
 import { TRANSITIONS_TOPIC } from '../shared/core/topics.ts';
+import { brokersOption, topicNameProblem } from '../shared/core/kafka-options.ts';
 
 export const EXPORTER_ENV_PREFIX = 'VFIO_EXPORTER_';
 
 /** The exporter's options (docs in `services/exporter/README.md`). */
 export function exporterConfigSpec() {
   return {
-    brokers: option({
-      type: 'list',
-      env: 'KAFKA_BROKERS',
-      flag: 'brokers',
-      doc: 'Kafka bootstrap brokers, HOST:PORT',
-      check: (list) =>
-        list.length === 0
-          ? 'needs at least one HOST:PORT'
-          : (list
-              .map((b) => (/^[^\s:]+:\d{1,5}$/.test(b) ? null : `"${b}" is not HOST:PORT`))
-              .find((p) => p !== null) ?? null),
-    }),
+    brokers: brokersOption(),
     topic: option({
       type: 'string',
       default: TRANSITIONS_TOPIC,
       env: 'VFIO_EXPORTER_TOPIC',
       flag: 'topic',
       doc: 'Kafka topic of the transition records',
-      check: (v) => (/^[A-Za-z0-9._-]{1,249}$/.test(v) ? null : `"${v}" is not a Kafka topic name`),
+      check: topicNameProblem,
     }),
     groupId: option({
       type: 'string',

@@ -11,34 +11,21 @@ import {
   PROCESSOR_STATE_TOPIC,
   TRANSITIONS_TOPIC,
 } from '../shared/core/topics.ts';
+import { brokersOption, topicNameProblem } from '../shared/core/kafka-options.ts';
 
 export const PROCESSOR_ENV_PREFIX = 'VFIO_PROCESSOR_';
-
-const topicName = (v: string): string | null =>
-  /^[A-Za-z0-9._-]{1,249}$/.test(v) ? null : `"${v}" is not a Kafka topic name`;
 
 /** The processor's options: key, type, default, environment variable, flag and doc together. */
 export function processorConfigSpec() {
   return {
-    brokers: option({
-      type: 'list',
-      env: 'KAFKA_BROKERS',
-      flag: 'brokers',
-      doc: 'Kafka bootstrap brokers, HOST:PORT',
-      check: (list) =>
-        list.length === 0
-          ? 'needs at least one HOST:PORT'
-          : (list
-              .map((b) => (/^[^\s:]+:\d{1,5}$/.test(b) ? null : `"${b}" is not HOST:PORT`))
-              .find((p) => p !== null) ?? null),
-    }),
+    brokers: brokersOption(),
     eventsTopic: option({
       type: 'string',
       default: EVENTS_TOPIC,
       env: 'VFIO_PROCESSOR_EVENTS_TOPIC',
       flag: 'events-topic',
       doc: 'topic of the event records (input)',
-      check: topicName,
+      check: topicNameProblem,
     }),
     transitionsTopic: option({
       type: 'string',
@@ -46,7 +33,7 @@ export function processorConfigSpec() {
       env: 'VFIO_PROCESSOR_TRANSITIONS_TOPIC',
       flag: 'transitions-topic',
       doc: 'topic of the transition records (output); at least as many partitions as the input',
-      check: topicName,
+      check: topicNameProblem,
     }),
     stateTopic: option({
       type: 'string',
@@ -54,7 +41,7 @@ export function processorConfigSpec() {
       env: 'VFIO_PROCESSOR_STATE_TOPIC',
       flag: 'state-topic',
       doc: 'compacted topic of per-VM engine state (the changelog a restarted processor reads)',
-      check: topicName,
+      check: topicNameProblem,
     }),
     deadLetterTopic: option({
       type: 'string',
@@ -62,7 +49,7 @@ export function processorConfigSpec() {
       env: 'VFIO_PROCESSOR_DEAD_LETTER_TOPIC',
       flag: 'dead-letter-topic',
       doc: 'topic for records that cannot be decoded or used',
-      check: topicName,
+      check: topicNameProblem,
     }),
     groupId: option({
       type: 'string',
