@@ -1,13 +1,10 @@
 import { hostname } from 'node:os';
-import { parseArgs } from 'node:util';
 import type { CommandIo } from '../cli/command-io.ts';
-import { flagOptions, renderOptionsHelp } from '../shared/core/config-spec.ts';
-import { TelemetryError } from '../shared/core/errors.ts';
-import { readConfigFile } from '../shared/io/config-file.ts';
-import { createLifecycle } from '../shared/io/lifecycle.ts';
+import { renderOptionsHelp } from '../shared/core/config-spec.ts';
 import { createLogger, type LogLevel } from '../shared/io/logger.ts';
 import { collectorConfigSpec, parseCollectorConfig } from './config.ts';
 import { startCollector } from './main.ts';
+import { parseServiceArgs, runService } from '../cli/service-command.ts';
 
 export function collectHelp(): string {
   return `Usage: vfio-telemetry collect [--config FILE] [options]
@@ -30,54 +27,28 @@ that overran its deadline, 2 on bad usage or configuration.
 
 /** `vfio-telemetry collect`: runs until SIGINT/SIGTERM, then flushes and exits. */
 export async function runCollect(args: readonly string[], io: CommandIo): Promise<number> {
-  const spec = collectorConfigSpec(hostname());
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: [...args],
-      strict: true,
-      allowPositionals: false,
-      options: {
-        ...flagOptions(spec),
-        config: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (error) {
-    throw new TelemetryError('USAGE', (error as Error).message, { cause: error });
-  }
-  const { config: configFile, help, ...flags } = parsed.values;
-  if (help === true) {
+  const parsed = await parseServiceArgs(args, collectorConfigSpec(hostname()));
+  if (parsed.help) {
     await io.write(collectHelp());
     return 0;
   }
-  const file = configFile === undefined ? undefined : await readConfigFile(configFile);
-  const config = parseCollectorConfig(hostname(), {
-    file,
-    ...(configFile === undefined ? {} : { fileName: configFile }),
-    env: process.env,
-    flags,
-  });
+  const config = parseCollectorConfig(hostname(), parsed.sources);
   const logger = createLogger({
     level: config.logLevel as LogLevel,
     fields: { service: 'collector', host: config.host },
   });
-  const lifecycle = createLifecycle({ logger, timeoutMs: config.shutdownTimeoutMs });
-  const removeSignals = lifecycle.handleSignals();
-  try {
-    const collector = await startCollector(config, logger);
-    // Leave a margin of the deadline for closing files and the HTTP server.
-    lifecycle.onClose('collector', () =>
-      collector.stop(Math.max(0, config.shutdownTimeoutMs - 1000)),
-    );
-    await io.write(`${collector.http.url}\n`);
-  } catch (error) {
-    logger.error('The collector failed to start.', { error });
-    await lifecycle.shutdown('start failed');
-    removeSignals();
-    throw error;
-  }
-  const status = await lifecycle.done;
-  removeSignals();
-  return status;
+  return runService({
+    name: 'collector',
+    io,
+    logger,
+    shutdownTimeoutMs: config.shutdownTimeoutMs,
+    start: async () => {
+      const collector = await startCollector(config, logger);
+      // Leave a margin of the deadline for closing files and the HTTP server.
+      return {
+        http: collector.http,
+        stop: () => collector.stop(Math.max(0, config.shutdownTimeoutMs - 1000)),
+      };
+    },
+  });
 }

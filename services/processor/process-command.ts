@@ -1,12 +1,9 @@
-import { parseArgs } from 'node:util';
 import type { CommandIo } from '../cli/command-io.ts';
-import { flagOptions, renderOptionsHelp } from '../shared/core/config-spec.ts';
-import { TelemetryError } from '../shared/core/errors.ts';
-import { readConfigFile } from '../shared/io/config-file.ts';
-import { createLifecycle } from '../shared/io/lifecycle.ts';
+import { renderOptionsHelp } from '../shared/core/config-spec.ts';
 import { createLogger, type LogLevel } from '../shared/io/logger.ts';
 import { parseProcessorConfig, processorConfigSpec } from './config.ts';
 import { startProcessor } from './io/processor-service.ts';
+import { parseServiceArgs, runService } from '../cli/service-command.ts';
 
 export function processHelp(): string {
   return `Usage: vfio-telemetry process [--config FILE] [options]
@@ -30,50 +27,21 @@ or configuration.
 }
 
 export async function runProcess(args: readonly string[], io: CommandIo): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: [...args],
-      strict: true,
-      allowPositionals: false,
-      options: {
-        ...flagOptions(processorConfigSpec()),
-        config: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (error) {
-    throw new TelemetryError('USAGE', (error as Error).message, { cause: error });
-  }
-  const { config: configFile, help, ...flags } = parsed.values;
-  if (help === true) {
+  const parsed = await parseServiceArgs(args, processorConfigSpec());
+  if (parsed.help) {
     await io.write(processHelp());
     return 0;
   }
-  const file = configFile === undefined ? undefined : await readConfigFile(configFile);
-  const config = parseProcessorConfig({
-    file,
-    ...(configFile === undefined ? {} : { fileName: configFile }),
-    env: process.env,
-    flags,
-  });
+  const config = parseProcessorConfig(parsed.sources);
   const logger = createLogger({
     level: config.logLevel as LogLevel,
     fields: { service: 'processor' },
   });
-  const lifecycle = createLifecycle({ logger, timeoutMs: config.shutdownTimeoutMs });
-  const removeSignals = lifecycle.handleSignals();
-  try {
-    const processor = await startProcessor(config, logger);
-    lifecycle.onClose('processor', () => processor.stop());
-    await io.write(`${processor.http.url}\n`);
-  } catch (error) {
-    logger.error('The processor failed to start.', { error });
-    await lifecycle.shutdown('start failed');
-    removeSignals();
-    throw error;
-  }
-  const status = await lifecycle.done;
-  removeSignals();
-  return status;
+  return runService({
+    name: 'processor',
+    io,
+    logger,
+    shutdownTimeoutMs: config.shutdownTimeoutMs,
+    start: () => startProcessor(config, logger),
+  });
 }
