@@ -121,12 +121,10 @@ async function main(argv: string[]): Promise<void> {
     throw new Error(`no benchmark named "${only}"; have: ${ENTRIES.map((e) => e.name).join(', ')}`);
   let document = readFileSync(`${ROOT}BENCHMARKS.md`, 'utf8');
   let broker: Awaited<ReturnType<typeof startBenchBroker>> | undefined;
-  let kafkaNote = `- Kafka: \`KAFKA_BROKERS\`=${process.env['KAFKA_BROKERS'] ?? '(unset)'}`;
-  if (entries.some((e) => e.kafka) && (process.env['KAFKA_BROKERS'] ?? '') === '') {
-    broker = await startBenchBroker();
-    process.env['KAFKA_BROKERS'] = broker.address;
-    kafkaNote = `- Kafka: single-node broker started by \`infra/kafka/start.sh\` on the same machine (${kafkaVersion()}, heap ${process.env['KAFKA_HEAP_OPTS'] ?? '-Xms256m -Xmx768m'})`;
-  }
+  const ownBroker = entries.some((e) => e.kafka) && (process.env['KAFKA_BROKERS'] ?? '') === '';
+  const kafkaNote = ownBroker
+    ? `- Kafka: single-node broker started by \`infra/kafka/start.sh\` on the same machine (${kafkaVersion()}, heap ${process.env['KAFKA_HEAP_OPTS'] ?? '-Xms256m -Xmx768m'}), started after the one-core entries so that its JVM does not share their core while warming up`
+    : `- Kafka: \`KAFKA_BROKERS\`=${process.env['KAFKA_BROKERS'] ?? '(unset)'}`;
   try {
     document = upsert(
       document,
@@ -134,6 +132,10 @@ async function main(argv: string[]): Promise<void> {
       `${environment()}\n${entries.some((e) => e.kafka) ? `${kafkaNote}\n` : ''}`,
     );
     for (const entry of entries) {
+      if (entry.kafka && ownBroker && broker === undefined) {
+        broker = await startBenchBroker();
+        process.env['KAFKA_BROKERS'] = broker.address;
+      }
       process.stderr.write(`bench: running ${entry.name}...\n`);
       const section = await runEntry(entry);
       const text = renderSection(section);
