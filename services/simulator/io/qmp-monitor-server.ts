@@ -19,7 +19,7 @@ import { answerQmpInput, QMP_GREETING, type RunStatus } from '../core/qmp-monito
  * slow client holds back its VM instead of growing a buffer; replies to a client that sends
  * commands but does not read pause reading its input until the socket drains.
  */
-/** How long `close()` lets a client read what is still pending before dropping it. */
+/** How long `close()` lets a client read what is still pending before dropping it, by default. */
 const CLOSE_GRACE_MS = 2000;
 
 export type MonitorListen = { path: string } | { host: string; port: number };
@@ -140,8 +140,11 @@ export class QmpMonitorServer {
     return this.recorded;
   }
 
-  /** Ends the client after its pending bytes, drops waiting ones, closes the transcript. */
-  async close(): Promise<void> {
+  /**
+   * Ends the client after its pending bytes (dropping it after `graceMs` if it stops reading),
+   * drops waiting ones, closes the transcript.
+   */
+  async close(graceMs: number = CLOSE_GRACE_MS): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     const serverClosed = new Promise<void>((resolve) => this.server.close(() => resolve()));
@@ -151,7 +154,7 @@ export class QmpMonitorServer {
       const socket = active.socket;
       await new Promise<void>((resolve) => {
         // A client that stops reading would keep its bytes pending forever.
-        const timer = setTimeout(() => socket.destroy(), CLOSE_GRACE_MS);
+        const timer = setTimeout(() => socket.destroy(), graceMs);
         socket.once('close', () => {
           clearTimeout(timer);
           resolve();

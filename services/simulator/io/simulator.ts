@@ -54,6 +54,8 @@ export interface Simulator {
   close(): Promise<void>;
 }
 
+const FINISHED_RUN_GRACE_MS = 60_000;
+
 /** Starts QMP servers for a simulated fleet and plays its migrations on them. */
 export async function startSimulator(options: SimulatorOptions): Promise<Simulator> {
   const fleetConfig: FleetConfig = { ...DEFAULT_FLEET_CONFIG, ...options.fleet };
@@ -107,8 +109,8 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
   });
   const monitors = monitorsByVm.flat();
 
-  const closeAll = (): Promise<void> =>
-    Promise.all(monitors.map((m) => m.close())).then(() => undefined);
+  const closeAll = (graceMs?: number): Promise<void> =>
+    Promise.all(monitors.map((m) => m.close(graceMs))).then(() => undefined);
   const addressOf = new Map<QmpMonitorServer, string>();
   try {
     await Promise.all(monitors.map(async (m) => addressOf.set(m, await m.start())));
@@ -149,18 +151,23 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
   };
 
   let closing: Promise<void> | null = null;
-  const close = (): Promise<void> => {
+  const close = (graceMs?: number): Promise<void> => {
     closing ??= (async () => {
       abort.abort();
-      await closeAll();
+      await closeAll(graceMs);
     })();
     return closing;
   };
-  const done = run().then(close, async (error: unknown) => {
-    log.error('Simulation failed.', { error });
-    await close();
-    throw error;
-  });
+  // A run that reached its limits lets every client read all it was sent (`eventsSent` counts
+  // those events); a slow reader under load can need far more than the default grace.
+  const done = run().then(
+    () => close(FINISHED_RUN_GRACE_MS),
+    async (error: unknown) => {
+      log.error('Simulation failed.', { error });
+      await close();
+      throw error;
+    },
+  );
 
   const addressesAt = (k: number): string[] =>
     monitorsByVm.flatMap((list) => {
