@@ -7,6 +7,7 @@ import {
 import { EVENTS_TOPIC } from '../shared/core/topics.ts';
 import { parseQmpTarget } from './core/qmp-target.ts';
 import { brokersOption, topicNameProblem } from '../shared/core/kafka-options.ts';
+import { serviceOptions } from '../shared/core/service-options.ts';
 
 export const COLLECTOR_ENV_PREFIX = 'VFIO_COLLECTOR_';
 
@@ -151,37 +152,12 @@ export function collectorConfigSpec(hostname: string) {
       flag: 'kafka-retry-max-ms',
       doc: 'longest delay between attempts to publish a batch while Kafka is unreachable',
     }),
-    httpHost: option({
-      type: 'string',
-      default: '127.0.0.1',
-      env: 'VFIO_COLLECTOR_HTTP_HOST',
-      flag: 'http-host',
-      doc: 'address of the /metrics, /healthz, /readyz server',
-    }),
-    httpPort: option({
-      type: 'integer',
-      default: 9464,
-      min: 0,
-      max: 65535,
-      env: 'VFIO_COLLECTOR_HTTP_PORT',
-      flag: 'http-port',
-      doc: 'port of that server (0 picks a free one, printed at start)',
-    }),
-    shutdownTimeoutMs: option({
-      type: 'integer',
-      default: 10_000,
-      min: 100,
-      env: 'VFIO_COLLECTOR_SHUTDOWN_TIMEOUT_MS',
-      flag: 'shutdown-timeout-ms',
-      doc: 'how long SIGTERM may take to flush the spool to Kafka before the process exits',
-    }),
-    logLevel: option({
-      type: 'string',
-      default: 'info',
-      oneOf: ['debug', 'info', 'warn', 'error'],
-      env: 'VFIO_COLLECTOR_LOG_LEVEL',
-      flag: 'log-level',
-      doc: 'least severe log level written to stderr',
+    ...serviceOptions({
+      envPrefix: COLLECTOR_ENV_PREFIX,
+      httpPort: 9464,
+      serves: '/metrics, /healthz, /readyz',
+      shutdownTimeoutMs: 10_000,
+      shutdownDoc: 'how long SIGTERM may take to flush the spool to Kafka before the process exits',
     }),
   } as const;
 }

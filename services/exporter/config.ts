@@ -6,6 +6,7 @@ import {
 } from '../shared/core/config-spec.ts';
 import { TRANSITIONS_TOPIC } from '../shared/core/topics.ts';
 import { brokersOption, topicNameProblem } from '../shared/core/kafka-options.ts';
+import { serviceOptions } from '../shared/core/service-options.ts';
 
 export const EXPORTER_ENV_PREFIX = 'VFIO_EXPORTER_';
 
@@ -95,37 +96,12 @@ export function exporterConfigSpec() {
       flag: 'quantile-points',
       doc: 'quantile points the live page keeps (in memory)',
     }),
-    httpHost: option({
-      type: 'string',
-      default: '127.0.0.1',
-      env: 'VFIO_EXPORTER_HTTP_HOST',
-      flag: 'http-host',
-      doc: 'address of the /metrics, /healthz, /readyz and live page server (0.0.0.0 for remote)',
-    }),
-    httpPort: option({
-      type: 'integer',
-      default: 9466,
-      min: 0,
-      max: 65535,
-      env: 'VFIO_EXPORTER_HTTP_PORT',
-      flag: 'http-port',
-      doc: 'port of that server (0 picks a free one, printed at start)',
-    }),
-    shutdownTimeoutMs: option({
-      type: 'integer',
-      default: 10_000,
-      min: 100,
-      env: 'VFIO_EXPORTER_SHUTDOWN_TIMEOUT_MS',
-      flag: 'shutdown-timeout-ms',
-      doc: 'how long SIGTERM may take to commit offsets and leave the group',
-    }),
-    logLevel: option({
-      type: 'string',
-      default: 'info',
-      oneOf: ['debug', 'info', 'warn', 'error'],
-      env: 'VFIO_EXPORTER_LOG_LEVEL',
-      flag: 'log-level',
-      doc: 'least severe log level written to stderr',
+    ...serviceOptions({
+      envPrefix: EXPORTER_ENV_PREFIX,
+      httpPort: 9466,
+      serves: '/metrics, /healthz, /readyz and live page',
+      shutdownTimeoutMs: 10_000,
+      shutdownDoc: 'how long SIGTERM may take to commit offsets and leave the group',
     }),
   } as const;
 }

@@ -12,6 +12,7 @@ import {
   TRANSITIONS_TOPIC,
 } from '../shared/core/topics.ts';
 import { brokersOption, topicNameProblem } from '../shared/core/kafka-options.ts';
+import { serviceOptions } from '../shared/core/service-options.ts';
 
 export const PROCESSOR_ENV_PREFIX = 'VFIO_PROCESSOR_';
 
@@ -107,37 +108,12 @@ export function processorConfigSpec() {
       flag: 'publish-retry-max-ms',
       doc: 'longest delay between attempts to publish while Kafka refuses (consumption is paused)',
     }),
-    httpHost: option({
-      type: 'string',
-      default: '127.0.0.1',
-      env: 'VFIO_PROCESSOR_HTTP_HOST',
-      flag: 'http-host',
-      doc: 'address of the /metrics, /healthz, /readyz server',
-    }),
-    httpPort: option({
-      type: 'integer',
-      default: 9465,
-      min: 0,
-      max: 65535,
-      env: 'VFIO_PROCESSOR_HTTP_PORT',
-      flag: 'http-port',
-      doc: 'port of that server (0 picks a free one, printed at start)',
-    }),
-    shutdownTimeoutMs: option({
-      type: 'integer',
-      default: 15_000,
-      min: 100,
-      env: 'VFIO_PROCESSOR_SHUTDOWN_TIMEOUT_MS',
-      flag: 'shutdown-timeout-ms',
-      doc: 'how long SIGTERM may take to finish the batch in hand and leave the group',
-    }),
-    logLevel: option({
-      type: 'string',
-      default: 'info',
-      oneOf: ['debug', 'info', 'warn', 'error'],
-      env: 'VFIO_PROCESSOR_LOG_LEVEL',
-      flag: 'log-level',
-      doc: 'least severe log level written to stderr',
+    ...serviceOptions({
+      envPrefix: PROCESSOR_ENV_PREFIX,
+      httpPort: 9465,
+      serves: '/metrics, /healthz, /readyz',
+      shutdownTimeoutMs: 15_000,
+      shutdownDoc: 'how long SIGTERM may take to finish the batch in hand and leave the group',
     }),
   } as const;
 }

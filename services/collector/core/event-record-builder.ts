@@ -1,6 +1,6 @@
 import type { EventRecord } from '../../shared/core/event-record.ts';
-import { invalid, type QmpEvent, type QmpInvalid } from '../../shared/core/qmp-message.ts';
-import { MIGRATION, VFIO_MIGRATION } from '../../shared/core/vm-event.ts';
+import type { QmpEvent, QmpInvalid } from '../../shared/core/qmp-message.ts';
+import { MIGRATION, readVfioData, VFIO_MIGRATION } from '../../shared/core/vm-event.ts';
 
 /** Where an event was read: which VM, which connection, which position in it. */
 export interface EventOrigin {
@@ -34,18 +34,8 @@ export function buildEventRecord(origin: EventOrigin, event: QmpEvent): EventRec
     data: null,
   };
   if (event.name === VFIO_MIGRATION) {
-    const qomPath = event.data['qom-path'];
-    const deviceState = event.data['device-state'];
-    if (typeof qomPath !== 'string' || typeof deviceState !== 'string') {
-      return invalid('bad_vfio_data', 'VFIO_MIGRATION without a string qom-path and device-state');
-    }
-    const deviceId = event.data['device-id'];
-    return {
-      ...base,
-      qomPath,
-      deviceId: typeof deviceId === 'string' ? deviceId : '',
-      deviceState,
-    };
+    const fields = readVfioData(event.data);
+    return 'kind' in fields ? fields : { ...base, ...fields };
   }
   const status = event.data['status'];
   if (

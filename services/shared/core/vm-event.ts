@@ -52,25 +52,31 @@ export function prepareTarget(state: string): string | null {
     : null;
 }
 
+export interface VfioMigrationData {
+  qomPath: string;
+  deviceId: string;
+  deviceState: string;
+}
+
+/** The members of a VFIO_MIGRATION event's `data`, or why they are unusable. */
+export function readVfioData(
+  data: Readonly<Record<string, unknown>>,
+): VfioMigrationData | QmpInvalid {
+  const qomPath = data['qom-path'];
+  const deviceState = data['device-state'];
+  if (typeof qomPath !== 'string' || typeof deviceState !== 'string') {
+    return invalid('bad_vfio_data', 'VFIO_MIGRATION without a string qom-path and device-state');
+  }
+  const deviceId = data['device-id'];
+  return { qomPath, deviceId: typeof deviceId === 'string' ? deviceId : '', deviceState };
+}
+
 /** Turns a decoded QMP event of one VM into the event model, rejecting malformed VFIO data. */
 export function toVmEvent(host: string, vm: string, event: QmpEvent): VmEvent | QmpInvalid {
   const timestampMicros = event.timestampMicros;
   if (event.name === VFIO_MIGRATION) {
-    const qomPath = event.data['qom-path'];
-    const deviceState = event.data['device-state'];
-    if (typeof qomPath !== 'string' || typeof deviceState !== 'string') {
-      return invalid('bad_vfio_data', 'VFIO_MIGRATION without a string qom-path and device-state');
-    }
-    const deviceId = event.data['device-id'];
-    return {
-      kind: 'vfio',
-      host,
-      vm,
-      timestampMicros,
-      qomPath,
-      deviceId: typeof deviceId === 'string' ? deviceId : '',
-      deviceState,
-    };
+    const fields = readVfioData(event.data);
+    return 'kind' in fields ? fields : { kind: 'vfio', host, vm, timestampMicros, ...fields };
   }
   if (event.name === SHUTDOWN) return { kind: 'shutdown', host, vm, timestampMicros };
   return { kind: 'other', host, vm, timestampMicros, name: event.name };
