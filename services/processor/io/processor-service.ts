@@ -346,6 +346,7 @@ export async function startProcessor(
    * topic's applied offset is), so it need not hold the next batch back.
    */
   let committing: Promise<void> = Promise.resolve();
+  let commitsClosed = false;
   const commit = (applied: Applied): Promise<void> => {
     if (applied.offsets.length === 0) return Promise.resolve();
     const now = Date.now() * 1000;
@@ -358,6 +359,9 @@ export async function startProcessor(
       );
       return { topic: config.eventsTopic, partition, offset: String(next) };
     });
+    // After disconnect a commit would make kafkajs open a new coordinator connection that
+    // nothing closes again; the state topic already has what a restart needs.
+    if (commitsClosed) return Promise.resolve();
     committing = committing
       .then(() => consumer.commitOffsets(offsets))
       .catch((error: unknown) =>
@@ -452,8 +456,12 @@ export async function startProcessor(
     stop: async () => {
       stopping = true;
       clearInterval(tick);
-      await consumer.disconnect();
+      // Finish the batch in hand (kafkajs waits for it), let its commit go out, and only then
+      // close the connections: no commit may start after them.
+      await consumer.stop();
       await committing;
+      commitsClosed = true;
+      await consumer.disconnect();
       jobs.complete();
       subscription.unsubscribe();
       await producer.disconnect();
