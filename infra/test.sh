@@ -46,12 +46,13 @@ status=0
 # --test-force-exit: a test file's process ends when its tests have, even if a library left an
 # idle socket open (kafkajs can, when a request races its disconnect); a hang would otherwise
 # only end at CI's deadline. Everything a test starts is still stopped by its own t.after.
-node --import tsx --test --test-force-exit --test-reporter=spec --test-reporter-destination=stdout \
-  --test-reporter=tap --test-reporter-destination="$log" "${files[@]}" || status=$?
+node --import tsx --test --test-force-exit --test-reporter=spec "${files[@]}" | tee "$log" ||
+  status=${PIPESTATUS[0]}
 
-tests=$(grep -E '^# tests [0-9]+' "$log" | tail -1 | awk '{print $3}')
-pass=$(grep -E '^# pass [0-9]+' "$log" | tail -1 | awk '{print $3}')
-fail=$(grep -E '^# fail [0-9]+' "$log" | tail -1 | awk '{print $3}')
+count() { grep -E "^ℹ $1 [0-9]+" "$log" | tail -1 | awk '{print $3}' || true; }
+tests=$(count tests)
+pass=$(count pass)
+fail=$(count fail)
 rm -f "$log"
 echo "${pass:-0} passed, ${fail:-0} failed"
 if [ "${tests:-0}" -eq 0 ]; then
