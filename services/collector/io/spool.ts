@@ -72,6 +72,8 @@ export interface SpoolEvents {
   recovered(events: number, bytes: number): void;
   tornTailTruncated(segment: number, offset: number, bytes: number): void;
   changed(events: number, bytes: number): void;
+  /** A background write (the acknowledged position) failed; it is tried again next interval. */
+  ioFailed?(what: string, error: unknown): void;
 }
 
 export interface SpoolOptions {
@@ -280,7 +282,22 @@ export class Spool {
       const fd = this.lastSegment().fd;
       if (fd !== null) fdatasync(fd, () => {});
     }
-    if (this.ackDirty) this.writeAck();
+    this.persistAck();
+  }
+
+  /**
+   * Persists the acknowledged position if it moved. Called from a timer and from `close`, so an
+   * I/O error is reported, not thrown: the position only saves resending (an older one means
+   * resending, never losing), and the next attempt retries it.
+   */
+  private persistAck(): void {
+    if (!this.ackDirty) return;
+    try {
+      this.writeAck();
+    } catch (error) {
+      this.ackDirty = true;
+      this.options.events.ioFailed?.('persisting the acknowledged position', error);
+    }
   }
 
   /** Writes what is queued, syncs it to disk, persists the acknowledged position, closes files. */
@@ -298,7 +315,7 @@ export class Spool {
         segment.fd = null;
       }
     }
-    if (this.ackDirty) this.writeAck();
+    this.persistAck();
     this.wake();
   }
 

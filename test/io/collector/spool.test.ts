@@ -227,3 +227,25 @@ test('a corrupt entry inside an older segment skips the rest of that segment, co
   );
   assert.equal(later.at(-1), 199);
 });
+
+test('regression: a background write that fails (spool directory gone) is reported, never thrown', async (t) => {
+  const dir = tempDir(t);
+  const failures: string[] = [];
+  const { spool } = openSpool(dir, {
+    fsyncIntervalMs: 60_000,
+    events: {
+      written: () => {},
+      dropped: () => {},
+      recovered: () => {},
+      tornTailTruncated: () => {},
+      changed: () => {},
+      ioFailed: (what) => failures.push(what),
+    },
+  });
+  spool.append(entry(1));
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(drain(spool).length, 1);
+  rmSync(dir, { recursive: true, force: true });
+  assert.doesNotThrow(() => spool.syncNow());
+  assert.deepEqual(failures, ['persisting the acknowledged position']);
+});
