@@ -97,18 +97,41 @@ export async function runFleet(
   const delivered = (async () => {
     await simulator.done;
     const sent = simulator.stats().eventsSent;
-    await waitFor(async () => (await publishedEvents(collector.registry)) >= sent, {
-      timeoutMs: 60_000,
-      description: `collector publishing ${sent} events`,
-    });
+    try {
+      await waitFor(
+        async () =>
+          (await counter(collector.registry, 'vfio_collector_events_published_total')) >= sent,
+        {
+          timeoutMs: 60_000,
+          description: `collector publishing ${sent} events`,
+        },
+      );
+    } catch (error) {
+      // Say where the events are, so a failure here is a diagnosis, not a mystery.
+      const names = [
+        'events_received_total',
+        'events_published_total',
+        'spool_events',
+        'qmp_rejected_total',
+        'events_dropped_total',
+        'reconnects_total',
+      ];
+      const counts = await Promise.all(
+        names.map(async (n) => `${n}=${await counter(collector.registry, `vfio_collector_${n}`)}`),
+      );
+      throw new Error(
+        `${(error as Error).message}; simulator ${JSON.stringify(simulator.stats())}; collector ${counts.join(' ')}`,
+        { cause: error },
+      );
+    }
     return sent;
   })();
   return { simulator, transcripts, delivered };
 }
 
-async function publishedEvents(registry: RunningProcessor['registry']): Promise<number> {
-  const metric = await registry.getSingleMetric('vfio_collector_events_published_total')?.get();
-  return metric?.values[0]?.value ?? 0;
+async function counter(registry: RunningProcessor['registry'], name: string): Promise<number> {
+  const metric = await registry.getSingleMetric(name)?.get();
+  return (metric?.values ?? []).reduce((sum, v) => sum + v.value, 0);
 }
 
 /** Every record `replay` computes from the transcripts (the VM is the file name). */

@@ -22,12 +22,14 @@ describe('processor: live transitions equal replay of the same events', () => {
   test('simulator → collector → Kafka → processor: exactly the transitions replay computes', async (t) => {
     const brokers = brokersFromEnv();
     const topics = await pipelineTopics(t, brokers);
+    // The processor first, as in production: its start-up (group join, restore) then does not
+    // share this process's event loop with a fleet running at full speed.
+    await startProcessorInProcess(t, brokers, topics);
     const fleet = await runFleet(t, brokers, topics.events, {
       ...FLEET,
       migrations: 60,
       speed: 'max',
     });
-    await startProcessorInProcess(t, brokers, topics);
     await fleet.delivered;
     const expected = expectedTransitions(fleet.transcripts);
     assert.ok(expected.length > 300, `only ${expected.length} transitions expected`);
