@@ -102,7 +102,7 @@ export async function runFleet(
         async () =>
           (await counter(collector.registry, 'vfio_collector_events_published_total')) >= sent,
         {
-          timeoutMs: 60_000,
+          timeoutMs: 120_000,
           description: `collector publishing ${sent} events`,
         },
       );
