@@ -76,7 +76,11 @@ export function toVmEvent(host: string, vm: string, event: QmpEvent): VmEvent | 
   const timestampMicros = event.timestampMicros;
   if (event.name === VFIO_MIGRATION) {
     const fields = readVfioData(event.data);
-    return 'kind' in fields ? fields : { kind: 'vfio', host, vm, timestampMicros, ...fields };
+    if ('kind' in fields) return fields;
+    // Fields named one by one, not spread: this runs for every event, and a spread of a fresh
+    // object defeats V8's escape analysis (measured on the core bench).
+    const { qomPath, deviceId, deviceState } = fields;
+    return { kind: 'vfio', host, vm, timestampMicros, qomPath, deviceId, deviceState };
   }
   if (event.name === SHUTDOWN) return { kind: 'shutdown', host, vm, timestampMicros };
   return { kind: 'other', host, vm, timestampMicros, name: event.name };
