@@ -6,31 +6,14 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, test } from 'node:test';
-import { main } from '../../../services/cli/main.ts';
-import type { CommandIo } from '../../../services/cli/command-io.ts';
+import { runCli } from '../../helpers/cli.ts';
 
 const FIXTURES = fileURLToPath(new URL('../../fixtures/qmp/vfio/', import.meta.url));
 const BIN = fileURLToPath(new URL('../../../bin/vfio-telemetry.js', import.meta.url));
 
-async function cli(args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const io: CommandIo = {
-    write: (text) => {
-      stdout += text;
-      return Promise.resolve();
-    },
-    error: (text) => {
-      stderr += text;
-    },
-  };
-  const status = await main(args, io);
-  return { status, stdout, stderr };
-}
-
 describe('vfio-telemetry replay', () => {
   test('--format json: one record per line, then the summary', async () => {
-    const { status, stdout } = await cli([
+    const { status, stdout } = await runCli([
       'replay',
       '--format',
       'json',
@@ -67,7 +50,7 @@ describe('vfio-telemetry replay', () => {
     const files = ['source-p2p-precopy', 'failed-prepare-reset', 'malformed', 'lifecycle'].map(
       (f) => join(FIXTURES, `${f}.qmp`),
     );
-    const { status, stdout } = await cli(['replay', ...files]);
+    const { status, stdout } = await runCli(['replay', ...files]);
     assert.equal(status, 0);
     assert.match(stdout, /^Prepare to completion$/m);
     assert.match(stdout, /^ {2}pre-copy-p2p +completed +4 +12\.5ms +30ms +30ms +30ms$/m);
@@ -83,7 +66,7 @@ describe('vfio-telemetry replay', () => {
   test('--prepare-timeout changes when prepares time out', async () => {
     const file = join(FIXTURES, 'lifecycle.qmp');
     const count = async (extra: string[]): Promise<number> => {
-      const { stdout } = await cli(['replay', '--format', 'json', ...extra, file]);
+      const { stdout } = await runCli(['replay', '--format', 'json', ...extra, file]);
       return stdout.split('\n').filter((l) => l.includes('"timed_out"')).length;
     };
     assert.equal(await count([]), 1);
@@ -104,7 +87,7 @@ describe('vfio-telemetry replay', () => {
       [['frobnicate'], 2, /unknown command "frobnicate"/],
     ];
     for (const [args, status, message] of cases) {
-      const result = await cli(args);
+      const result = await runCli(args);
       assert.equal(result.status, status, args.join(' '));
       assert.match(result.stderr, message);
       assert.equal(result.stdout, '');
@@ -114,13 +97,13 @@ describe('vfio-telemetry replay', () => {
   test('a directory is not a transcript', async (t) => {
     const dir = await mkdtemp(join(tmpdir(), 'vfio-replay-'));
     t.after(() => rm(dir, { recursive: true, force: true }));
-    const result = await cli(['replay', dir]);
+    const result = await runCli(['replay', dir]);
     assert.equal(result.status, 1);
     assert.match(result.stderr, /cannot read .*EISDIR/);
   });
 
   test('--help describes the command', async () => {
-    const { status, stdout } = await cli(['replay', '--help']);
+    const { status, stdout } = await runCli(['replay', '--help']);
     assert.equal(status, 0);
     assert.match(
       stdout,

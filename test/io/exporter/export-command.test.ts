@@ -1,26 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { CommandIo } from '../../../services/cli/command-io.ts';
-import { main } from '../../../services/cli/main.ts';
-
-async function cli(args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const io: CommandIo = {
-    write: (text) => {
-      stdout += text;
-      return Promise.resolve();
-    },
-    error: (text) => {
-      stderr += text;
-    },
-  };
-  const status = await main(args, io);
-  return { status, stdout, stderr };
-}
+import { runCli } from '../../helpers/cli.ts';
 
 test('export --help lists every option with its env variable', async () => {
-  const { status, stdout } = await cli(['export', '--help']);
+  const { status, stdout } = await runCli(['export', '--help']);
   assert.equal(status, 0);
   for (const text of [
     '--no-host-label',
@@ -36,7 +19,7 @@ test('export lists every configuration problem and exits 2', async () => {
   const saved = process.env['KAFKA_BROKERS'];
   delete process.env['KAFKA_BROKERS'];
   try {
-    const { status, stderr } = await cli(['export', '--http-port', '99999', '--topic', 'a b']);
+    const { status, stderr } = await runCli(['export', '--http-port', '99999', '--topic', 'a b']);
     assert.equal(status, 2);
     assert.match(stderr, /brokers is required/);
     assert.match(stderr, /--http-port: must be at most 65535/);
@@ -47,6 +30,6 @@ test('export lists every configuration problem and exits 2', async () => {
 });
 
 test('export rejects --host-label with --no-host-label, and unknown flags', async () => {
-  assert.equal((await cli(['export', '--host-label', '--no-host-label'])).status, 2);
-  assert.equal((await cli(['export', '--colour', 'blue'])).status, 2);
+  assert.equal((await runCli(['export', '--host-label', '--no-host-label'])).status, 2);
+  assert.equal((await runCli(['export', '--colour', 'blue'])).status, 2);
 });
