@@ -120,12 +120,15 @@ export async function startCollector(
     telemetry.vmDiscovered(target.vm, describeAddress(target.address));
     connection.start();
   };
+  const retiring = new Set<QmpConnection>();
   const removeTarget = (id: string): void => {
     const connection = connections.get(id);
     if (connection === undefined) return;
     connections.delete(id);
     telemetry.vmRemoved(connection.vm, id);
-    void connection.stop();
+    // Read what the VM wrote before its socket vanished; stop is still there for shutdown.
+    retiring.add(connection);
+    void connection.retire().then(() => retiring.delete(connection));
   };
 
   const kafka = createKafkaClient({
@@ -193,7 +196,7 @@ export async function startCollector(
   const stop = async (drainMs = 0): Promise<void> => {
     const deadline = Date.now() + drainMs;
     watcher?.stop();
-    await Promise.all([...connections.values()].map((c) => c.stop()));
+    await Promise.all([...connections.values(), ...retiring].map((c) => c.stop()));
     connections.clear();
     spool.flush();
     await sender.stop(drainMs > 0 ? deadline : undefined);

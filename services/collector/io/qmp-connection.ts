@@ -86,6 +86,19 @@ export class QmpConnection {
     this.connect();
   }
 
+  /**
+   * Stops reconnecting but keeps reading until the peer closes: when QEMU exits, its socket file
+   * goes away before the collector has necessarily read what QEMU wrote last, and those bytes
+   * are still in the kernel's buffer. Resolves once the socket is closed.
+   */
+  retire(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    const socket = this.socket;
+    if (socket === undefined || socket.destroyed || this.state !== 'ready') return this.stop();
+    return new Promise((resolve) => (this.closedWaiter = resolve));
+  }
+
   /** Stops reading and reconnecting; resolves once the socket is closed. */
   stop(): Promise<void> {
     this.stopped = true;
@@ -94,7 +107,11 @@ export class QmpConnection {
     const socket = this.socket;
     if (socket === undefined || socket.destroyed) return Promise.resolve();
     return new Promise((resolve) => {
-      this.closedWaiter = resolve;
+      const earlier = this.closedWaiter;
+      this.closedWaiter = () => {
+        earlier?.();
+        resolve();
+      };
       socket.destroy();
     });
   }

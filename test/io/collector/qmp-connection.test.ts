@@ -192,3 +192,19 @@ test('a missing socket is retried with backoff until it appears', async (t) => {
   t.after(() => server.close());
   await waitUntil(() => started === 1, 'a session');
 });
+
+test('regression: a retired connection (socket file gone) still reads what QEMU wrote before it exited', async (t) => {
+  const { server, seen, connection } = await setup(t);
+  connection.start();
+  await waitUntil(() => server.negotiated && seen.sessions.length === 1, 'negotiation');
+  // QEMU writes its last events and exits; the directory watcher sees the socket vanish before
+  // the client has read them. Retiring (not stopping) must still deliver every one.
+  const ts = Array.from({ length: 50 }, (_, i) => server.emit('MIGRATION_PASS', { pass: i + 1 }));
+  server.dropClient();
+  await connection.retire();
+  assert.deepEqual(
+    seen.events.map((e) => e.ts),
+    ts,
+  );
+  assert.equal(seen.sessions.length, 1, 'no reconnect after retiring');
+});
