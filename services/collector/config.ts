@@ -152,6 +152,14 @@ export function collectorConfigSpec(hostname: string) {
       flag: 'kafka-retry-max-ms',
       doc: 'longest delay between attempts to publish a batch while Kafka is unreachable',
     }),
+    stallTimeoutMs: option({
+      type: 'integer',
+      default: 30_000,
+      min: 100,
+      env: 'VFIO_COLLECTOR_STALL_TIMEOUT_MS',
+      flag: 'stall-timeout-ms',
+      doc: '/readyz fails when the spool holds events and none was acknowledged for this long',
+    }),
     ...serviceOptions({
       envPrefix: COLLECTOR_ENV_PREFIX,
       httpPort: 9464,

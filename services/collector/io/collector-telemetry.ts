@@ -85,6 +85,23 @@ export function createCollectorTelemetry(registry: Registry, logger: Logger) {
     buckets: [...LAG_BUCKETS_SECONDS],
     registers,
   });
+  const rejected = new Counter({
+    name: `${METRIC_PREFIX}records_rejected_total`,
+    help: 'Records Kafka refused for good (e.g. MESSAGE_TOO_LARGE), kept in rejected.jsonl, by reason.',
+    labelNames: ['reason'],
+    registers,
+  });
+  const resent = new Counter({
+    name: `${METRIC_PREFIX}records_resent_total`,
+    help: 'Records handed to Kafka again after a failed or partly acknowledged send (duplicates possible).',
+    registers,
+  });
+  const sessionsRenewed = new Counter({
+    name: `${METRIC_PREFIX}sessions_renewed_total`,
+    help: 'New session ids started because events of the VM were dropped, by the cause of the drop.',
+    labelNames: ['reason'],
+    registers,
+  });
   const kafkaUp = new Gauge({
     name: `${METRIC_PREFIX}kafka_up`,
     help: '1 when the last produce succeeded.',
@@ -94,6 +111,8 @@ export function createCollectorTelemetry(registry: Registry, logger: Logger) {
   for (const kind of ['greeting', 'return', 'error', 'event']) qmpMessages.inc({ kind }, 0);
   for (const reason of REJECT_REASONS) qmpRejected.inc({ reason }, 0);
   dropped.inc({ reason: 'spool_full' }, 0);
+  rejected.inc({ reason: 'MESSAGE_TOO_LARGE' }, 0);
+  sessionsRenewed.inc({ reason: 'spool_full' }, 0);
   kafkaUp.set(0);
 
   const limited = new Map<string, { last: number; suppressed: number }>();
@@ -213,6 +232,38 @@ export function createCollectorTelemetry(registry: Registry, logger: Logger) {
         retryInMs,
         error,
       });
+    },
+    recordRejected(fields: {
+      reason: string;
+      detail: string;
+      key: string;
+      bytes: number;
+      file: string;
+      /** Only when the rejected file could not be written: the record's bytes, base64. */
+      value?: string;
+      error?: unknown;
+    }): void {
+      rejected.inc({ reason: fields.reason });
+      rateLimited(
+        `record-rejected:${fields.reason}`,
+        'error',
+        fields.error === undefined
+          ? 'Kafka refused a record for good; it is kept in the rejected file and skipped.'
+          : 'Kafka refused a record for good and the rejected file could not be written; it is skipped.',
+        fields,
+      );
+    },
+    recordsResent(count: number): void {
+      resent.inc(count);
+    },
+    sessionRenewed(vm: string, reason: string, previousSessionId: string, sessionId: string): void {
+      sessionsRenewed.inc({ reason });
+      rateLimited(
+        `renewed:${vm}`,
+        'warn',
+        'Events of a VM were dropped; its next events start a new session.',
+        { vm, reason, previousSessionId, sessionId },
+      );
     },
     kafkaConnected(topic: string, partitions: number): void {
       // Connected counts as up: events accepted now are not waiting for an outage to end.

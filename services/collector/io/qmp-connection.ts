@@ -28,7 +28,7 @@ export const CAPABILITIES_COMMAND = '{"execute":"qmp_capabilities"}\r\n';
 export interface QmpSession {
   readonly vm: string;
   readonly sessionId: string;
-  /** Sequence of the last record built in this session; the next one is `sequence + 1`. */
+  /** Events of this session the spool accepted (records may carry a renewed session id: main.ts). */
   sequence: number;
 }
 

@@ -11,8 +11,9 @@
  * `fsyncIntervalMs`, so an OS crash or power loss loses at most that interval. Between `append`
  * and the write there is at most one event-loop turn; an event counts as accepted once written.
  *
- * Reads: the sender reads batches from the acknowledged position in order and calls `ack` once
- * Kafka has them; the position is persisted (temp file + rename) at most once per fsync interval,
+ * Reads: the sender reads batches from the acknowledged position in order and calls `ack` with
+ * the longest prefix of a batch that Kafka has stored (one position, not a set: an entry is only
+ * acknowledged with everything before it); the position is persisted (temp file + rename) at most once per fsync interval,
  * so a crash resends at most that much (at-least-once; the processor dedupes by session and
  * sequence). Segments wholly before the acknowledged position are deleted.
  *
@@ -57,17 +58,21 @@ export interface SpoolPosition {
 
 export interface SpoolBatch {
   entries: SpoolEntry[];
-  /** Position after the last entry; pass the batch to `ack`. */
+  /** Position after each entry: `ends[i]` is where the spool stands once entries 0..i are acked. */
+  ends: SpoolPosition[];
+  /** Position after the last entry (past any damage skipped after it); pass the batch to `ack`. */
   end: SpoolPosition;
 }
 
 /** What the spool reports; the collector's telemetry implements it. */
 export interface SpoolEvents {
   written(count: number, bytes: number): void;
+  /** `keys` are the message keys of the dropped entries when they are known. */
   dropped(
     reason: 'spool_full' | 'spool_io' | 'spool_corrupt',
     count: number,
     detail?: unknown,
+    keys?: readonly string[],
   ): void;
   recovered(events: number, bytes: number): void;
   tornTailTruncated(segment: number, offset: number, bytes: number): void;
@@ -145,7 +150,7 @@ export class Spool {
     const size = encodedEntryLength(entry.key, entry.value);
     if (this.diskBytes + this.queueBytes + size > this.options.maxBytes) {
       this.full = true;
-      this.options.events.dropped('spool_full', 1);
+      this.options.events.dropped('spool_full', 1, undefined, [entry.key]);
       return false;
     }
     this.queue.push(entry);
@@ -182,7 +187,12 @@ export class Spool {
       } catch {
         // The next recovery truncates the torn tail instead.
       }
-      this.options.events.dropped('spool_io', entries.length, error);
+      this.options.events.dropped(
+        'spool_io',
+        entries.length,
+        error,
+        entries.map((e) => e.key),
+      );
       return;
     }
     segment.size += bytes.length;
@@ -212,6 +222,7 @@ export class Spool {
   /** Up to `maxEntries` entries from the acknowledged position, in order; null when none. */
   readBatch(maxEntries: number): SpoolBatch | null {
     const entries: SpoolEntry[] = [];
+    const ends: SpoolPosition[] = [];
     let pos = { ...this.ackPos };
     while (entries.length < maxEntries) {
       const index = this.segments.findIndex((s) => s.id === pos.segment);
@@ -236,6 +247,7 @@ export class Spool {
         if (read.kind === 'entry') {
           entries.push(read.entry);
           at = read.next;
+          ends.push({ segment: segment.id, offset: pos.offset + at });
           continue;
         }
         if (read.kind === 'corrupt' || (at === 0 && got === segment.size - pos.offset)) {
@@ -253,19 +265,26 @@ export class Spool {
     }
     if (entries.length === 0) {
       if (pos.segment !== this.ackPos.segment || pos.offset !== this.ackPos.offset) {
-        this.ack({ entries, end: pos });
+        this.ack({ entries, ends, end: pos });
       }
       return null;
     }
-    return { entries, end: pos };
+    return { entries, ends, end: pos };
   }
 
-  /** Marks a batch acknowledged: its entries are never read again; old segments are deleted. */
-  ack(batch: SpoolBatch): void {
-    this.ackPos = batch.end;
+  /**
+   * Marks the first `count` entries of a batch (default: all) acknowledged: they are never read
+   * again, and segments wholly before them are deleted. The position is a single prefix, so the
+   * rest of the batch is read again by the next `readBatch`.
+   */
+  ack(batch: SpoolBatch, count = batch.entries.length): void {
+    if (count <= 0 && batch.entries.length > 0) return;
+    const end =
+      count >= batch.entries.length ? batch.end : (batch.ends[count - 1] as SpoolPosition);
+    this.ackPos = end;
     this.ackDirty = true;
-    this.unackedEvents = Math.max(0, this.unackedEvents - batch.entries.length);
-    while (this.segments.length > 1 && (this.segments[0] as Segment).id < batch.end.segment) {
+    this.unackedEvents = Math.max(0, this.unackedEvents - Math.min(count, batch.entries.length));
+    while (this.segments.length > 1 && (this.segments[0] as Segment).id < end.segment) {
       const old = this.segments.shift() as Segment;
       if (old.fd !== null) closeSync(old.fd);
       unlinkSync(join(this.options.dir, segmentName(old.id)));

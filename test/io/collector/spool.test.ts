@@ -96,6 +96,33 @@ test('appended entries are written in one group commit and read back in order', 
   assert.equal(spool.pendingEvents, 0);
 });
 
+test('acknowledging a prefix of a batch (across segments) reads the rest again, also after a reopen', (t) => {
+  const dir = tempDir(t);
+  const first = openSpool(dir, { segmentBytes: 16 * 1024, maxBytes: 1 << 20 });
+  // 1,000-byte entries: about 16 per segment, so a batch of 40 spans three segments.
+  for (let i = 0; i < 40; i++) first.spool.append(entry(i, 1000));
+  first.spool.flush();
+  const batch = first.spool.readBatch(40);
+  assert.equal(batch?.entries.length, 40);
+  assert.ok(batch);
+  first.spool.ack(batch, 0);
+  assert.equal(first.spool.pendingEvents, 40, 'acknowledging nothing moves nothing');
+  first.spool.ack(batch, 25);
+  assert.equal(first.spool.pendingEvents, 15);
+  const again = first.spool.readBatch(100);
+  assert.deepEqual(
+    again?.entries.map((e) => e.receivedMicros - 1_000_000),
+    [...Array(15).keys()].map((i) => i + 25),
+  );
+  first.spool.close();
+  const second = openSpool(dir, { segmentBytes: 16 * 1024 });
+  assert.equal(second.spool.pendingEvents, 15);
+  assert.deepEqual(
+    drain(second.spool).map((e) => e.receivedMicros - 1_000_000),
+    [...Array(15).keys()].map((i) => i + 25),
+  );
+});
+
 test('a reopened spool resends exactly what was not acknowledged', (t) => {
   const dir = tempDir(t);
   const first = openSpool(dir);
