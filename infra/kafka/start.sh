@@ -1,28 +1,41 @@
 #!/usr/bin/env bash
-# Starts a single-node Kafka (KRaft, broker and controller in one JVM) on 127.0.0.1 and prints its
-# bootstrap address (HOST:PORT) as the last line of stdout. Everything else goes to stderr.
+# Starts Kafka (KRaft) on 127.0.0.1 and prints its bootstrap address as the last line of stdout.
+# Everything else goes to stderr.
 #
-#   infra/kafka/start.sh [--dir STATE_DIR] [--port PORT]
+#   infra/kafka/start.sh [--dir STATE_DIR] [--port PORT]   one node; prints HOST:PORT
+#   infra/kafka/start.sh --nodes N [--dir STATE_DIR]        N nodes (3-9); prints HOST:PORT,HOST:PORT,...
 #
-# STATE_DIR (default $REPO/.cache/kafka) holds server.properties, log4j2.properties, data/,
-# kafka.log, kafka.pid and bootstrap. The first start on a directory picks free ports (unless
-# --port) and formats the storage; later starts reuse the ports from server.properties and keep the
-# data. If the directory's broker is already running and answering, prints its address and exits 0.
+# One node: STATE_DIR (default $REPO/.cache/kafka) holds server.properties, log4j2.properties,
+# data/, kafka.log, kafka.pid and bootstrap. A cluster: STATE_DIR/node-<id>/ (id 1..N) holds those
+# files for each node and STATE_DIR/bootstrap the address list. Every node of a cluster is both
+# a broker and a voter of the controller quorum; topics get 3 replicas, 2 of which must be in sync.
+#
+# The first start on a directory picks free ports (unless --port) and formats the storage; later
+# starts reuse the ports from server.properties and keep the data. Nodes of the directory that
+# are already running and answering are left alone; if all are, it only prints the address. On an
+# existing cluster directory --nodes may be left out.
 #
 # Env: KAFKA_VERSION, VFIO_CACHE_DIR (see fetch.sh), JAVA_HOME (Java 17+), KAFKA_HEAP_OPTS
-# (default "-Xms256m -Xmx768m"), KAFKA_START_TIMEOUT_S (default 90).
+# (default "-Xms256m -Xmx768m" for one node, "-Xms192m -Xmx512m" for each node of a cluster),
+# KAFKA_START_TIMEOUT_S (default 90 for one node, 150 for a cluster).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo="$(cd "$here/../.." && pwd)"
+# shellcheck source=infra/kafka/broker-process.sh
+source "$here/broker-process.sh"
 state_dir="$repo/.cache/kafka"
 port=""
+nodes=""
 
-usage() { echo "usage: $0 [--dir STATE_DIR] [--port PORT]" >&2; exit 64; }
+usage() {
+  echo "usage: $0 [--dir STATE_DIR] [--port PORT] | $0 --nodes N [--dir STATE_DIR]" >&2
+  exit 64
+}
 while (($#)); do
   case "$1" in
     --dir) [[ $# -ge 2 ]] || usage; state_dir="$2"; shift 2 ;;
     --port) [[ $# -ge 2 && "$2" =~ ^[0-9]+$ ]] || usage; port="$2"; shift 2 ;;
+    --nodes) [[ $# -ge 2 && "$2" =~ ^[0-9]+$ ]] || usage; nodes="$2"; shift 2 ;;
     -h | --help) usage ;;
     *) echo "start.sh: unknown argument $1" >&2; usage ;;
   esac
@@ -30,79 +43,85 @@ done
 
 mkdir -p "$state_dir"
 state_dir="$(cd "$state_dir" && pwd)"
-props="$state_dir/server.properties"
-pid_file="$state_dir/kafka.pid"
-log_file="$state_dir/kafka.log"
-timeout_s="${KAFKA_START_TIMEOUT_S:-90}"
 
-# One start at a time per state directory. The broker must not inherit fd 9 (see the launch below),
-# or it would hold the lock for its whole life.
+# One start at a time per state directory (node.sh takes the same lock).
 exec 9>"$state_dir/.start.lock"
 flock 9
 
-# A PID file is trusted only if that process is a Kafka JVM running this directory's config, so a
-# recycled PID is never taken for our broker (and stop.sh never signals a stranger).
-broker_pid() {
-  [[ -f "$pid_file" ]] || return 1
-  local pid
-  pid="$(<"$pid_file")"
-  [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-  [[ -r "/proc/$pid/cmdline" ]] || return 1
-  [[ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != "Z" ]] || return 1
-  tr '\0' '\n' <"/proc/$pid/cmdline" | grep -qxF "$props" || return 1
-  echo "$pid"
-}
-
-await_broker() { # address pid timeout_ms
-  (cd "$repo" && node --import tsx "$here/await-broker.ts" --brokers "$1" --pid "$2" --timeout-ms "$3")
-}
-
-if [[ -f "$props" ]]; then
-  existing_port="$(sed -n 's/^listeners=PLAINTEXT:\/\/127.0.0.1:\([0-9]*\),.*/\1/p' "$props")"
-  [[ -n "$existing_port" ]] || {
-    echo "start.sh: no listeners=PLAINTEXT://127.0.0.1:PORT,... line in $props" >&2
-    exit 1
-  }
-  if [[ -n "$port" && "$port" != "$existing_port" ]]; then
-    echo "start.sh: $props already uses port $existing_port, not $port; remove $state_dir to change it" >&2
+shopt -s nullglob
+existing_nodes=("$state_dir"/node-*/server.properties)
+shopt -u nullglob
+if [[ -z "$nodes" ]]; then
+  nodes=1
+  ((${#existing_nodes[@]} == 0)) || nodes=${#existing_nodes[@]}
+fi
+# Two voters cannot lose either of them, and three replicas need three brokers.
+if [[ "$nodes" != 1 ]] && ((nodes < 3 || nodes > 9)); then
+  echo "start.sh: --nodes must be 1 or 3 to 9, not $nodes" >&2
+  exit 64
+fi
+if ((nodes == 1 && ${#existing_nodes[@]} > 0)); then
+  echo "start.sh: $state_dir holds a ${#existing_nodes[@]}-node cluster; remove it for one node" >&2
+  exit 64
+fi
+if ((nodes > 1)); then
+  [[ -z "$port" ]] || { echo "start.sh: --port is for one node only" >&2; exit 64; }
+  if [[ -f "$state_dir/server.properties" ]]; then
+    echo "start.sh: $state_dir holds a single-node broker; remove it for a cluster" >&2
     exit 64
   fi
-  port="$existing_port"
-fi
-address="127.0.0.1:$port"
-
-if pid="$(broker_pid)"; then
-  if await_broker "$address" "$pid" "$((timeout_s * 1000))"; then
-    echo "start.sh: broker $pid in $state_dir already running" >&2
-    echo "$address"
-    exit 0
+  if ((${#existing_nodes[@]} > 0 && ${#existing_nodes[@]} != nodes)); then
+    echo "start.sh: $state_dir holds a ${#existing_nodes[@]}-node cluster, not $nodes; remove it to change" >&2
+    exit 64
   fi
-  echo "start.sh: broker $pid in $state_dir is running but does not answer; see $log_file" >&2
-  exit 1
 fi
-rm -f "$pid_file"
 
-libs="$("$here/fetch.sh" | tail -n1)"
-
-if [[ -n "${JAVA_HOME:-}" ]]; then
-  java="$JAVA_HOME/bin/java"
-elif [[ -x /usr/lib/jvm/java-17-openjdk-amd64/bin/java ]]; then
-  java=/usr/lib/jvm/java-17-openjdk-amd64/bin/java
+if ((nodes == 1)); then
+  timeout_s="${KAFKA_START_TIMEOUT_S:-90}"
 else
-  java="$(command -v java)" || { echo "start.sh: no java; Kafka 4 needs Java 17+" >&2; exit 1; }
+  timeout_s="${KAFKA_START_TIMEOUT_S:-150}"
 fi
 
-free_port() {
-  node -e 'const s = require("node:net").createServer().listen(0, "127.0.0.1", () => {
-    process.stdout.write(String(s.address().port)); s.close(); });'
-}
+start_single_node() {
+  local props="$state_dir/server.properties" pid_file="$state_dir/kafka.pid"
+  local log_file="$state_dir/kafka.log" existing_port address pid libs java controller_port
 
-if [[ ! -f "$props" ]]; then
-  [[ -n "$port" ]] || port="$(free_port)"
-  controller_port="$(free_port)"
-  while [[ "$controller_port" == "$port" ]]; do controller_port="$(free_port)"; done
+  if [[ -f "$props" ]]; then
+    existing_port="$(broker_port "$state_dir")" || exit 1
+    if [[ -n "$port" && "$port" != "$existing_port" ]]; then
+      echo "start.sh: $props already uses port $existing_port, not $port; remove $state_dir to change it" >&2
+      exit 64
+    fi
+    port="$existing_port"
+  fi
   address="127.0.0.1:$port"
-  cat >"$props.tmp" <<PROPS
+
+  if pid="$(broker_pid "$state_dir")"; then
+    if await_broker "$address" "$pid" "$((timeout_s * 1000))"; then
+      echo "start.sh: broker $pid in $state_dir already running" >&2
+      echo "$address"
+      exit 0
+    fi
+    echo "start.sh: broker $pid in $state_dir is running but does not answer; see $log_file" >&2
+    exit 1
+  fi
+  rm -f "$pid_file"
+
+  libs="$("$here/fetch.sh" | tail -n1)"
+  java="$(java_command)" || { echo "start.sh: no java; Kafka 4 needs Java 17+" >&2; exit 1; }
+
+  if [[ ! -f "$props" ]]; then
+    local ports
+    mapfile -t ports < <(free_ports 2)
+    if [[ -z "$port" ]]; then
+      port="${ports[0]}"
+      controller_port="${ports[1]}"
+    else
+      controller_port="${ports[0]}"
+      [[ "$controller_port" != "$port" ]] || controller_port="${ports[1]}"
+    fi
+    address="127.0.0.1:$port"
+    cat >"$props.tmp" <<PROPS
 # Written by infra/kafka/start.sh for a single-node local broker; edits survive restarts.
 process.roles=broker,controller
 node.id=1
@@ -132,62 +151,152 @@ num.io.threads=4
 log.retention.check.interval.ms=300000
 log.segment.bytes=104857600
 PROPS
-  mv "$props.tmp" "$props"
-fi
+    mv "$props.tmp" "$props"
+  fi
 
-cat >"$state_dir/log4j2.properties" <<'LOG4J'
-# Written by infra/kafka/start.sh. Console output is redirected to kafka.log by start.sh.
-appender.console.type=Console
-appender.console.name=STDOUT
-appender.console.layout.type=PatternLayout
-appender.console.layout.pattern=[%d] %p %m (%c)%n
-rootLogger.level=INFO
-rootLogger.appenderRef.stdout.ref=STDOUT
-logger.state-change.name=state.change.logger
-logger.state-change.level=WARN
-logger.request.name=kafka.request.logger
-logger.request.level=WARN
-logger.controller.name=org.apache.kafka.controller
-logger.controller.level=INFO
-LOG4J
+  write_log4j_properties "$state_dir"
+  format_storage "$state_dir" "$(new_cluster_id)" "$java" "$libs" || exit 1
 
-if [[ ! -f "$state_dir/data/meta.properties" ]]; then
-  # A Kafka Uuid is 16 random bytes in URL-safe base64 without padding; Kafka's own generator skips
-  # ids starting with '-' so they cannot be read as a flag.
-  cluster_id="-"
-  while [[ "$cluster_id" == -* ]]; do
-    cluster_id="$(head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
-  done
-  echo "start.sh: formatting $state_dir/data with cluster id $cluster_id" >&2
-  "$java" -Dlog4j2.configurationFile="$state_dir/log4j2.properties" -cp "$libs/*" \
-    kafka.tools.StorageTool format --config "$props" --cluster-id "$cluster_id" \
-    >>"$log_file" 2>&1 || {
-    echo "start.sh: formatting storage failed; see $log_file" >&2
-    tail -n 20 "$log_file" >&2
+  echo "start.sh: starting $(basename "$(dirname "$libs")") on $address, log $log_file" >&2
+  launch_broker "$state_dir" "$java" "$libs" "${KAFKA_HEAP_OPTS:--Xms256m -Xmx768m}"
+  pid="$launched_pid"
+  echo "$address" >"$state_dir/bootstrap"
+
+  if ! await_broker "$address" "$pid" "$((timeout_s * 1000))"; then
+    echo "start.sh: broker (pid $pid) did not answer on $address within ${timeout_s}s; last lines of $log_file:" >&2
+    tail -n 30 "$log_file" >&2
+    "$here/stop.sh" --dir "$state_dir" >&2 || true
     exit 1
-  }
-fi
+  fi
+  echo "$address"
+}
 
-echo "start.sh: starting $(basename "$(dirname "$libs")") on $address, log $log_file" >&2
-echo "==== start.sh $(date -u +%FT%TZ) ====" >>"$log_file"
-read -r -a heap_opts <<<"${KAFKA_HEAP_OPTS:--Xms256m -Xmx768m}"
-# setsid: the broker gets its own session, so a Ctrl-C aimed at the caller does not reach it and it
-# is only ever stopped through stop.sh and its PID. From a script, the background child is not a
-# process-group leader, so setsid execs in place and $! is the JVM's PID.
-setsid "$java" "${heap_opts[@]}" \
-  -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError \
-  -Djava.awt.headless=true \
-  -Dlog4j2.configurationFile="$state_dir/log4j2.properties" \
-  -cp "$libs/*" kafka.Kafka "$props" \
-  </dev/null >>"$log_file" 2>&1 9>&- &
-pid=$!
-echo "$pid" >"$pid_file"
-echo "$address" >"$state_dir/bootstrap"
+# server.properties of node ID of a cluster whose nodes listen on BROKER_PORTS and whose
+# controllers listen on CONTROLLER_PORTS (index id-1).
+write_cluster_node_properties() { # ID
+  local id="$1" node_dir="$state_dir/node-$1" voters="" i
+  for ((i = 1; i <= nodes; i++)); do
+    voters+="${voters:+,}$i@127.0.0.1:${controller_ports[i - 1]}"
+  done
+  mkdir -p "$node_dir"
+  cat >"$node_dir/server.properties.tmp" <<PROPS
+# Written by infra/kafka/start.sh for node $id of a $nodes-node local cluster; edits survive restarts.
+# Every node is a broker and a controller, and every controller is a voter: any one node can stop
+# and the quorum (a majority of voters) and all partitions (3 replicas) stay available.
+process.roles=broker,controller
+node.id=$id
+controller.quorum.voters=$voters
+listeners=PLAINTEXT://127.0.0.1:${broker_ports[id - 1]},CONTROLLER://127.0.0.1:${controller_ports[id - 1]}
+advertised.listeners=PLAINTEXT://127.0.0.1:${broker_ports[id - 1]}
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$node_dir/data
+# Three replicas, two in sync for acks=all: a write acknowledged to a producer survives the loss of
+# any one node, and a replica that fell out of sync never becomes leader (it could lack such writes).
+default.replication.factor=3
+min.insync.replicas=2
+unclean.leader.election.enable=false
+offsets.topic.replication.factor=3
+offsets.topic.num.partitions=6
+transaction.state.log.replication.factor=3
+transaction.state.log.min.isr=2
+share.coordinator.state.topic.replication.factor=3
+share.coordinator.state.topic.min.isr=2
+num.partitions=3
+# Topics are created explicitly (infra/kafka/create-topics.ts, test helpers), so a typo fails.
+auto.create.topics.enable=false
+# Tests start consumer groups constantly; the 3 s default delay only slows the first join.
+group.initial.rebalance.delay.ms=0
+num.network.threads=2
+num.io.threads=2
+log.retention.check.interval.ms=300000
+log.segment.bytes=104857600
+PROPS
+  mv "$node_dir/server.properties.tmp" "$node_dir/server.properties"
+}
 
-if ! await_broker "$address" "$pid" "$((timeout_s * 1000))"; then
-  echo "start.sh: broker (pid $pid) did not answer on $address within ${timeout_s}s; last lines of $log_file:" >&2
-  tail -n 30 "$log_file" >&2
-  "$here/stop.sh" --dir "$state_dir" >&2 || true
+# Reports a cluster start that failed at node ID, stops the nodes this run launched (the array
+# `launched` of start_cluster) and exits 1.
+fail_cluster() { # ID MESSAGE
+  local failed_log="$state_dir/node-$1/kafka.log" id
+  echo "start.sh: $2; last lines of $failed_log:" >&2
+  tail -n 30 "$failed_log" >&2
+  for id in "${launched[@]}"; do
+    stop_broker "$state_dir/node-$id" "${KAFKA_STOP_TIMEOUT_S:-20}" >&2 || true
+  done
   exit 1
+}
+
+start_cluster() {
+  local id node_dir libs java cluster_id="" pid address addresses=() pids=() launched=()
+  local bootstrap deadline remaining_ms
+
+  if ((${#existing_nodes[@]} == 0)); then
+    local ports
+    mapfile -t ports < <(free_ports "$((2 * nodes))")
+    broker_ports=("${ports[@]:0:nodes}")
+    controller_ports=("${ports[@]:nodes}")
+    for ((id = 1; id <= nodes; id++)); do
+      write_cluster_node_properties "$id"
+    done
+  fi
+  for ((id = 1; id <= nodes; id++)); do
+    [[ -f "$state_dir/node-$id/server.properties" ]] || {
+      echo "start.sh: $state_dir has no node-$id/server.properties; remove $state_dir to start over" >&2
+      exit 1
+    }
+    port="$(broker_port "$state_dir/node-$id")" || exit 1
+    addresses+=("127.0.0.1:$port")
+  done
+  bootstrap="$(IFS=,; echo "${addresses[*]}")"
+
+  for ((id = 1; id <= nodes; id++)); do
+    if pid="$(broker_pid "$state_dir/node-$id")"; then
+      echo "start.sh: node $id (broker $pid) in $state_dir already running" >&2
+      pids+=("$pid")
+      continue
+    fi
+    node_dir="$state_dir/node-$id"
+    rm -f "$node_dir/kafka.pid"
+    if [[ -z "${libs:-}" ]]; then
+      libs="$("$here/fetch.sh" | tail -n1)"
+      java="$(java_command)" || { echo "start.sh: no java; Kafka 4 needs Java 17+" >&2; exit 1; }
+    fi
+    write_log4j_properties "$node_dir"
+    if [[ ! -f "$node_dir/data/meta.properties" && -z "$cluster_id" ]]; then
+      # All nodes share one cluster id: that of a node formatted before, or a new one.
+      cluster_id="$(awk -F= '$1 == "cluster.id" { print $2; exit }' \
+        "$state_dir"/node-*/data/meta.properties 2>/dev/null || true)"
+      [[ -n "$cluster_id" ]] || cluster_id="$(new_cluster_id)"
+    fi
+    format_storage "$node_dir" "$cluster_id" "$java" "$libs" || exit 1
+    echo "start.sh: starting node $id of $nodes ($(basename "$(dirname "$libs")")) on ${addresses[id - 1]}, log $node_dir/kafka.log" >&2
+    launch_broker "$node_dir" "$java" "$libs" "${KAFKA_HEAP_OPTS:--Xms192m -Xmx512m}"
+    pids+=("$launched_pid")
+    launched+=("$id")
+  done
+  echo "$bootstrap" >"$state_dir/bootstrap"
+
+  # The nodes come up together: none can serve before a majority of voters has elected a leader.
+  deadline=$((SECONDS + timeout_s))
+  for ((id = 1; id <= nodes; id++)); do
+    remaining_ms=$(((deadline - SECONDS) * 1000))
+    ((remaining_ms > 0)) || remaining_ms=1
+    await_broker "${addresses[id - 1]}" "${pids[id - 1]}" "$remaining_ms" ||
+      fail_cluster "$id" "node $id (pid ${pids[id - 1]}) did not answer on ${addresses[id - 1]} within ${timeout_s}s"
+  done
+  remaining_ms=$(((deadline - SECONDS) * 1000))
+  ((remaining_ms > 0)) || remaining_ms=1
+  (cd "$repo" && node --import tsx "$here/await-cluster.ts" --brokers "$bootstrap" \
+    --count "$nodes" --timeout-ms "$remaining_ms") ||
+    fail_cluster 1 "the metadata of $bootstrap did not list $nodes brokers within ${timeout_s}s"
+  ((${#launched[@]} > 0)) || echo "start.sh: all $nodes nodes in $state_dir already running" >&2
+  echo "$bootstrap"
+}
+
+if ((nodes == 1)); then
+  start_single_node
+else
+  start_cluster
 fi
-echo "$address"
