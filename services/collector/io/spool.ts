@@ -284,7 +284,18 @@ export class Spool {
     this.ackPos = end;
     this.ackDirty = true;
     this.unackedEvents = Math.max(0, this.unackedEvents - Math.min(count, batch.entries.length));
-    while (this.segments.length > 1 && (this.segments[0] as Segment).id < end.segment) {
+    const last = this.lastSegment();
+    if (
+      end.segment === last.id &&
+      end.offset >= last.size &&
+      last.size >= this.options.segmentBytes
+    ) {
+      // The last segment is only deleted once a newer one exists: a full one (e.g. one group
+      // commit bigger than a segment) that is wholly acknowledged would otherwise keep the spool
+      // full for good.
+      this.ackPos = { segment: this.roll().id, offset: 0 };
+    }
+    while (this.segments.length > 1 && (this.segments[0] as Segment).id < this.ackPos.segment) {
       const old = this.segments.shift() as Segment;
       if (old.fd !== null) closeSync(old.fd);
       unlinkSync(join(this.options.dir, segmentName(old.id)));

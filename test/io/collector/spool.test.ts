@@ -123,6 +123,20 @@ test('acknowledging a prefix of a batch (across segments) reads the rest again, 
   );
 });
 
+test('regression: a full segment written by one big group commit is freed once acknowledged', (t) => {
+  const dir = tempDir(t);
+  const { spool } = openSpool(dir, { segmentBytes: 16 * 1024, maxBytes: 64 * 1024 });
+  let accepted = 0;
+  while (spool.append(entry(accepted, 2000))) accepted++;
+  spool.flush();
+  assert.ok(spool.bytesOnDisk > 16 * 1024, 'one segment larger than segmentBytes');
+  assert.equal(drain(spool).length, accepted);
+  assert.equal(spool.bytesOnDisk, 0);
+  assert.equal(spool.append(entry(0, 2000)), true, 'accepting again');
+  spool.flush();
+  assert.equal(drain(spool).length, 1);
+});
+
 test('a reopened spool resends exactly what was not acknowledged', (t) => {
   const dir = tempDir(t);
   const first = openSpool(dir);
