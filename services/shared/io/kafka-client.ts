@@ -1,97 +1,250 @@
 /**
- * The one place a kafkajs client is built, so every stage gets the same three choices:
- * - a socketFactory that sets TCP_NODELAY: kafkajs never does, and Nagle's algorithm holds small
- *   produce requests back waiting for the previous ACK (the perf probe measured 25–35% lower p99
- *   with it);
- * - kafkajs logs go through our structured logger (namespace and fields kept, level mapped);
- * - retry settings bounded so that a call to an unreachable cluster returns an error to the
- *   caller in seconds instead of retrying for minutes inside kafkajs: stages have their own
- *   outer retry (the collector spools, consumers back off).
+ * The one place the Kafka port (kafka-port.ts) is built, over @platformatic/kafka: one `Admin`
+ * for cluster-level calls, a `Producer` per `producer()`, a `Consumer` per `groupConsumer()` and
+ * per `readToEnd()`. Every client shares the connection and retry settings of
+ * kafka-base-options.ts and logs through our logger.
+ *
+ * Retry settings are bounded so that a call to an unreachable cluster returns an error to the
+ * caller in seconds instead of retrying for minutes inside the client: stages have their own
+ * outer retry (the collector spools, consumers back off).
  */
-import net from 'node:net';
-import tls from 'node:tls';
-import { Kafka, logLevel, type ISocketFactory, type KafkaConfig, type LogEntry } from 'kafkajs';
-import type { Logger } from './logger.ts';
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Admin, Consumer } from '@platformatic/kafka';
+import { TelemetryError } from '../core/errors.ts';
+import * as admin from './kafka-admin.ts';
+import { baseOptions, observeClient, type KafkaClientOptions } from './kafka-base-options.ts';
+import { kafkaError } from './kafka-errors.ts';
+import { fetchPositions } from './kafka-fetch.ts';
+import { PortGroupConsumer } from './kafka-group-consumer.ts';
+import type {
+  ConsumedRecord,
+  GroupConsumer,
+  GroupConsumerOptions,
+  Isolation,
+  KafkaPort,
+  Producer,
+  ProducerOptions,
+  TopicPartitionOffset,
+} from './kafka-port.ts';
+import { PortProducer, type TopicLimits } from './kafka-producer.ts';
 
-const KEEP_ALIVE_DELAY_MS = 60_000;
+export type { KafkaClientOptions } from './kafka-base-options.ts';
 
-/** kafkajs's default socket factory plus `setNoDelay(true)`. */
-export const noDelaySocketFactory: ISocketFactory = ({ host, port, ssl, onConnect }) => {
-  const socket =
-    ssl !== undefined && ssl !== null && Object.keys(ssl).length > 0
-      ? tls.connect(
-          { host, port, ...(net.isIP(host) ? {} : { servername: host }), ...ssl },
-          onConnect,
-        )
-      : net.connect({ host, port }, onConnect);
-  socket.setKeepAlive(true, KEEP_ALIVE_DELAY_MS);
-  socket.setNoDelay(true);
-  return socket;
-};
+/** `message.max.bytes`'s default (1 MiB + the 12-byte log overhead) if a topic reports none. */
+const DEFAULT_MAX_MESSAGE_BYTES = 1_048_588;
+const READ_MAX_WAIT_MS = 200;
+const READ_MAX_BYTES = 8 * 1024 * 1024;
+/** `readToEnd` fails when no fetch made progress for this long. */
+const READ_STALL_MS = 30_000;
+const READ_BACKOFF_MS = 200;
 
-export interface KafkaClientOptions {
-  brokers: readonly string[];
-  clientId: string;
-  logger: Logger;
-  /** Attempts of one kafkajs call before it fails (default 5). */
-  retries?: number;
-  /** Longest delay between those attempts, ms (default 2000). */
-  maxRetryTimeMs?: number;
-  connectionTimeoutMs?: number;
-  requestTimeoutMs?: number;
-}
+export function createKafkaPort(options: KafkaClientOptions): KafkaPort {
+  const logger = options.logger.child({ component: 'kafka' });
+  const adminClient = new Admin(baseOptions(options, 'admin'));
+  observeClient(adminClient, logger.child({ component: 'kafka-admin' }));
+  const limits = new Map<string, TopicLimits>();
+  const coordinators = new Map<string, number>();
+  const open = new Set<{ close(): Promise<void> }>();
+  let closed = false;
 
-export function createKafkaClient(options: KafkaClientOptions): Kafka {
-  const config: KafkaConfig = {
-    clientId: options.clientId,
-    brokers: [...options.brokers],
-    socketFactory: noDelaySocketFactory,
-    connectionTimeout: options.connectionTimeoutMs ?? 3000,
-    requestTimeout: options.requestTimeoutMs ?? 10_000,
-    retry: {
-      initialRetryTime: 100,
-      maxRetryTime: options.maxRetryTimeMs ?? 2000,
-      retries: options.retries ?? 5,
-    },
-    logLevel: logLevel.INFO,
-    logCreator: kafkaLogCreator(options.logger.child({ component: 'kafkajs' })),
+  const checkOpen = (): void => {
+    if (closed) throw new TelemetryError('KAFKA_UNAVAILABLE', 'The Kafka port is closed.');
   };
-  return new Kafka(config);
-}
 
-/**
- * Errors kafkajs logs for every request a busy or starting broker refuses, and then retries on
- * its own: a brand-new topic whose leader is not known yet, a group coordinator still loading.
- * They are expected at startup and after a broker restart; logged at debug so that a real error
- * stands out. kafkajs's own warnings about its default partitioner and idempotent retries are
- * about choices this project made on purpose (explicit partitions, an outer retry loop).
- */
-const EXPECTED_NOISE = [
-  'The coordinator is loading',
-  'The group coordinator is not available',
-  'This server does not host this topic-partition',
-  'There is no leader for this topic-partition',
-  'KafkaJS v2.0.0 switched default partitioner',
-  'Limiting retries for the idempotent producer',
-];
+  /** `max.message.bytes` and partition count of each topic, read once and cached. */
+  const topicLimits = async (
+    topics: readonly string[],
+    refresh: boolean,
+  ): Promise<Map<string, TopicLimits>> => {
+    const missing = topics.filter((topic) => refresh || !limits.has(topic));
+    if (missing.length > 0) {
+      const described = await admin.describeTopics(adminClient, missing);
+      for (const topic of missing) {
+        const description = described.get(topic);
+        if (description === undefined) {
+          throw new TelemetryError('KAFKA_PUBLISH_FAILED', 'The topic does not exist.', {
+            details: { topic, written: [] },
+          });
+        }
+        const configured = Number(description.configs['max.message.bytes']);
+        limits.set(topic, {
+          maxMessageBytes:
+            Number.isFinite(configured) && configured > 0 ? configured : DEFAULT_MAX_MESSAGE_BYTES,
+          partitions: description.partitions,
+        });
+      }
+    }
+    return new Map(topics.map((topic) => [topic, limits.get(topic)!]));
+  };
 
-/** Bridges kafkajs log entries to our logger: message as `msg`, the rest as fields. */
-export function kafkaLogCreator(logger: Logger): NonNullable<KafkaConfig['logCreator']> {
-  return () =>
-    ({ namespace, level, log }: LogEntry) => {
-      // kafkajs repeats its own timestamp and logger name in every entry; ours are enough.
-      const fields: Record<string, unknown> = { ...log };
-      const message = log.message;
-      delete fields['message'];
-      delete fields['timestamp'];
-      delete fields['logger'];
-      const entry = { namespace, ...fields };
-      const error = typeof fields['error'] === 'string' ? fields['error'] : '';
-      if (EXPECTED_NOISE.some((n) => message.startsWith(n) || error.startsWith(n))) {
-        logger.debug(message, entry);
-      } else if (level === logLevel.ERROR) logger.error(message, entry);
-      else if (level === logLevel.WARN) logger.warn(message, entry);
-      else if (level === logLevel.INFO) logger.info(message, entry);
-      else logger.debug(message, entry);
+  const groupCoordinator = async (groupId: string, refresh: boolean): Promise<number> => {
+    const cached = coordinators.get(groupId);
+    if (cached !== undefined && !refresh) return cached;
+    const id = await admin.groupCoordinator(adminClient, groupId);
+    coordinators.set(groupId, id);
+    return id;
+  };
+
+  const track = <T extends { close(): Promise<void> }>(resource: T): T => {
+    const close = resource.close.bind(resource);
+    open.add(resource);
+    resource.close = async () => {
+      open.delete(resource);
+      await close();
     };
+    return resource;
+  };
+
+  const readToEnd = async (
+    from: readonly TopicPartitionOffset[],
+    onRecord: (record: ConsumedRecord) => void,
+    isolation: Isolation = 'read_committed',
+  ): Promise<TopicPartitionOffset[]> => {
+    checkOpen();
+    if (from.length === 0) return [];
+    const ends = await admin.endOffsets(adminClient, from, isolation);
+    const end = new Map(ends.map((p) => [`${p.topic}:${p.partition}`, p.offset]));
+    const positions = new Map(from.map((p) => [`${p.topic}:${p.partition}`, { ...p }]));
+    const reader = new Consumer({
+      ...baseOptions(options, 'reader'),
+      groupId: `${options.clientId}-reader-${randomUUID()}`,
+    });
+    observeClient(reader, logger.child({ component: 'kafka-reader' }));
+    reader.topics.trackAll(...new Set(from.map((p) => p.topic)));
+    try {
+      let lastProgress = Date.now();
+      for (;;) {
+        const pending = [...positions.values()].filter(
+          (p) => p.offset < end.get(`${p.topic}:${p.partition}`)!,
+        );
+        if (pending.length === 0) return ends;
+        let fetched;
+        try {
+          fetched = await fetchPositions(reader, pending, {
+            isolation,
+            maxWaitMs: READ_MAX_WAIT_MS,
+            maxBytes: READ_MAX_BYTES,
+          });
+        } catch (error) {
+          if (Date.now() - lastProgress > READ_STALL_MS) throw error;
+          reader.clearMetadata();
+          await sleep(READ_BACKOFF_MS);
+          continue;
+        }
+        const outOfRange: TopicPartitionOffset[] = [];
+        for (const partition of fetched) {
+          const key = `${partition.topic}:${partition.partition}`;
+          const position = positions.get(key)!;
+          const stop = end.get(key)!;
+          if (partition.error !== undefined) {
+            if (partition.error.outOfRange) outOfRange.push(position);
+            continue;
+          }
+          for (const record of partition.records) {
+            if (record.offset >= stop) break;
+            onRecord(record);
+          }
+          if (partition.nextOffset > position.offset) {
+            position.offset = partition.nextOffset;
+            lastProgress = Date.now();
+          }
+        }
+        if (outOfRange.length > 0) {
+          // Records before the log start are gone (retention): read from where the log starts.
+          const starts = await admin.boundaryOffsets(
+            adminClient,
+            outOfRange,
+            'earliest',
+            isolation,
+          );
+          for (const start of starts) {
+            const position = positions.get(`${start.topic}:${start.partition}`)!;
+            position.offset =
+              start.offset > position.offset
+                ? start.offset
+                : end.get(`${start.topic}:${start.partition}`)!;
+            lastProgress = Date.now();
+          }
+        }
+        if (Date.now() - lastProgress > READ_STALL_MS) {
+          throw new TelemetryError(
+            'KAFKA_UNAVAILABLE',
+            'Reading to the end of the partitions made no progress.',
+            {
+              details: {
+                pending: pending.map((p) => ({ ...p, offset: String(p.offset) })),
+                stalledMs: READ_STALL_MS,
+              },
+            },
+          );
+        }
+        if (
+          fetched.length === 0 ||
+          fetched.some((p) => p.error !== undefined && !p.error.outOfRange)
+        ) {
+          reader.clearMetadata();
+          await sleep(READ_BACKOFF_MS);
+        }
+      }
+    } catch (error) {
+      throw kafkaError('KAFKA_UNAVAILABLE', 'Reading partitions to their end failed.', error);
+    } finally {
+      await reader.close(true).catch(() => undefined);
+    }
+  };
+
+  return {
+    producer(producerOptions: ProducerOptions = {}): Promise<Producer> {
+      if (closed)
+        return Promise.reject(new TelemetryError('KAFKA_UNAVAILABLE', 'The Kafka port is closed.'));
+      return Promise.resolve(
+        track(
+          new PortProducer(
+            { client: options, logger, topicLimits, groupCoordinator },
+            producerOptions,
+          ),
+        ),
+      );
+    },
+    async groupConsumer(consumerOptions: GroupConsumerOptions): Promise<GroupConsumer> {
+      checkOpen();
+      const consumer = await PortGroupConsumer.open(
+        {
+          client: options,
+          logger,
+          committedOffsets: (groupId, partitions) =>
+            admin.committedOffsets(adminClient, groupId, partitions),
+          boundaryOffsets: (partitions, which, isolation) =>
+            admin.boundaryOffsets(adminClient, partitions, which, isolation),
+          groupCoordinator,
+        },
+        consumerOptions,
+      );
+      return track(consumer);
+    },
+    readToEnd,
+    endOffsets: (partitions, isolation) => admin.endOffsets(adminClient, partitions, isolation),
+    committedOffsets: (groupId, partitions) =>
+      admin.committedOffsets(adminClient, groupId, partitions),
+    describeTopics: (names) => admin.describeTopics(adminClient, names),
+    createTopics: (topics) => admin.createTopics(adminClient, topics),
+    async alterTopicConfigs(name, configs) {
+      await admin.alterTopicConfigs(adminClient, name, configs);
+      limits.delete(name);
+    },
+    async deleteTopics(names) {
+      await admin.deleteTopics(adminClient, names);
+      for (const name of names) limits.delete(name);
+    },
+    brokerIds: () => admin.brokerIds(adminClient),
+    async close() {
+      if (closed) return;
+      closed = true;
+      await Promise.allSettled([...open].map((resource) => resource.close()));
+      await adminClient.close().catch((error: unknown) => {
+        logger.debug('Closing the Kafka admin client failed.', { error });
+      });
+    },
+  };
 }

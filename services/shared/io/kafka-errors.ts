@@ -1,0 +1,93 @@
+/**
+ * Reading @platformatic/kafka errors. The client nests them: a `MultipleErrors` (an
+ * `AggregateError`) from its retry loop holds one error per attempt, a `ResponseError` holds one
+ * `ProtocolError` per failing partition (its `apiId` is Kafka's error name, e.g.
+ * `MESSAGE_TOO_LARGE`) and keeps the parsed `response`, and any of them may carry a `cause`.
+ */
+import { TelemetryError, isTelemetryError, type ErrorCode } from '../core/errors.ts';
+
+/** Kafka's answers that mean this producer or group member is a zombie (KIP-98, KIP-447). */
+export const FENCING_ERRORS: ReadonlySet<string> = new Set([
+  'INVALID_PRODUCER_EPOCH',
+  'PRODUCER_FENCED',
+  'ILLEGAL_GENERATION',
+  'UNKNOWN_MEMBER_ID',
+  'FENCED_INSTANCE_ID',
+  'REBALANCE_IN_PROGRESS',
+]);
+
+/** Record-level refusals: sending the same record again can never succeed. */
+export const RECORD_REFUSALS: ReadonlySet<string> = new Set([
+  'MESSAGE_TOO_LARGE',
+  'RECORD_LIST_TOO_LARGE',
+  'INVALID_RECORD',
+  'CORRUPT_MESSAGE',
+]);
+
+function* walk(error: unknown, seen = new Set<unknown>()): Generator<Record<string, unknown>> {
+  if (typeof error !== 'object' || error === null || seen.has(error)) return;
+  seen.add(error);
+  const node = error as Record<string, unknown>;
+  yield node;
+  if (Array.isArray(node['errors'])) for (const inner of node['errors']) yield* walk(inner, seen);
+  if (node['cause'] !== undefined) yield* walk(node['cause'], seen);
+}
+
+/** Every Kafka error name (`apiId`) found anywhere in `error`. */
+export function kafkaErrorNames(error: unknown): Set<string> {
+  const names = new Set<string>();
+  for (const node of walk(error)) if (typeof node['apiId'] === 'string') names.add(node['apiId']);
+  return names;
+}
+
+export function hasKafkaError(
+  error: unknown,
+  names: ReadonlySet<string> | readonly string[],
+): boolean {
+  const set = names instanceof Set ? names : new Set(names as readonly string[]);
+  for (const name of kafkaErrorNames(error)) if (set.has(name)) return true;
+  return false;
+}
+
+/** The parsed responses that `ResponseError`s in `error` kept (per-partition results live there). */
+export function errorResponses(error: unknown): unknown[] {
+  const responses: unknown[] = [];
+  for (const node of walk(error))
+    if (node['response'] !== undefined) responses.push(node['response']);
+  return responses;
+}
+
+/** True when the client itself is closed (`NetworkError` with `closed: true`). */
+export function isClientClosed(error: unknown): boolean {
+  for (const node of walk(error)) if (node['closed'] === true) return true;
+  return false;
+}
+
+/** Wraps `error` (kept as `cause`) unless it already is a TelemetryError. */
+export function kafkaError(
+  code: ErrorCode,
+  message: string,
+  error: unknown,
+  details: Record<string, unknown> = {},
+): TelemetryError {
+  if (isTelemetryError(error)) return error;
+  const names = [...kafkaErrorNames(error)];
+  return new TelemetryError(code, message, {
+    cause: error,
+    details: names.length > 0 ? { ...details, kafkaErrors: names } : details,
+  });
+}
+
+/** `fn`'s failures as `KAFKA_UNAVAILABLE` (or `KAFKA_FENCED` for fencing errors). */
+export async function mapKafkaFailure<T>(
+  message: string,
+  fn: () => Promise<T>,
+  details: Record<string, unknown> = {},
+): Promise<T> {
+  try {
+    return await fn();
+  } catch (error) {
+    const code = hasKafkaError(error, FENCING_ERRORS) ? 'KAFKA_FENCED' : 'KAFKA_UNAVAILABLE';
+    throw kafkaError(code, message, error, details);
+  }
+}

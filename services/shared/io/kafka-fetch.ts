@@ -1,0 +1,222 @@
+/**
+ * Fetching from explicit positions with @platformatic/kafka's `Consumer.fetch`, for `readToEnd`
+ * and the group consumer. Positions are ours, never the client's: the library's `MessagesStream`
+ * keeps its own and labels records with the generation current when a response arrives, not the
+ * one they were fetched under (messages-stream.js #pushRecords), which fencing cannot work with.
+ *
+ * `read_committed` filtering is done here, as Kafka's Java consumer does it (Fetcher: a batch of
+ * an aborted producer is skipped from the aborted transaction's first offset until that producer's
+ * ABORT marker). The client's own filter (consumer.js #filterUncommittedMessages) keeps records of
+ * an aborted transaction whose ABORT marker is not in the same response, and keeps only one
+ * aborted range per producer; it also runs only when the whole response succeeded.
+ */
+import type { ConnectionPool, Consumer, RecordsBatch, fetchV17 } from '@platformatic/kafka';
+import { FetchIsolationLevels } from '@platformatic/kafka';
+import { errorResponses } from './kafka-errors.ts';
+import type {
+  ConsumedRecord,
+  Isolation,
+  TopicPartition,
+  TopicPartitionOffset,
+} from './kafka-port.ts';
+
+type FetchResponse = fetchV17.FetchResponse;
+
+const IS_LOG_APPEND_TIME = 1 << 3;
+const IS_TRANSACTIONAL = 1 << 4;
+const IS_CONTROL = 1 << 5;
+const OFFSET_OUT_OF_RANGE = 1;
+
+export interface FetchSettings {
+  readonly isolation: Isolation;
+  readonly maxWaitMs: number;
+  readonly maxBytes: number;
+  readonly connectionPool?: ConnectionPool;
+}
+
+export interface FetchedPartition extends TopicPartition {
+  /** Records at or after the requested offset, in offset order, aborted and control ones removed. */
+  readonly records: ConsumedRecord[];
+  /** Where the next fetch starts (past control and aborted batches too). */
+  readonly nextOffset: bigint;
+  /** Kafka's error name for this partition, if it had one (`OFFSET_OUT_OF_RANGE`, ...). */
+  readonly error?: { readonly code: number; readonly outOfRange: boolean };
+  readonly logStartOffset: bigint;
+  readonly highWatermark: bigint;
+}
+
+type FetchPartition = FetchResponse['responses'][number]['partitions'][number];
+
+function isFetchResponse(value: unknown): value is FetchResponse {
+  const responses = (value as { responses?: unknown } | null)?.responses;
+  return (
+    Array.isArray(responses) &&
+    responses.every((r) => Array.isArray((r as { partitions?: unknown }).partitions))
+  );
+}
+
+function isAbortMarker(batch: RecordsBatch): boolean {
+  const key = batch.records[0]?.key;
+  return key !== null && key !== undefined && key.length >= 4 && key.readInt16BE(2) === 0;
+}
+
+/** The records of one partition's batches that a reader at `isolation` sees, from `fetchOffset`. */
+export function decodePartition(
+  topic: string,
+  partition: FetchPartition,
+  fetchOffset: bigint,
+  isolation: Isolation,
+): { records: ConsumedRecord[]; nextOffset: bigint } {
+  const records: ConsumedRecord[] = [];
+  let nextOffset = fetchOffset;
+  const aborted = [...(partition.abortedTransactions ?? [])].sort((a, b) =>
+    a.firstOffset < b.firstOffset ? -1 : a.firstOffset > b.firstOffset ? 1 : 0,
+  );
+  const abortedProducers = new Set<bigint>();
+  let nextAborted = 0;
+  for (const batch of partition.records ?? []) {
+    const lastOffset = batch.firstOffset + BigInt(batch.lastOffsetDelta);
+    if (lastOffset + 1n > nextOffset) nextOffset = lastOffset + 1n;
+    if (isolation === 'read_committed') {
+      while (nextAborted < aborted.length && aborted[nextAborted]!.firstOffset <= lastOffset) {
+        abortedProducers.add(aborted[nextAborted]!.producerId);
+        nextAborted += 1;
+      }
+    }
+    if ((batch.attributes & IS_CONTROL) !== 0) {
+      if (isAbortMarker(batch)) abortedProducers.delete(batch.producerId);
+      continue;
+    }
+    if (
+      isolation === 'read_committed' &&
+      (batch.attributes & IS_TRANSACTIONAL) !== 0 &&
+      abortedProducers.has(batch.producerId)
+    ) {
+      continue;
+    }
+    const logAppendTime = (batch.attributes & IS_LOG_APPEND_TIME) !== 0;
+    for (const record of batch.records) {
+      const offset = batch.firstOffset + BigInt(record.offsetDelta);
+      if (offset < fetchOffset) continue;
+      records.push({
+        topic,
+        partition: partition.partitionIndex,
+        offset,
+        key: record.key,
+        value: record.value,
+        headers: record.headers.map(([key, value]) => ({
+          key: key === null ? '' : key.toString('utf8'),
+          value: value ?? Buffer.alloc(0),
+        })),
+        timestampMs: Number(
+          logAppendTime ? batch.maxTimestamp : batch.firstTimestamp + record.timestampDelta,
+        ),
+      });
+    }
+  }
+  return { records, nextOffset };
+}
+
+/**
+ * One fetch of every position, one request per partition leader (concurrently). Rejects only when
+ * no response came back at all (the caller backs off and retries); per-partition errors are in
+ * the result.
+ */
+export async function fetchPositions(
+  consumer: Consumer,
+  positions: readonly TopicPartitionOffset[],
+  settings: FetchSettings,
+): Promise<FetchedPartition[]> {
+  const topics = [...new Set(positions.map((p) => p.topic))];
+  const metadata = await consumer.metadata({ topics });
+  const byNode = new Map<number, Map<string, TopicPartitionOffset[]>>();
+  const names = new Map<string, string>();
+  for (const position of positions) {
+    const topic = metadata.topics.get(position.topic);
+    if (topic === undefined) continue;
+    names.set(topic.id, position.topic);
+    const leader = topic.partitions[position.partition]?.leader ?? -1;
+    let node = byNode.get(leader);
+    if (node === undefined) byNode.set(leader, (node = new Map<string, TopicPartitionOffset[]>()));
+    const list = node.get(topic.id);
+    if (list === undefined) node.set(topic.id, [position]);
+    else list.push(position);
+  }
+  const wanted = new Map(positions.map((p) => [`${p.topic}:${p.partition}`, p.offset]));
+  const requests = [...byNode].map(async ([node, byTopic]): Promise<FetchResponse[]> => {
+    try {
+      return [
+        await consumer.fetch({
+          node: Math.max(node, 0),
+          topics: [...byTopic].map(([topicId, list]) => ({
+            topicId,
+            partitions: list.map((p) => ({
+              partition: p.partition,
+              fetchOffset: p.offset,
+              partitionMaxBytes: settings.maxBytes,
+              currentLeaderEpoch: -1,
+              lastFetchedEpoch: -1,
+            })),
+          })),
+          maxWaitTime: settings.maxWaitMs,
+          minBytes: 1,
+          maxBytes: settings.maxBytes,
+          isolationLevel:
+            settings.isolation === 'read_committed'
+              ? FetchIsolationLevels.READ_COMMITTED
+              : FetchIsolationLevels.READ_UNCOMMITTED,
+          ...(settings.connectionPool === undefined
+            ? {}
+            : { connectionPool: settings.connectionPool }),
+        }),
+      ];
+    } catch (error) {
+      const responses = errorResponses(error).filter(isFetchResponse);
+      if (responses.length === 0) throw error;
+      return responses.slice(-1);
+    }
+  });
+  const settled = await Promise.allSettled(requests);
+  const failures = settled.filter((s) => s.status === 'rejected');
+  if (failures.length === settled.length && failures.length > 0) {
+    throw (failures[0] as PromiseRejectedResult).reason;
+  }
+  const result: FetchedPartition[] = [];
+  for (const outcome of settled) {
+    if (outcome.status !== 'fulfilled') continue;
+    for (const response of outcome.value) {
+      for (const topicResponse of response.responses) {
+        const topic = names.get(topicResponse.topicId);
+        if (topic === undefined) continue;
+        for (const partition of topicResponse.partitions) {
+          const fetchOffset = wanted.get(`${topic}:${partition.partitionIndex}`);
+          // A fetch session may echo partitions nobody asked for this time.
+          if (fetchOffset === undefined) continue;
+          const common = {
+            topic,
+            partition: partition.partitionIndex,
+            logStartOffset: partition.logStartOffset,
+            highWatermark: partition.highWatermark,
+          };
+          if (partition.errorCode !== 0) {
+            result.push({
+              ...common,
+              records: [],
+              nextOffset: fetchOffset,
+              error: {
+                code: partition.errorCode,
+                outOfRange: partition.errorCode === OFFSET_OUT_OF_RANGE,
+              },
+            });
+            continue;
+          }
+          result.push({
+            ...common,
+            ...decodePartition(topic, partition, fetchOffset, settings.isolation),
+          });
+        }
+      }
+    }
+  }
+  return result;
+}

@@ -1,0 +1,461 @@
+/**
+ * The port's `GroupConsumer`: a @platformatic/kafka `Consumer` keeps the group membership (join,
+ * sync, heartbeats, rejoin), and a fetch loop of ours reads the assigned partitions from
+ * positions of ours into a bounded buffer that `nextBatch` drains.
+ *
+ * Group protocol: classic (JoinGroup/SyncGroup/Heartbeat, eager round-robin assignment). The
+ * KIP-848 `consumer` protocol of the library retries a failed ConsumerGroupHeartbeat forever
+ * with no way for us to see it fail (platformatic/kafka#374), and its generation is a member
+ * epoch that TxnOffsetCommit fencing does not use the same way; the classic protocol gives a
+ * generation id and member id per rebalance, which is exactly what KIP-447 fencing needs.
+ *
+ * Membership: 'consumer:group:join' (emitted after each SyncGroup) starts a new generation;
+ * 'consumer:group:rebalance' and 'consumer:group:leave' end the current one. Every change bumps
+ * an epoch, empties the buffer, and drops the positions; a fetch that was in flight across a
+ * change is discarded when it returns. Positions of a new generation start at the group's
+ * committed offsets read with `requireStable` (so an offset still pending in the previous owner's
+ * transaction is waited for, not read stale), else at `startWith`.
+ *
+ * Commits outside transactions are sent by us (OffsetCommit with the membership the caller saw):
+ * the library's `commit` rejoins the group on ILLEGAL_GENERATION and commits again under the new
+ * generation (consumer.js #commit), which would let a zombie overwrite its successor's offsets.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  ConnectionPool,
+  Consumer,
+  FetchIsolationLevels,
+  offsetCommitV8,
+  type GroupAssignment,
+} from '@platformatic/kafka';
+import { TelemetryError } from '../core/errors.ts';
+import {
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_REQUEST_TIMEOUT_MS,
+  baseOptions,
+  observeClient,
+  type KafkaClientOptions,
+} from './kafka-base-options.ts';
+import { FENCING_ERRORS, hasKafkaError, kafkaError } from './kafka-errors.ts';
+import { fetchPositions } from './kafka-fetch.ts';
+import type {
+  ConsumedBatch,
+  ConsumedRecord,
+  GroupConsumer,
+  GroupConsumerOptions,
+  GroupMembership,
+  Isolation,
+  TopicPartition,
+  TopicPartitionOffset,
+} from './kafka-port.ts';
+import type { Logger } from './logger.ts';
+
+export interface GroupConsumerDeps {
+  readonly client: KafkaClientOptions;
+  readonly logger: Logger;
+  committedOffsets(
+    groupId: string,
+    partitions: readonly TopicPartition[],
+  ): Promise<TopicPartitionOffset[]>;
+  boundaryOffsets(
+    partitions: readonly TopicPartition[],
+    which: 'earliest' | 'latest',
+    isolation: Isolation,
+  ): Promise<TopicPartitionOffset[]>;
+  groupCoordinator(groupId: string, refresh: boolean): Promise<number>;
+}
+
+const DEFAULT_SESSION_TIMEOUT_MS = 30_000;
+const DEFAULT_HEARTBEAT_INTERVAL_MS = 3_000;
+const DEFAULT_REBALANCE_TIMEOUT_MS = 60_000;
+const DEFAULT_MAX_WAIT_MS = 500;
+const DEFAULT_MAX_BYTES = 8 * 1024 * 1024;
+/** Buffered records above which the fetch loop waits for `nextBatch` (backpressure). */
+const BUFFER_HIGH_WATER_MARK = 10_000;
+const RETRY_BACKOFF_MS = 500;
+const REJOIN_BACKOFF_MS = 1_000;
+
+const keyOf = (topic: string, partition: number): string => `${topic}:${partition}`;
+
+/** A signal the fetch loop and `nextBatch` wait on; `notify` wakes every waiter. */
+class Signal {
+  #waiters: (() => void)[] = [];
+  wait(timeoutMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, timeoutMs);
+      const waiters = this.#waiters;
+      function done(): void {
+        clearTimeout(timer);
+        const i = waiters.indexOf(done);
+        if (i >= 0) waiters.splice(i, 1);
+        resolve();
+      }
+      waiters.push(done);
+    });
+  }
+  notify(): void {
+    for (const waiter of [...this.#waiters]) waiter();
+  }
+}
+
+export class PortGroupConsumer implements GroupConsumer {
+  readonly #deps: GroupConsumerDeps;
+  readonly #options: GroupConsumerOptions;
+  readonly #isolation: Isolation;
+  readonly #logger: Logger;
+  readonly #consumer: Consumer;
+  readonly #fetchPool: ConnectionPool;
+  readonly #listeners: ((membership: GroupMembership | null) => void)[] = [];
+  readonly #loopSignal = new Signal();
+  readonly #dataSignal = new Signal();
+  #membership: GroupMembership | null = null;
+  #epoch = 0;
+  /** Positions of the current generation; `undefined` until they are loaded. */
+  #positions: Map<string, TopicPartitionOffset> | undefined;
+  #buffer: ConsumedRecord[] = [];
+  #bufferStart = 0;
+  #closed = false;
+  #loop: Promise<void> | undefined;
+  #rejoining = false;
+
+  private constructor(deps: GroupConsumerDeps, options: GroupConsumerOptions) {
+    this.#deps = deps;
+    this.#options = options;
+    this.#isolation = options.isolation ?? 'read_committed';
+    this.#logger = deps.logger.child({
+      component: 'kafka-group-consumer',
+      groupId: options.groupId,
+    });
+    const base = baseOptions(deps.client, 'consumer');
+    try {
+      this.#consumer = new Consumer({
+        ...base,
+        groupId: options.groupId,
+        groupProtocol: 'classic',
+        autocommit: false,
+        sessionTimeout: options.sessionTimeoutMs ?? DEFAULT_SESSION_TIMEOUT_MS,
+        heartbeatInterval: options.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS,
+        rebalanceTimeout: options.rebalanceTimeoutMs ?? DEFAULT_REBALANCE_TIMEOUT_MS,
+        isolationLevel:
+          this.#isolation === 'read_committed'
+            ? FetchIsolationLevels.READ_COMMITTED
+            : FetchIsolationLevels.READ_UNCOMMITTED,
+      });
+    } catch (error) {
+      throw new TelemetryError('CONFIG_INVALID', 'Invalid consumer group settings.', {
+        cause: error,
+        details: { groupId: options.groupId },
+      });
+    }
+    // Fetches get connections of their own: a long-polling fetch must not hold heartbeats and
+    // commits back on the coordinator's connection (Kafka answers a connection's requests in order).
+    this.#fetchPool = new ConnectionPool(base.clientId, {
+      connectTimeout: deps.client.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+      requestTimeout: deps.client.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+    });
+    observeClient(this.#consumer, this.#logger);
+    this.#consumer.on('consumer:group:join', (payload) => this.#onJoin(payload));
+    this.#consumer.on('consumer:group:rebalance', () => this.#setMembership(null));
+    this.#consumer.on('consumer:group:leave', () => this.#setMembership(null));
+    // A rejoin that failed for good (after the client's retries) leaves no heartbeat running.
+    this.#consumer.on('error', () => this.#rejoinAfterFailure());
+  }
+
+  static async open(
+    deps: GroupConsumerDeps,
+    options: GroupConsumerOptions,
+  ): Promise<PortGroupConsumer> {
+    const consumer = new PortGroupConsumer(deps, options);
+    try {
+      consumer.#consumer.topics.trackAll(...options.topics);
+      await consumer.#consumer.joinGroup({});
+    } catch (error) {
+      await consumer.close().catch(() => undefined);
+      throw kafkaError('KAFKA_UNAVAILABLE', 'Joining the consumer group failed.', error, {
+        groupId: options.groupId,
+      });
+    }
+    consumer.#loop = consumer.#run();
+    return consumer;
+  }
+
+  membership(): GroupMembership | null {
+    return this.#membership;
+  }
+
+  onMembershipChange(listener: (membership: GroupMembership | null) => void): void {
+    this.#listeners.push(listener);
+  }
+
+  async nextBatch(maxRecords: number, waitMs: number): Promise<ConsumedBatch | null> {
+    if (this.#closed) return null;
+    if (this.#buffered() === 0 && waitMs > 0) {
+      const deadline = Date.now() + waitMs;
+      while (!this.#closed && this.#buffered() === 0 && Date.now() < deadline) {
+        await this.#dataSignal.wait(deadline - Date.now());
+      }
+      if (this.#closed) return null;
+    }
+    const count = Math.min(Math.max(0, maxRecords), this.#buffered());
+    const records = this.#buffer.slice(this.#bufferStart, this.#bufferStart + count);
+    this.#bufferStart += count;
+    if (this.#bufferStart === this.#buffer.length) {
+      this.#buffer = [];
+      this.#bufferStart = 0;
+    }
+    this.#loopSignal.notify();
+    return { records, membership: this.#membership ?? this.#noMembership() };
+  }
+
+  async commit(offsets: readonly TopicPartitionOffset[]): Promise<void> {
+    const membership = this.#membership;
+    if (membership === null) {
+      throw new TelemetryError(
+        'KAFKA_FENCED',
+        'Not a member of the group: offsets not committed.',
+        {
+          details: { groupId: this.#options.groupId },
+        },
+      );
+    }
+    if (offsets.length === 0) return;
+    const topics = new Map<
+      string,
+      {
+        name: string;
+        partitions: {
+          partitionIndex: number;
+          committedOffset: bigint;
+          committedLeaderEpoch: number;
+        }[];
+      }
+    >();
+    for (const { topic, partition, offset } of offsets) {
+      let entry = topics.get(topic);
+      if (entry === undefined) topics.set(topic, (entry = { name: topic, partitions: [] }));
+      entry.partitions.push({
+        partitionIndex: partition,
+        committedOffset: offset,
+        committedLeaderEpoch: -1,
+      });
+    }
+    let refresh = false;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const coordinator = await this.#deps.groupCoordinator(membership.groupId, refresh);
+        const connections = await this.#consumer.connectToBrokers([coordinator]);
+        const connection = connections.get(coordinator);
+        if (connection === undefined) {
+          throw new TelemetryError('KAFKA_UNAVAILABLE', 'No connection to the group coordinator.', {
+            details: { coordinator },
+          });
+        }
+        await offsetCommitV8.api.async(
+          connection,
+          membership.groupId,
+          membership.generationId,
+          membership.memberId,
+          null,
+          [...topics.values()],
+        );
+        return;
+      } catch (error) {
+        if (hasKafkaError(error, FENCING_ERRORS)) {
+          throw kafkaError(
+            'KAFKA_FENCED',
+            'The group membership is stale: offsets not committed.',
+            error,
+            {
+              groupId: membership.groupId,
+              generationId: membership.generationId,
+            },
+          );
+        }
+        const retriable = hasKafkaError(error, [
+          'NOT_COORDINATOR',
+          'COORDINATOR_NOT_AVAILABLE',
+          'COORDINATOR_LOAD_IN_PROGRESS',
+        ]);
+        if (!retriable || attempt >= 3 || this.#closed) {
+          throw kafkaError('KAFKA_UNAVAILABLE', 'Committing offsets failed.', error, {
+            groupId: membership.groupId,
+          });
+        }
+        refresh = true;
+        await sleep(RETRY_BACKOFF_MS);
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#loopSignal.notify();
+    this.#dataSignal.notify();
+    await this.#fetchPool.close().catch((error: unknown) => {
+      this.#logger.debug('Closing the fetch connections failed.', { error });
+    });
+    await this.#loop?.catch(() => undefined);
+    try {
+      await this.#consumer.close(true);
+    } catch (error) {
+      this.#logger.warn('Leaving the consumer group failed.', { error });
+    }
+    this.#setMembership(null);
+  }
+
+  #buffered(): number {
+    return this.#buffer.length - this.#bufferStart;
+  }
+
+  /** Stands for "no membership" in a batch that was waited for while outside the group. */
+  #noMembership(): GroupMembership {
+    return { groupId: this.#options.groupId, generationId: -1, memberId: '', assigned: [] };
+  }
+
+  #onJoin(payload: unknown): void {
+    const { memberId, generationId, assignments } = payload as {
+      memberId: string;
+      generationId: number;
+      assignments: GroupAssignment[] | null;
+    };
+    const assigned: TopicPartition[] = [];
+    for (const { topic, partitions } of assignments ?? []) {
+      for (const partition of [...partitions].sort((a, b) => a - b))
+        assigned.push({ topic, partition });
+    }
+    this.#setMembership({ groupId: this.#options.groupId, generationId, memberId, assigned });
+  }
+
+  #setMembership(membership: GroupMembership | null): void {
+    const previous = this.#membership;
+    if (
+      previous === membership ||
+      (previous !== null &&
+        membership !== null &&
+        previous.generationId === membership.generationId &&
+        previous.memberId === membership.memberId)
+    ) {
+      return;
+    }
+    this.#membership = membership;
+    this.#epoch += 1;
+    this.#positions = undefined;
+    this.#buffer = [];
+    this.#bufferStart = 0;
+    for (const listener of this.#listeners) {
+      try {
+        listener(membership);
+      } catch (error) {
+        this.#logger.error('A membership listener threw.', { error });
+      }
+    }
+    this.#loopSignal.notify();
+    this.#dataSignal.notify();
+  }
+
+  #rejoinAfterFailure(): void {
+    this.#setMembership(null);
+    if (this.#rejoining || this.#closed) return;
+    this.#rejoining = true;
+    void (async () => {
+      while (!this.#closed && this.#membership === null) {
+        await sleep(REJOIN_BACKOFF_MS);
+        if (this.#closed) break;
+        try {
+          await this.#consumer.joinGroup({});
+        } catch (error) {
+          this.#logger.warn('Rejoining the consumer group failed; retrying.', { error });
+        }
+      }
+      this.#rejoining = false;
+    })();
+  }
+
+  async #loadPositions(epoch: number, membership: GroupMembership): Promise<void> {
+    const committed = await this.#deps.committedOffsets(membership.groupId, membership.assigned);
+    const positions = new Map(committed.map((p) => [keyOf(p.topic, p.partition), p]));
+    const missing = membership.assigned.filter((p) => !positions.has(keyOf(p.topic, p.partition)));
+    if (missing.length > 0) {
+      const start = await this.#deps.boundaryOffsets(
+        missing,
+        this.#options.startWith ?? 'earliest',
+        this.#isolation,
+      );
+      for (const p of start) positions.set(keyOf(p.topic, p.partition), p);
+    }
+    if (epoch === this.#epoch) this.#positions = positions;
+  }
+
+  async #resetOutOfRange(epoch: number, partitions: readonly TopicPartition[]): Promise<void> {
+    const start = await this.#deps.boundaryOffsets(
+      partitions,
+      this.#options.startWith ?? 'earliest',
+      this.#isolation,
+    );
+    if (epoch !== this.#epoch || this.#positions === undefined) return;
+    for (const p of start) {
+      this.#logger.warn('Fetch position out of range; starting over.', {
+        ...p,
+        offset: String(p.offset),
+      });
+      this.#positions.set(keyOf(p.topic, p.partition), p);
+    }
+  }
+
+  async #run(): Promise<void> {
+    const maxWaitMs = this.#options.maxWaitMs ?? DEFAULT_MAX_WAIT_MS;
+    const maxBytes = this.#options.maxBytes ?? DEFAULT_MAX_BYTES;
+    while (!this.#closed) {
+      const epoch = this.#epoch;
+      const membership = this.#membership;
+      if (
+        membership === null ||
+        membership.assigned.length === 0 ||
+        this.#buffered() >= BUFFER_HIGH_WATER_MARK
+      ) {
+        await this.#loopSignal.wait(maxWaitMs);
+        continue;
+      }
+      try {
+        if (this.#positions === undefined) {
+          await this.#loadPositions(epoch, membership);
+          continue;
+        }
+        const fetched = await fetchPositions(this.#consumer, [...this.#positions.values()], {
+          isolation: this.#isolation,
+          maxWaitMs,
+          maxBytes,
+          connectionPool: this.#fetchPool,
+        });
+        if (epoch !== this.#epoch || this.#closed) continue;
+        const outOfRange: TopicPartition[] = [];
+        let retry = false;
+        for (const partition of fetched) {
+          if (partition.error !== undefined) {
+            if (partition.error.outOfRange) outOfRange.push(partition);
+            else retry = true;
+            continue;
+          }
+          for (const record of partition.records) this.#buffer.push(record);
+          this.#positions.set(keyOf(partition.topic, partition.partition), {
+            topic: partition.topic,
+            partition: partition.partition,
+            offset: partition.nextOffset,
+          });
+        }
+        if (this.#buffered() > 0) this.#dataSignal.notify();
+        if (outOfRange.length > 0) await this.#resetOutOfRange(epoch, outOfRange);
+        if (retry) {
+          this.#consumer.clearMetadata();
+          await sleep(RETRY_BACKOFF_MS);
+        }
+      } catch (error) {
+        if (this.#closed) break;
+        this.#logger.warn('Fetching from Kafka failed; retrying.', { error });
+        this.#consumer.clearMetadata();
+        await sleep(RETRY_BACKOFF_MS);
+      }
+    }
+  }
+}

@@ -1,0 +1,582 @@
+/**
+ * The port's `Producer` over a @platformatic/kafka `Producer`: idempotent, acks from all in-sync
+ * replicas, explicit partitions, one request at a time (so per-partition order holds), requests
+ * planned by `planProduceRequests` (issue 13), and acknowledgements read from what each produce
+ * response says per partition, never from a resolved promise.
+ *
+ * How the client behaves, read in node_modules/@platformatic/kafka/dist/clients/producer:
+ * - `idempotent: true` forces acks=-1 and one in-flight request per connection, and turns
+ *   `retries` of 0 or 1 into "retry forever" (producer.js constructor); we pass at least 2.
+ * - A response with any partition in error rejects the whole call: the `ResponseError` keeps the
+ *   parsed response (per-partition error codes and base offsets), and the partitions of other
+ *   brokers that did succeed are in `error.produced.offsets` (producer.js #performSend).
+ * - `message.partition` is taken modulo the partition count (producer.js #performSend), so a
+ *   partition that does not exist would silently land on another one: we check the partition
+ *   count ourselves before sending.
+ * - After a failed send outside a transaction the client drops its producer id and starts again
+ *   with a new one (new sequences). Inside a transaction it does not: a refused batch leaves its
+ *   sequence numbers consumed, so the transaction is aborted and the client recreated.
+ * - The producer's `timeout` option is both the produce request's `timeout_ms` and the
+ *   InitProducerId `transaction_timeout_ms` (producer.js #initIdempotentProducer), so a
+ *   transactional producer gets `timeout = transactionTimeoutMs`.
+ * - `Transaction.addOffset` commits `message.offset + 1` for one partition per TxnOffsetCommit
+ *   request, deduplicated under the fixed key 'commit' (producer.js kTransactionCommitOffset):
+ *   concurrent calls would be merged into the first one, so offsets are added one at a time.
+ */
+import {
+  Producer as PlatformaticProducer,
+  type Consumer,
+  type Message,
+  type MessageToProduce,
+  type ProduceResult,
+} from '@platformatic/kafka';
+import { TelemetryError, isTelemetryError } from '../core/errors.ts';
+import { planProduceRequests, type RecordSize } from '../core/produce-requests.ts';
+import { baseOptions, observeClient, type KafkaClientOptions } from './kafka-base-options.ts';
+import {
+  FENCING_ERRORS,
+  errorResponses,
+  hasKafkaError,
+  kafkaError,
+  kafkaErrorNames,
+} from './kafka-errors.ts';
+import type {
+  GroupMembership,
+  OutgoingRecord,
+  PartitionAck,
+  Producer,
+  ProducerOptions,
+  RefusedRecord,
+  SendResult,
+  TopicPartitionOffset,
+} from './kafka-port.ts';
+import type { Logger } from './logger.ts';
+
+/** The client's `Transaction` class is not exported by name. */
+type Transaction = Awaited<ReturnType<PlatformaticProducer['beginTransaction']>>;
+
+/** What the producer needs to know about a topic before sending to it. */
+export interface TopicLimits {
+  readonly maxMessageBytes: number;
+  readonly partitions: number;
+}
+
+export interface ProducerDeps {
+  readonly client: KafkaClientOptions;
+  readonly logger: Logger;
+  /** Limits of the topics (cached by the caller; `refresh` asks the cluster again). */
+  topicLimits(topics: readonly string[], refresh: boolean): Promise<Map<string, TopicLimits>>;
+  /** Id of the broker coordinating `groupId` (TxnOffsetCommit goes there). */
+  groupCoordinator(groupId: string, refresh: boolean): Promise<number>;
+}
+
+/** Upper bound of the record batches one produce request carries. */
+const MAX_REQUEST_BYTES = 16 * 1024 * 1024;
+const DEFAULT_TRANSACTION_TIMEOUT_MS = 10_000;
+
+/** Kafka error codes (protocol guide) of `RECORD_REFUSALS`, as they appear in a produce response. */
+const REFUSAL_CODES: ReadonlyMap<number, string> = new Map([
+  [2, 'CORRUPT_MESSAGE'],
+  [10, 'MESSAGE_TOO_LARGE'],
+  [18, 'RECORD_LIST_TOO_LARGE'],
+  [87, 'INVALID_RECORD'],
+]);
+
+interface ProducePartitionResponse {
+  index: number;
+  errorCode: number;
+  baseOffset: bigint;
+  errorMessage?: string | null;
+}
+interface ProduceResponseShape {
+  responses: { name: string; partitionResponses: ProducePartitionResponse[] }[];
+}
+
+function isProduceResponse(value: unknown): value is ProduceResponseShape {
+  const responses = (value as { responses?: unknown } | null)?.responses;
+  return (
+    Array.isArray(responses) &&
+    responses.every((r) =>
+      Array.isArray((r as { partitionResponses?: unknown }).partitionResponses),
+    )
+  );
+}
+
+const partitionKey = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
+
+function recordSize(record: OutgoingRecord): RecordSize {
+  return {
+    topic: record.topic,
+    partition: record.partition,
+    keyBytes: record.key === null ? null : record.key.length,
+    valueBytes: record.value === null ? null : record.value.length,
+    headers: (record.headers ?? []).map((h) => ({
+      keyBytes: Buffer.byteLength(h.key),
+      valueBytes: h.value.length,
+    })),
+  };
+}
+
+function toMessage(record: OutgoingRecord): MessageToProduce {
+  const message: MessageToProduce = { topic: record.topic, partition: record.partition };
+  if (record.key !== null) message.key = record.key;
+  if (record.value !== null) message.value = record.value;
+  if (record.headers !== undefined && record.headers.length > 0) {
+    // Buffer keys: two headers with the same name stay two entries (distinct Map keys).
+    message.headers = new Map(record.headers.map((h) => [Buffer.from(h.key), h.value]));
+  }
+  return message;
+}
+
+/** What one produce request did, partition by partition. */
+interface RequestOutcome {
+  readonly written: Map<string, { topic: string; partition: number; baseOffset: bigint }>;
+  /** Partitions whose batch Kafka refused as a whole (record-level refusal), with the reason. */
+  readonly refused: Map<string, { reason: string; detail: string }>;
+  /** The failure that is not a record-level refusal, if any. */
+  readonly failure: unknown;
+}
+
+/** Raised inside a transaction when Kafka refused a batch: the attempt is aborted and replanned. */
+class BatchRefused extends Error {
+  constructor(readonly indices: readonly number[]) {
+    super('Kafka refused a batch of the transaction.');
+  }
+}
+
+/** Serializes async sections: one produce request or transaction at a time per producer. */
+class Mutex {
+  #tail: Promise<void> = Promise.resolve();
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    const result = this.#tail.then(fn);
+    this.#tail = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    return result;
+  }
+}
+
+class AckBook {
+  readonly #acks = new Map<
+    string,
+    { topic: string; partition: number; baseOffset: bigint; count: number }
+  >();
+  add(topic: string, partition: number, baseOffset: bigint, count: number): void {
+    const key = partitionKey(topic, partition);
+    const ack = this.#acks.get(key);
+    if (ack === undefined) this.#acks.set(key, { topic, partition, baseOffset, count });
+    else ack.count += count;
+  }
+  list(): PartitionAck[] {
+    return [...this.#acks.values()].map((a) => ({ ...a }));
+  }
+}
+
+export class PortProducer implements Producer {
+  readonly #deps: ProducerDeps;
+  readonly #options: ProducerOptions;
+  readonly #logger: Logger;
+  readonly #mutex = new Mutex();
+  #client: PlatformaticProducer | undefined;
+  #closed = false;
+
+  constructor(deps: ProducerDeps, options: ProducerOptions) {
+    this.#deps = deps;
+    this.#options = options;
+    this.#logger = deps.logger.child({
+      component: 'kafka-producer',
+      ...(options.transactionalId === undefined
+        ? {}
+        : { transactionalId: options.transactionalId }),
+    });
+  }
+
+  send(records: readonly OutgoingRecord[]): Promise<SendResult> {
+    return this.#mutex.run(() => this.#send(records));
+  }
+
+  commitTransaction(transaction: {
+    readonly records: readonly OutgoingRecord[];
+    readonly offsets: readonly TopicPartitionOffset[];
+    readonly membership: GroupMembership;
+  }): Promise<SendResult> {
+    return this.#mutex.run(() => this.#commitTransaction(transaction));
+  }
+
+  close(): Promise<void> {
+    return this.#mutex.run(async () => {
+      this.#closed = true;
+      await this.#dropClient();
+    });
+  }
+
+  #ensureClient(): PlatformaticProducer {
+    if (this.#closed) {
+      throw new TelemetryError('KAFKA_PUBLISH_FAILED', 'The producer is closed.');
+    }
+    if (this.#client !== undefined) return this.#client;
+    const base = baseOptions(this.#deps.client, 'producer');
+    const transactional = this.#options.transactionalId !== undefined;
+    const client = new PlatformaticProducer({
+      ...base,
+      idempotent: true,
+      // At least 2: the client turns 0 or 1 into "retry forever" for idempotent producers.
+      retries: Math.max(2, typeof base.retries === 'number' ? base.retries : 2),
+      ...(transactional
+        ? {
+            transactionalId: this.#options.transactionalId,
+            timeout: this.#options.transactionTimeoutMs ?? DEFAULT_TRANSACTION_TIMEOUT_MS,
+          }
+        : {}),
+    });
+    observeClient(client, this.#logger);
+    this.#client = client;
+    return client;
+  }
+
+  async #dropClient(): Promise<void> {
+    const client = this.#client;
+    this.#client = undefined;
+    if (client === undefined) return;
+    try {
+      await client.close(true);
+    } catch (error) {
+      this.#logger.debug('Closing the Kafka producer client failed.', { error });
+    }
+  }
+
+  /** Refused-by-size records, plus a check that every partition exists (see the file comment). */
+  async #plan(records: readonly OutgoingRecord[]): Promise<ReturnType<typeof planProduceRequests>> {
+    const topics = [...new Set(records.map((r) => r.topic))];
+    let limits: Map<string, TopicLimits>;
+    try {
+      limits = await this.#deps.topicLimits(topics, false);
+      if (records.some((r) => r.partition >= (limits.get(r.topic)?.partitions ?? 0))) {
+        limits = await this.#deps.topicLimits(topics, true);
+      }
+    } catch (error) {
+      throw kafkaError('KAFKA_PUBLISH_FAILED', 'Reading the limits of the topics failed.', error, {
+        topics,
+        written: [],
+      });
+    }
+    for (const record of records) {
+      const topic = limits.get(record.topic);
+      if (
+        topic === undefined ||
+        !Number.isInteger(record.partition) ||
+        record.partition < 0 ||
+        record.partition >= topic.partitions
+      ) {
+        throw new TelemetryError(
+          'KAFKA_PUBLISH_FAILED',
+          'A record names a partition the topic does not have.',
+          {
+            details: {
+              topic: record.topic,
+              partition: record.partition,
+              partitions: topic?.partitions ?? 0,
+              written: [],
+            },
+          },
+        );
+      }
+    }
+    return planProduceRequests(records.map(recordSize), {
+      maxBatchBytes: (topic) => limits.get(topic)?.maxMessageBytes ?? 0,
+      maxRequestBytes: MAX_REQUEST_BYTES,
+    });
+  }
+
+  /** Sends one request and reads, per partition, what Kafka did with it. */
+  async #produce(
+    records: readonly OutgoingRecord[],
+    indices: readonly number[],
+    transaction: Transaction | undefined,
+  ): Promise<RequestOutcome> {
+    const client = this.#ensureClient();
+    const messages = indices.map((i) => toMessage(records[i]!));
+    const sent = new Set(
+      indices.map((i) => partitionKey(records[i]!.topic, records[i]!.partition)),
+    );
+    const written: RequestOutcome['written'] = new Map();
+    const refused: RequestOutcome['refused'] = new Map();
+    const noteOffsets = (result: ProduceResult | undefined): void => {
+      for (const { topic, partition, offset } of result?.offsets ?? []) {
+        written.set(partitionKey(topic, partition), { topic, partition, baseOffset: offset });
+      }
+    };
+    let failure: unknown;
+    try {
+      const result =
+        transaction === undefined
+          ? await client.send({ messages })
+          : await transaction.send({ messages });
+      noteOffsets(result);
+    } catch (error) {
+      failure = error;
+      noteOffsets((error as { produced?: ProduceResult }).produced);
+      for (const response of errorResponses(error)) {
+        if (!isProduceResponse(response)) continue;
+        for (const { name, partitionResponses } of response.responses) {
+          for (const p of partitionResponses) {
+            const key = partitionKey(name, p.index);
+            if (p.errorCode === 0) {
+              written.set(key, { topic: name, partition: p.index, baseOffset: p.baseOffset });
+            } else {
+              const reason = REFUSAL_CODES.get(p.errorCode);
+              if (reason !== undefined && !written.has(key)) {
+                refused.set(key, { reason, detail: p.errorMessage ?? reason });
+              }
+            }
+          }
+        }
+      }
+    }
+    for (const key of refused.keys()) written.delete(key);
+    const missing = [...sent].filter((key) => !written.has(key) && !refused.has(key));
+    if (missing.length > 0 && failure === undefined) {
+      failure = new TelemetryError(
+        'KAFKA_PUBLISH_FAILED',
+        'The produce response did not acknowledge every partition.',
+        {
+          details: { missing: missing.map((key) => key.replace('\u0000', ':')) },
+        },
+      );
+    }
+    return { written, refused, failure: missing.length > 0 ? failure : undefined };
+  }
+
+  async #send(records: readonly OutgoingRecord[]): Promise<SendResult> {
+    if (records.length === 0) return { acks: [], refused: [] };
+    const plan = await this.#plan(records);
+    const acks = new AckBook();
+    const refused: RefusedRecord[] = plan.refused.map((r) => ({ ...r }));
+    const queue: (readonly number[])[] = [...plan.requests];
+    while (queue.length > 0) {
+      const indices = queue.shift()!;
+      let outcome: RequestOutcome;
+      try {
+        outcome = await this.#produce(records, indices, undefined);
+      } catch (error) {
+        throw kafkaError('KAFKA_PUBLISH_FAILED', 'Producing records failed.', error, {
+          written: acks.list(),
+        });
+      }
+      const byPartition = new Map<string, number[]>();
+      for (const index of indices) {
+        const key = partitionKey(records[index]!.topic, records[index]!.partition);
+        const list = byPartition.get(key);
+        if (list === undefined) byPartition.set(key, [index]);
+        else list.push(index);
+      }
+      const retries: (readonly number[])[] = [];
+      for (const [key, partitionIndices] of byPartition) {
+        const ack = outcome.written.get(key);
+        if (ack !== undefined) {
+          acks.add(ack.topic, ack.partition, ack.baseOffset, partitionIndices.length);
+          continue;
+        }
+        const refusal = outcome.refused.get(key);
+        if (refusal === undefined) continue;
+        // Bisect down to the record Kafka will not take; its neighbours are sent again.
+        if (partitionIndices.length === 1) {
+          refused.push({
+            index: partitionIndices[0]!,
+            reason: refusal.reason,
+            detail: refusal.detail,
+          });
+          this.#logger.warn('Kafka refused a record.', {
+            topic: records[partitionIndices[0]!]!.topic,
+            partition: records[partitionIndices[0]!]!.partition,
+            reason: refusal.reason,
+          });
+        } else {
+          const half = Math.ceil(partitionIndices.length / 2);
+          retries.push(partitionIndices.slice(0, half), partitionIndices.slice(half));
+        }
+      }
+      if (outcome.failure !== undefined) {
+        throw kafkaError('KAFKA_PUBLISH_FAILED', 'Producing records failed.', outcome.failure, {
+          written: acks.list(),
+        });
+      }
+      // The halves go before the rest of the plan: later requests may hold the same partitions.
+      queue.unshift(...retries);
+    }
+    return { acks: acks.list(), refused: refused.sort((a, b) => a.index - b.index) };
+  }
+
+  async #commitTransaction(transaction: {
+    readonly records: readonly OutgoingRecord[];
+    readonly offsets: readonly TopicPartitionOffset[];
+    readonly membership: GroupMembership;
+  }): Promise<SendResult> {
+    if (this.#options.transactionalId === undefined) {
+      throw new TelemetryError(
+        'KAFKA_PUBLISH_FAILED',
+        'commitTransaction needs a producer with a transactionalId.',
+      );
+    }
+    const { records, offsets, membership } = transaction;
+    if (membership.generationId < 0 || membership.memberId === '') {
+      throw new TelemetryError('KAFKA_FENCED', 'The transaction carries no group membership.', {
+        details: { groupId: membership.groupId, generationId: membership.generationId },
+      });
+    }
+    const plan = await this.#plan(records);
+    const refused: RefusedRecord[] = plan.refused.map((r) => ({ ...r }));
+    /** Records to send one per request after Kafka refused the batch they were in. */
+    const singles = new Set<number>();
+    for (;;) {
+      const excluded = new Set(refused.map((r) => r.index));
+      const requests: (readonly number[])[] = [];
+      for (const request of plan.requests) {
+        const kept = request.filter((i) => !excluded.has(i) && !singles.has(i));
+        if (kept.length > 0) requests.push(kept);
+        for (const i of request) if (singles.has(i) && !excluded.has(i)) requests.push([i]);
+      }
+      try {
+        const acks = await this.#transactionAttempt(records, requests, offsets, membership);
+        return { acks, refused: refused.sort((a, b) => a.index - b.index) };
+      } catch (error) {
+        if (!(error instanceof BatchRefused)) throw error;
+        if (error.indices.length === 1) {
+          const index = error.indices[0]!;
+          refused.push({
+            index,
+            reason: 'MESSAGE_TOO_LARGE',
+            detail: 'Kafka refused the record in a transaction.',
+          });
+          this.#logger.warn('Kafka refused a record in a transaction.', {
+            topic: records[index]!.topic,
+            partition: records[index]!.partition,
+          });
+        } else {
+          for (const index of error.indices) singles.add(index);
+        }
+      }
+    }
+  }
+
+  /** One attempt: begin, produce, add offsets, commit; aborted on any failure. */
+  async #transactionAttempt(
+    records: readonly OutgoingRecord[],
+    requests: readonly (readonly number[])[],
+    offsets: readonly TopicPartitionOffset[],
+    membership: GroupMembership,
+  ): Promise<PartitionAck[]> {
+    let client: PlatformaticProducer;
+    let txn: Transaction;
+    try {
+      client = this.#ensureClient();
+      txn = await client.beginTransaction();
+    } catch (error) {
+      await this.#dropClient();
+      throw transactionError('Beginning a transaction failed.', error);
+    }
+    const acks = new AckBook();
+    try {
+      for (const indices of requests) {
+        const outcome = await this.#produce(records, indices, txn);
+        for (const index of indices) {
+          const record = records[index]!;
+          const key = partitionKey(record.topic, record.partition);
+          if (outcome.refused.has(key)) {
+            throw new BatchRefused(
+              indices.filter((i) => partitionKey(records[i]!.topic, records[i]!.partition) === key),
+            );
+          }
+        }
+        if (outcome.failure !== undefined) {
+          throw transactionError('Producing records in a transaction failed.', outcome.failure);
+        }
+        for (const index of indices) {
+          const record = records[index]!;
+          const ack = outcome.written.get(partitionKey(record.topic, record.partition));
+          if (ack !== undefined) acks.add(record.topic, record.partition, ack.baseOffset, 1);
+        }
+      }
+      if (offsets.length > 0) await this.#addOffsets(txn, offsets, membership);
+      await txn.commit();
+      return acks.list();
+    } catch (error) {
+      await this.#abort(txn);
+      // A failed send leaves sequence numbers consumed (a refused batch) or unknown (a timeout),
+      // and a fenced epoch is dead for good: the next attempt starts with a new epoch.
+      await this.#dropClient();
+      if (error instanceof BatchRefused) throw error;
+      throw transactionError('The transaction failed and was aborted.', error);
+    }
+  }
+
+  async #addOffsets(
+    txn: Transaction,
+    offsets: readonly TopicPartitionOffset[],
+    membership: GroupMembership,
+  ): Promise<void> {
+    // addConsumer only reads `groupId` from the consumer it is given (transaction.js).
+    await txn.addConsumer({ groupId: membership.groupId } as unknown as Consumer);
+    let coordinatorId = await this.#deps.groupCoordinator(membership.groupId, false);
+    for (const { topic, partition, offset } of offsets) {
+      const message = {
+        topic,
+        partition,
+        // The client commits `offset + 1` (transaction.js addOffset → TxnOffsetCommit).
+        offset: offset - 1n,
+        metadata: {
+          consumer: {
+            groupId: membership.groupId,
+            generationId: membership.generationId,
+            memberId: membership.memberId,
+            coordinatorId,
+          },
+        },
+      } as unknown as Message;
+      try {
+        await txn.addOffset(message);
+      } catch (error) {
+        if (
+          !hasKafkaError(error, [
+            'NOT_COORDINATOR',
+            'COORDINATOR_NOT_AVAILABLE',
+            'COORDINATOR_LOAD_IN_PROGRESS',
+          ])
+        ) {
+          throw error;
+        }
+        coordinatorId = await this.#deps.groupCoordinator(membership.groupId, true);
+        (message.metadata['consumer'] as { coordinatorId: number }).coordinatorId = coordinatorId;
+        await txn.addOffset(message);
+      }
+    }
+  }
+
+  async #abort(txn: Transaction): Promise<void> {
+    if (txn.completed) return;
+    try {
+      await txn.abort();
+    } catch (error) {
+      // The client may now hold a transaction it cannot end: recreate it on next use. A fenced
+      // producer cannot abort either; the broker already aborted its transaction.
+      const level = hasKafkaError(error, FENCING_ERRORS) ? 'debug' : 'warn';
+      this.#logger[level]('Aborting a Kafka transaction failed; the producer will be recreated.', {
+        error,
+      });
+      await this.#dropClient();
+    }
+  }
+}
+
+/** `KAFKA_FENCED` for a zombie (see FENCING_ERRORS), `KAFKA_PUBLISH_FAILED` otherwise. */
+function transactionError(message: string, error: unknown): TelemetryError {
+  if (isTelemetryError(error)) return error;
+  // INVALID_TXN_STATE is what the coordinator answers a producer whose epoch was bumped under it.
+  if (hasKafkaError(error, FENCING_ERRORS) || kafkaErrorNames(error).has('INVALID_TXN_STATE')) {
+    return kafkaError('KAFKA_FENCED', 'This producer or group member is fenced.', error, {
+      written: [],
+    });
+  }
+  return kafkaError('KAFKA_PUBLISH_FAILED', message, error, { written: [] });
+}
