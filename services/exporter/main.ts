@@ -8,7 +8,7 @@ import { Registry } from 'prom-client';
 import { DURATION_BUCKETS_SECONDS, RDMA_BUDGET_SECONDS } from '../shared/core/bucket-policy.ts';
 import { createTransitionCodec } from '../shared/io/avro-codec.ts';
 import { startHttpServer, type RunningHttpServer } from '../shared/io/http-server.ts';
-import { createKafkaClient } from '../shared/io/kafka-client.ts';
+import { createKafkaPort } from '../shared/io/kafka-client.ts';
 import type { Logger } from '../shared/io/logger.ts';
 import type { ExporterConfig } from './config.ts';
 import {
@@ -32,7 +32,10 @@ export interface RunningExporter {
   registry: Registry;
   telemetry: ExporterTelemetry;
   summary(): Promise<LiveSummary>;
-  /** Leaves the consumer group (offsets are already committed per batch), then closes HTTP. */
+  /**
+   * Stops fetching, commits the offsets observed since the last background commit, leaves the
+   * consumer group, then closes HTTP.
+   */
   stop(): Promise<void>;
 }
 
@@ -117,17 +120,38 @@ export async function startExporter(
     throw error;
   }
 
-  function defaultConsumer(s: TransitionSink): Promise<RunningTransitionConsumer> {
-    const kafka = createKafkaClient({ brokers: config.brokers, clientId: config.clientId, logger });
-    return startTransitionConsumer({
-      kafka,
-      topic: config.topic,
-      groupId: config.groupId,
-      fromBeginning: config.fromBeginning,
-      sink: s,
+  async function defaultConsumer(s: TransitionSink): Promise<RunningTransitionConsumer> {
+    const port = createKafkaPort({
+      brokers: config.brokers,
+      clientId: config.clientId,
       logger,
-      onFatal,
     });
+    try {
+      const running = await startTransitionConsumer({
+        port,
+        topic: config.topic,
+        groupId: config.groupId,
+        fromBeginning: config.fromBeginning,
+        maxBytes: config.fetchMaxBytes,
+        maxRecords: config.batchMaxRecords,
+        sink: s,
+        logger,
+        onFatal,
+      });
+      return {
+        readiness: () => running.readiness(),
+        stop: async () => {
+          try {
+            await running.stop();
+          } finally {
+            await port.close();
+          }
+        },
+      };
+    } catch (error) {
+      await port.close();
+      throw error;
+    }
   }
 
   logger.info('Exporter started.', {

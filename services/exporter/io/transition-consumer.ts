@@ -1,29 +1,47 @@
 /**
- * The transitions-topic consumer: a kafkajs consumer group read with `eachBatch`.
+ * The transitions-topic consumer: a group consumer of the Kafka port, read `read_committed`.
+ *
+ * The processor writes transitions in Kafka transactions; `read_committed` stops each fetch at
+ * the last stable offset and skips aborted records, so a transition of a transaction that a
+ * fenced or crashed processor never committed is never observed (test/e2e/exporter).
  *
  * Offsets of observed records are committed once a second in the background and at stop, so a
- * commit never holds the next fetch back, and never covers a record not yet observed. If the process dies between observing and committing,
- * the member that takes the partition observes those records again: at-least-once into memory,
- * which a restart resets anyway (README, "Delivery semantics").
+ * commit never holds the next fetch back and never covers a record not yet observed. If the
+ * process dies between observing and committing, the member that takes the partition observes
+ * those records again: at-least-once into memory, which a restart resets anyway (README,
+ * "Delivery semantics"). A fetch is bounded by `maxBytes` and a batch by `maxRecords`, so a large
+ * backlog is observed in slices rather than held in memory at once.
  *
- * Ready means: joined the group and holds at least one partition.
+ * Ready means: a member of the group holding at least one partition of the topic.
  */
-import type { Consumer, Kafka } from 'kafkajs';
+import { isTelemetryError } from '../../shared/core/errors.ts';
 import type { Readiness } from '../../shared/io/http-server.ts';
+import type {
+  GroupConsumer,
+  GroupMembership,
+  KafkaPort,
+  TopicPartitionOffset,
+} from '../../shared/io/kafka-port.ts';
 import type { Logger } from '../../shared/io/logger.ts';
 import type { TransitionSink } from './transition-sink.ts';
 
 export interface TransitionConsumerOptions {
-  kafka: Kafka;
+  port: Pick<KafkaPort, 'groupConsumer'>;
   topic: string;
   groupId: string;
   fromBeginning: boolean;
   sink: TransitionSink;
   logger: Logger;
-  /** Called when kafkajs gives up on the consumer (a crash it will not restart from). */
+  /** Most records observed per batch. */
+  maxRecords: number;
+  /** Most bytes one fetch returns. */
+  maxBytes: number;
+  /** Called when the consumer fails for good (an error that retrying cannot fix). */
   onFatal: (error: unknown) => void;
   /** Clock for the delivery lag, µs since the epoch. */
   nowMicros?: () => number;
+  /** Background commit period (default 1000 ms). */
+  commitIntervalMs?: number;
 }
 
 export interface RunningTransitionConsumer {
@@ -31,116 +49,151 @@ export interface RunningTransitionConsumer {
   stop(): Promise<void>;
 }
 
-type GroupState =
-  | { kind: 'starting' }
-  | { kind: 'joined'; partitions: number[] }
-  | { kind: 'rebalancing' }
-  | { kind: 'crashed'; error: string }
+type ConsumerState =
+  | { kind: 'member'; membership: GroupMembership | null }
+  | { kind: 'retrying'; error: string }
+  | { kind: 'failed'; error: string }
   | { kind: 'stopped' };
+
+/** How long one `nextBatch` may wait for records; bounds how long `stop` waits for the loop. */
+const BATCH_WAIT_MS = 250;
+/** Delay before fetching again after a retriable error. */
+const RETRY_DELAY_MS = 1000;
 
 export async function startTransitionConsumer(
   options: TransitionConsumerOptions,
 ): Promise<RunningTransitionConsumer> {
-  const { kafka, topic, groupId, sink, logger } = options;
+  const { topic, groupId, sink, logger } = options;
   const nowMicros = options.nowMicros ?? (() => Date.now() * 1000);
-  const consumer: Consumer = kafka.consumer({ groupId });
-  let state: GroupState = { kind: 'starting' };
+  const consumer: GroupConsumer = await options.port.groupConsumer({
+    groupId,
+    topics: [topic],
+    isolation: 'read_committed',
+    startWith: options.fromBeginning ? 'earliest' : 'latest',
+    maxBytes: options.maxBytes,
+  });
+  let state: ConsumerState = { kind: 'member', membership: consumer.membership() };
+  /** Partition → offset of the last observed record, not committed yet. */
+  const observed = new Map<number, bigint>();
 
-  consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
-    const partitions = [...(payload.memberAssignment[topic] ?? [])].sort((a, b) => a - b);
-    state = { kind: 'joined', partitions };
-    logger.info('Joined the consumer group.', { groupId, topic, partitions });
-  });
-  consumer.on(consumer.events.REBALANCING, () => {
-    state = { kind: 'rebalancing' };
-    logger.info('The consumer group is rebalancing.', { groupId });
-  });
-  consumer.on(consumer.events.CRASH, ({ payload }) => {
-    state = { kind: 'crashed', error: payload.error.message };
-    logger.error('The consumer crashed.', {
+  const partitionsOf = (membership: GroupMembership): number[] =>
+    membership.assigned
+      .filter((a) => a.topic === topic)
+      .map((a) => a.partition)
+      .sort((a, b) => a - b);
+
+  consumer.onMembershipChange((membership) => {
+    if (state.kind === 'stopped') return;
+    state = { kind: 'member', membership };
+    if (membership === null) {
+      observed.clear();
+      logger.info('Left the consumer group.', { groupId, topic });
+      return;
+    }
+    const partitions = partitionsOf(membership);
+    // Offsets of partitions another member now owns are its to commit.
+    for (const partition of [...observed.keys()]) {
+      if (!partitions.includes(partition)) observed.delete(partition);
+    }
+    logger.info('Joined the consumer group.', {
       groupId,
-      restart: payload.restart,
-      error: payload.error,
+      topic,
+      partitions,
+      generationId: membership.generationId,
     });
-    if (!payload.restart) options.onFatal(payload.error);
-  });
-  consumer.on(consumer.events.STOP, () => {
-    state = { kind: 'stopped' };
   });
 
-  await consumer.connect();
-  await consumer.subscribe({ topics: [topic], fromBeginning: options.fromBeginning });
-  // Observed offsets are committed once a second in the background, never per batch: with
-  // eachBatch, kafkajs's autoCommit commits after every batch, a round trip that holds the next
-  // fetch back (measured: 38 ms against 1.5 ms p50 from produce to consume on 6 partitions).
-  // The counters are in memory anyway; a restart resets them and Prometheus handles resets.
-  const observed = new Map<number, string>();
   let committing: Promise<void> = Promise.resolve();
   const commitObserved = (): Promise<void> => {
     if (observed.size === 0) return committing;
-    const partitions = [...observed].map(([partition, offset]) => ({
+    const offsets: TopicPartitionOffset[] = [...observed].map(([partition, offset]) => ({
       topic,
       partition,
-      offset: (BigInt(offset) + 1n).toString(),
+      offset: offset + 1n,
     }));
     observed.clear();
     committing = committing
-      .then(() => consumer.commitOffsets(partitions))
+      .then(() => consumer.commit(offsets))
       .catch((error: unknown) => {
         // The next commit covers these offsets (or the next owner reads them again).
         logger.warn('Committing offsets failed; the next commit covers them.', { topic, error });
       });
     return committing;
   };
-  const commitTimer = setInterval(() => void commitObserved(), COMMIT_INTERVAL_MS);
+  const commitTimer = setInterval(() => void commitObserved(), options.commitIntervalMs ?? 1000);
 
-  await consumer.run({
-    autoCommit: false,
-    eachBatchAutoResolve: false,
-    eachBatch: async (payload) => {
-      const { batch } = payload;
-      const now = nowMicros();
-      let last: string | undefined;
-      for (const message of batch.messages) {
-        if (!payload.isRunning() || payload.isStale()) break;
-        sink.observe(message.value, now, { partition: batch.partition, offset: message.offset });
-        last = message.offset;
+  let running = true;
+  let wakeRetry: (() => void) | undefined;
+  const loop = async (): Promise<void> => {
+    while (running) {
+      let batch;
+      try {
+        batch = await consumer.nextBatch(options.maxRecords, BATCH_WAIT_MS);
+      } catch (error) {
+        if (!running) return;
+        if (isTelemetryError(error) && error.retriable) {
+          state = { kind: 'retrying', error: error.message };
+          logger.warn('Fetching transitions failed; retrying.', { groupId, topic, error });
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, RETRY_DELAY_MS);
+            wakeRetry = () => {
+              clearTimeout(timer);
+              resolve();
+            };
+          });
+          if (running) state = { kind: 'member', membership: consumer.membership() };
+          continue;
+        }
+        state = { kind: 'failed', error: error instanceof Error ? error.message : String(error) };
+        logger.error('The consumer failed.', { groupId, topic, error });
+        options.onFatal(error);
+        return;
       }
-      if (last === undefined) return;
-      payload.resolveOffset(last);
-      observed.set(batch.partition, last);
-      await payload.heartbeat();
-    },
-  });
+      if (batch === null) return;
+      const now = nowMicros();
+      for (const record of batch.records) {
+        sink.observe(record.value, now, {
+          partition: record.partition,
+          offset: record.offset.toString(),
+        });
+        observed.set(record.partition, record.offset);
+      }
+    }
+  };
+  const looping = loop();
 
   return {
     readiness: () => {
       switch (state.kind) {
-        case 'joined':
-          return state.partitions.length > 0
-            ? { ready: true, reasons: [`kafka: ${topic} partitions ${state.partitions.join(',')}`] }
+        case 'member': {
+          if (state.membership === null) {
+            return { ready: false, reasons: [`kafka: joining ${groupId}`] };
+          }
+          const partitions = partitionsOf(state.membership);
+          return partitions.length > 0
+            ? { ready: true, reasons: [`kafka: ${topic} partitions ${partitions.join(',')}`] }
             : {
                 ready: false,
                 reasons: [`kafka: joined ${groupId} but no partition of ${topic} is assigned`],
               };
-        case 'starting':
-          return { ready: false, reasons: [`kafka: joining ${groupId}`] };
-        case 'rebalancing':
-          return { ready: false, reasons: [`kafka: ${groupId} is rebalancing`] };
-        case 'crashed':
-          return { ready: false, reasons: [`kafka: consumer crashed: ${state.error}`] };
+        }
+        case 'retrying':
+          return { ready: false, reasons: [`kafka: fetching failed, retrying: ${state.error}`] };
+        case 'failed':
+          return { ready: false, reasons: [`kafka: consumer failed: ${state.error}`] };
         case 'stopped':
           return { ready: false, reasons: ['kafka: consumer stopped'] };
       }
     },
     stop: async () => {
       // Stop fetching, commit what was observed while still a member, then leave the group.
+      running = false;
+      wakeRetry?.();
       clearInterval(commitTimer);
-      consumer.pause([{ topic }]);
+      await looping;
       await commitObserved();
-      await consumer.disconnect();
+      state = { kind: 'stopped' };
+      await consumer.close();
     },
   };
 }
-
-const COMMIT_INTERVAL_MS = 1000;

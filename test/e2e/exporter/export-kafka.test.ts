@@ -3,8 +3,11 @@
  * the exporter running in-process, then exact series on /metrics.
  */
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { describe, test } from 'node:test';
+import { isTelemetryError } from '../../../services/shared/core/errors.ts';
 import { createTransitionCodec } from '../../../services/shared/io/avro-codec.ts';
+import type { Isolation } from '../../../services/shared/io/kafka-port.ts';
 import { uniqueTopic } from '../../helpers/kafka.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
 import {
@@ -14,6 +17,7 @@ import {
   scrape,
   series,
   startTestExporter,
+  testPort,
 } from './exporter-harness.ts';
 
 const codec = createTransitionCodec();
@@ -95,7 +99,7 @@ describe('vfio-telemetry export against Kafka', { timeout: 120_000 }, () => {
       codec.encode(dwellRecord('h2', 'running', 'pre-copy-p2p-prepare', 0.125)),
       null,
     ];
-    await produce(topic, values);
+    await produce(t, topic, values, 2);
 
     const exporter = await startTestExporter(t, topic);
     const metrics = await waitFor(
@@ -187,7 +191,7 @@ describe('vfio-telemetry export against Kafka', { timeout: 120_000 }, () => {
 
   test('--no-host-label: one series per target and outcome; unknown targets fold into "other"', async (t) => {
     const topic = await uniqueTopic(t, 'exporter-nohost');
-    await produce(topic, [
+    await produce(t, topic, [
       codec.encode(prepareRecord('h1', 'completed', 0.03125)),
       codec.encode(prepareRecord('h2', 'completed', 0.0078125)),
       codec.encode(prepareRecord('h3', 'completed', 0.0078125, 'odd-state-a')),
@@ -236,7 +240,7 @@ describe('vfio-telemetry export against Kafka', { timeout: 120_000 }, () => {
   test('offsets are committed: a restarted exporter in the group reads only new records', async (t) => {
     const topic = await uniqueTopic(t, 'exporter-commit');
     const groupId = `exporter-commit-${Date.now()}`;
-    await produce(topic, [codec.encode(prepareRecord('h1', 'completed', 0.25))]);
+    await produce(t, topic, [codec.encode(prepareRecord('h1', 'completed', 0.25))]);
     const first = await startTestExporter(t, topic, {}, groupId);
     await waitFor(
       async () =>
@@ -245,7 +249,7 @@ describe('vfio-telemetry export against Kafka', { timeout: 120_000 }, () => {
     );
     await first.stop();
 
-    await produce(topic, [codec.encode(prepareRecord('h1', 'failed', 0.5))]);
+    await produce(t, topic, [codec.encode(prepareRecord('h1', 'failed', 0.5))]);
     const second = await startTestExporter(t, topic, {}, groupId);
     const metrics = await waitFor(
       async () => {
@@ -265,5 +269,75 @@ describe('vfio-telemetry export against Kafka', { timeout: 120_000 }, () => {
       undefined,
     );
     await second.stop();
+  });
+  test('records of an aborted transaction are never observed (read_committed)', async (t) => {
+    const topic = await uniqueTopic(t, 'exporter-aborted');
+    const port = testPort(t);
+    await produce(t, topic, [codec.encode(prepareRecord('h1', 'completed', 0.25))]);
+
+    // A processor that lost its partition (a stale generation of a group) tries to commit a
+    // transaction: the broker fences its offset commit and the transaction is aborted, after its
+    // records were written to the log.
+    const zombie = await port.producer({ transactionalId: `zombie-${randomUUID()}` });
+    t.after(() => zombie.close());
+    await assert.rejects(
+      zombie.commitTransaction({
+        records: [
+          {
+            topic,
+            partition: 0,
+            key: null,
+            value: codec.encode(prepareRecord('h1', 'failed', 0.5)),
+          },
+        ],
+        offsets: [{ topic, partition: 0, offset: 1n }],
+        membership: {
+          groupId: `stale-${randomUUID()}`,
+          generationId: 7,
+          memberId: 'zombie',
+          assigned: [{ topic, partition: 0 }],
+        },
+      }),
+      (error: unknown) => isTelemetryError(error),
+    );
+    await produce(t, topic, [codec.encode(prepareRecord('h1', 'completed', 0.5))]);
+
+    // The aborted record is in the log (read_uncommitted sees it), so the check below means
+    // something.
+    const outcomes = async (isolation: Isolation): Promise<string[]> => {
+      const seen: string[] = [];
+      await port.readToEnd(
+        [{ topic, partition: 0, offset: 0n }],
+        (r) => {
+          const decoded = r.value === null ? null : codec.decode(r.value);
+          if (decoded?.kind === 'record' && decoded.value.type === 'prepare') {
+            seen.push(decoded.value.outcome);
+          }
+        },
+        isolation,
+      );
+      return seen;
+    };
+    assert.deepEqual(await outcomes('read_uncommitted'), ['completed', 'failed', 'completed']);
+    assert.deepEqual(await outcomes('read_committed'), ['completed', 'completed']);
+
+    const exporter = await startTestExporter(t, topic);
+    const metrics = await waitFor(
+      async () => {
+        const m = await scrape(exporter.http.url);
+        return m.get(series('vfio_exporter_records_consumed_total')) === 2 && m;
+      },
+      { timeoutMs: 60_000, description: 'both committed records consumed' },
+    );
+    const labels = { target: 'pre-copy-p2p', host: 'h1' };
+    assert.equal(
+      metrics.get(series('vfio_prepare_outcomes_total', { ...labels, outcome: 'completed' })),
+      2,
+    );
+    assert.equal(
+      metrics.get(series('vfio_prepare_outcomes_total', { ...labels, outcome: 'failed' })),
+      undefined,
+    );
+    await exporter.stop();
   });
 });

@@ -11,7 +11,9 @@ import type {
   TransitionRecord,
 } from '../../../services/shared/core/transition-record.ts';
 import { createLogger } from '../../../services/shared/io/logger.ts';
-import { brokersFromEnv, testKafka } from '../../helpers/kafka.ts';
+import { createKafkaPort } from '../../../services/shared/io/kafka-client.ts';
+import type { KafkaPort } from '../../../services/shared/io/kafka-port.ts';
+import { brokersFromEnv } from '../../helpers/kafka.ts';
 
 const device = { vm: 'vm-a', qomPath: '/machine/peripheral/nic0', deviceId: 'nic0' };
 
@@ -56,16 +58,37 @@ export function dwellRecord(
   };
 }
 
-export async function produce(topic: string, values: readonly (Buffer | null)[]): Promise<void> {
-  const producer = testKafka(brokersFromEnv()).producer();
-  await producer.connect();
+/** A Kafka port on the test broker, closed after the test. */
+export function testPort(t: TestContext): KafkaPort {
+  const port = createKafkaPort({
+    brokers: brokersFromEnv(),
+    clientId: 'vfio-telemetry-test',
+    logger: createLogger({ level: 'warn' }),
+  });
+  t.after(() => port.close());
+  return port;
+}
+
+/** Produces `values` in order, record i to partition i mod `partitions`; none may be refused. */
+export async function produce(
+  t: TestContext,
+  topic: string,
+  values: readonly (Buffer | null)[],
+  partitions = 1,
+): Promise<void> {
+  const producer = await testPort(t).producer();
   try {
-    await producer.send({
-      topic,
-      messages: values.map((value, i) => ({ key: `k${i % 3}`, value })),
-    });
+    const { refused } = await producer.send(
+      values.map((value, i) => ({
+        topic,
+        partition: i % partitions,
+        key: Buffer.from(`k${i % 3}`),
+        value,
+      })),
+    );
+    if (refused.length > 0) throw new Error(`refused: ${JSON.stringify(refused)}`);
   } finally {
-    await producer.disconnect();
+    await producer.close();
   }
 }
 

@@ -52,7 +52,7 @@ test(
       ...extra.map(([outcome, s]) => codec.encode(prepareRecord('host-0', outcome, s))),
       Buffer.from('poison'),
     ];
-    await produce(topic, records);
+    await produce(t, topic, records);
     const exporter = await startTestExporter(t, topic, { 'quantile-interval-ms': '200' });
     await waitFor(
       async () =>

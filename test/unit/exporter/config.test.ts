@@ -10,7 +10,28 @@ test('defaults plus KAFKA_BROKERS make a valid config', () => {
   assert.equal(c.topic, TRANSITIONS_TOPIC);
   assert.equal(c.hostLabel, true);
   assert.equal(c.fromBeginning, true);
+  assert.equal(c.fetchMaxBytes, 4 * 1024 * 1024);
+  assert.equal(c.batchMaxRecords, 2000);
   assert.ok(Object.isFrozen(c));
+});
+
+test('fetches are bounded: --fetch-max-bytes and --batch-max-records within their limits', () => {
+  const c = parseExporterConfig({
+    env: { KAFKA_BROKERS: 'k:9092' },
+    flags: { 'fetch-max-bytes': '65536', 'batch-max-records': '10' },
+  });
+  assert.deepEqual([c.fetchMaxBytes, c.batchMaxRecords], [65_536, 10]);
+  assert.throws(
+    () =>
+      parseExporterConfig({
+        env: { KAFKA_BROKERS: 'k:9092' },
+        flags: { 'fetch-max-bytes': '10', 'batch-max-records': '0' },
+      }),
+    (e: unknown) =>
+      isTelemetryError(e, 'CONFIG_INVALID') &&
+      /--fetch-max-bytes/.test(e.message) &&
+      /--batch-max-records/.test(e.message),
+  );
 });
 
 test('flags win over env, env over file', () => {
