@@ -1,5 +1,6 @@
 import { isTelemetryError } from '../shared/core/errors.ts';
 import { processIo, type CommandIo } from './command-io.ts';
+import { runAudit } from './audit/audit-command.ts';
 import { runReplay } from './replay/replay-command.ts';
 import { runSimulate } from '../simulator/simulate-command.ts';
 import { runCollect } from '../collector/collect-command.ts';
@@ -19,6 +20,10 @@ const COMMANDS: Record<string, { run: Command; summary: string }> = {
     summary: 'compute transitions from events, exactly once per transition',
   },
   export: { run: runExport, summary: 'serve Prometheus metrics and a live page from transitions' },
+  audit: {
+    run: runAudit,
+    summary: 'check the transitions topic against a recomputation from the events topic',
+  },
 };
 
 export function mainHelp(): string {
