@@ -171,8 +171,8 @@ PROPS
   echo "$address"
 }
 
-# server.properties of node ID of a cluster whose nodes listen on BROKER_PORTS and whose
-# controllers listen on CONTROLLER_PORTS (index id-1).
+# server.properties of node ID of a cluster whose brokers listen on broker_ports and whose
+# controllers listen on controller_ports (arrays of start_cluster, index id-1).
 write_cluster_node_properties() { # ID
   local id="$1" node_dir="$state_dir/node-$1" voters="" i
   for ((i = 1; i <= nodes; i++)); do
@@ -229,11 +229,11 @@ fail_cluster() { # ID MESSAGE
 }
 
 start_cluster() {
-  local id node_dir libs java cluster_id="" pid address addresses=() pids=() launched=()
-  local bootstrap deadline remaining_ms
+  local id node_dir libs java cluster_id pid port bootstrap deadline remaining_ms formatter
+  local ports=() broker_ports=() controller_ports=() addresses=() pids=() launched=() to_start=()
+  local formatters=()
 
   if ((${#existing_nodes[@]} == 0)); then
-    local ports
     mapfile -t ports < <(free_ports "$((2 * nodes))")
     broker_ports=("${ports[@]:0:nodes}")
     controller_ports=("${ports[@]:nodes}")
@@ -254,28 +254,37 @@ start_cluster() {
   for ((id = 1; id <= nodes; id++)); do
     if pid="$(broker_pid "$state_dir/node-$id")"; then
       echo "start.sh: node $id (broker $pid) in $state_dir already running" >&2
-      pids+=("$pid")
-      continue
+      pids[id - 1]="$pid"
+    else
+      rm -f "$state_dir/node-$id/kafka.pid"
+      to_start+=("$id")
     fi
-    node_dir="$state_dir/node-$id"
-    rm -f "$node_dir/kafka.pid"
-    if [[ -z "${libs:-}" ]]; then
-      libs="$("$here/fetch.sh" | tail -n1)"
-      java="$(java_command)" || { echo "start.sh: no java; Kafka 4 needs Java 17+" >&2; exit 1; }
-    fi
-    write_log4j_properties "$node_dir"
-    if [[ ! -f "$node_dir/data/meta.properties" && -z "$cluster_id" ]]; then
-      # All nodes share one cluster id: that of a node formatted before, or a new one.
-      cluster_id="$(awk -F= '$1 == "cluster.id" { print $2; exit }' \
-        "$state_dir"/node-*/data/meta.properties 2>/dev/null || true)"
-      [[ -n "$cluster_id" ]] || cluster_id="$(new_cluster_id)"
-    fi
-    format_storage "$node_dir" "$cluster_id" "$java" "$libs" || exit 1
-    echo "start.sh: starting node $id of $nodes ($(basename "$(dirname "$libs")")) on ${addresses[id - 1]}, log $node_dir/kafka.log" >&2
-    launch_broker "$node_dir" "$java" "$libs" "${KAFKA_HEAP_OPTS:--Xms192m -Xmx512m}"
-    pids+=("$launched_pid")
-    launched+=("$id")
   done
+
+  if ((${#to_start[@]} > 0)); then
+    libs="$("$here/fetch.sh" | tail -n1)"
+    java="$(java_command)" || { echo "start.sh: no java; Kafka 4 needs Java 17+" >&2; exit 1; }
+    # All nodes share one cluster id: that of a node formatted before, or a new one.
+    cluster_id="$(awk -F= '$1 == "cluster.id" { print $2; exit }' \
+      "$state_dir"/node-*/data/meta.properties 2>/dev/null || true)"
+    [[ -n "$cluster_id" ]] || cluster_id="$(new_cluster_id)"
+    # Formatting is a JVM start of its own: all at once, and before any broker competes for the CPU.
+    for id in "${to_start[@]}"; do
+      write_log4j_properties "$state_dir/node-$id"
+      format_storage "$state_dir/node-$id" "$cluster_id" "$java" "$libs" &
+      formatters+=("$!")
+    done
+    for formatter in "${formatters[@]}"; do
+      wait "$formatter" || exit 1
+    done
+    for id in "${to_start[@]}"; do
+      node_dir="$state_dir/node-$id"
+      echo "start.sh: starting node $id of $nodes ($(basename "$(dirname "$libs")")) on ${addresses[id - 1]}, log $node_dir/kafka.log" >&2
+      launch_broker "$node_dir" "$java" "$libs" "${KAFKA_HEAP_OPTS:--Xms192m -Xmx512m}"
+      pids[id - 1]="$launched_pid"
+      launched+=("$id")
+    done
+  fi
   echo "$bootstrap" >"$state_dir/bootstrap"
 
   # The nodes come up together: none can serve before a majority of voters has elected a leader.
