@@ -3,16 +3,19 @@
  * HTTP endpoints. The only place that opens sockets, files and timers; `startCollector` is the
  * in-process API the `collect` command and the tests use.
  */
+import { randomUUID } from 'node:crypto';
 import { Registry } from 'prom-client';
 import { isTelemetryError } from '../shared/core/errors.ts';
 import type { EventRecord } from '../shared/core/event-record.ts';
 import { createEventCodec } from '../shared/io/avro-codec.ts';
 import { startHttpServer, type RunningHttpServer } from '../shared/io/http-server.ts';
-import { createKafkaClient } from '../shared/io/kafka-client.ts';
+import { createKafkaPort } from '../shared/io/kafka-client.ts';
+import type { KafkaPort } from '../shared/io/kafka-port.ts';
 import type { Logger } from '../shared/io/logger.ts';
 import type { CollectorConfig } from './config.ts';
 import { buildEventRecord } from './core/event-record-builder.ts';
 import { eventKey } from './core/partitioner.ts';
+import { RecordNumbering, type RecordNumber } from './core/record-numbering.ts';
 import {
   describeAddress,
   parseQmpTarget,
@@ -21,7 +24,8 @@ import {
 } from './core/qmp-target.ts';
 import { createCollectorTelemetry, type CollectorTelemetry } from './io/collector-telemetry.ts';
 import { KafkaSender } from './io/kafka-sender.ts';
-import { QmpConnection, type QmpConnectionHandler } from './io/qmp-connection.ts';
+import { QmpConnection, type QmpConnectionHandler, type QmpSession } from './io/qmp-connection.ts';
+import { RejectedRecordFile } from './io/rejected-record-file.ts';
 import { SocketDirWatcher } from './io/socket-dir-watcher.ts';
 import { Spool } from './io/spool.ts';
 
@@ -35,13 +39,26 @@ export interface RunningCollector {
   stop(drainMs?: number): Promise<void>;
 }
 
+/** What the collector needs of Kafka: the port's producer, topic metadata, and close. */
+export type CollectorKafka = Pick<KafkaPort, 'producer' | 'describeTopics' | 'close'>;
+
+/**
+ * `kafka` replaces the port built from `config.brokers` (io tests pass an in-memory fake;
+ * everything else reaches Kafka through `createKafkaPort`).
+ */
 export async function startCollector(
   config: CollectorConfig,
   logger: Logger,
+  kafka: CollectorKafka = createKafkaPort({
+    brokers: config.brokers,
+    clientId: config.clientId,
+    logger,
+  }),
 ): Promise<RunningCollector> {
   const registry = new Registry();
   const telemetry = createCollectorTelemetry(registry, logger);
   const codec = createEventCodec();
+  const numbering = new RecordNumbering(randomUUID);
   const spool = Spool.open({
     dir: config.spoolDir,
     maxBytes: config.spoolMaxBytes,
@@ -49,7 +66,12 @@ export async function startCollector(
     fsyncIntervalMs: config.fsyncIntervalMs,
     events: {
       written: () => {},
-      dropped: (reason, count, detail) => telemetry.eventsDropped(reason, count, detail),
+      dropped: (reason, count, detail, keys) => {
+        telemetry.eventsDropped(reason, count, detail);
+        // Damaged entries are from sessions long gone; a refused or lost write breaks a live one.
+        if (reason === 'spool_corrupt') return;
+        for (const key of new Set(keys)) numbering.dropped(key, reason);
+      },
       recovered: (events, bytes) => telemetry.spoolRecovered(events, bytes),
       tornTailTruncated: (segment, offset, bytes) =>
         telemetry.spoolTornTailTruncated(segment, offset, bytes),
@@ -59,19 +81,34 @@ export async function startCollector(
     },
   });
 
-  const accept = (record: EventRecord): void => {
+  const accept = (
+    session: QmpSession,
+    key: string,
+    number: RecordNumber,
+    record: EventRecord,
+  ): void => {
     let value: Buffer;
     try {
       value = codec.encode(record);
     } catch (error) {
       if (!isTelemetryError(error, 'AVRO_INVALID_RECORD')) throw error;
+      numbering.dropped(key, 'invalid_record');
       telemetry.eventsDropped('invalid_record', 1, error);
       return;
     }
-    const key = eventKey(record.host, record.vm);
-    if (spool.append({ receivedMicros: record.receivedMicros, key, value })) {
-      telemetry.eventAccepted(record.vm, record.sessionId, record.sequence, record.event);
+    // A refused append reports the drop to `numbering` through the spool's `dropped`.
+    if (!spool.append({ receivedMicros: record.receivedMicros, key, value })) return;
+    numbering.accepted(key, number);
+    session.sequence++;
+    if (number.renewed !== null) {
+      telemetry.sessionRenewed(
+        record.vm,
+        number.renewed.after,
+        number.renewed.previousSessionId,
+        number.sessionId,
+      );
     }
+    telemetry.eventAccepted(record.vm, record.sessionId, record.sequence, record.event);
   };
 
   const handler: QmpConnectionHandler = {
@@ -79,16 +116,20 @@ export async function startCollector(
     rejected: (vm, invalid) => telemetry.qmpMessageRejected(vm, invalid),
     sessionStarted: (session, greeting, reconnect) =>
       telemetry.sessionStarted(session.vm, session.sessionId, greeting.qemuVersion, reconnect),
-    sessionEnded: (session, reason) =>
-      telemetry.sessionEnded(session.vm, session.sessionId, session.sequence, reason),
+    sessionEnded: (session, reason) => {
+      numbering.ended(eventKey(config.host, session.vm), session.sessionId);
+      telemetry.sessionEnded(session.vm, session.sessionId, session.sequence, reason);
+    },
     connectFailed: (vm, error, retryInMs) => telemetry.qmpConnectFailed(vm, error, retryInMs),
     event: (session, event, receivedMicros) => {
+      const key = eventKey(config.host, session.vm);
+      const number = numbering.next(key, session.sessionId);
       const record = buildEventRecord(
         {
           host: config.host,
           vm: session.vm,
-          sessionId: session.sessionId,
-          sequence: session.sequence + 1,
+          sessionId: number.sessionId,
+          sequence: number.sequence,
           receivedMicros,
         },
         event,
@@ -97,8 +138,7 @@ export async function startCollector(
         telemetry.qmpMessageRejected(session.vm, record);
         return;
       }
-      session.sequence++;
-      accept(record);
+      accept(session, key, number, record);
     },
   };
 
@@ -131,20 +171,19 @@ export async function startCollector(
     void connection.retire().then(() => retiring.delete(connection));
   };
 
-  const kafka = createKafkaClient({
-    brokers: config.brokers,
-    clientId: config.clientId,
-    logger,
-    retries: 3,
-    maxRetryTimeMs: config.kafkaRetryMaxMs,
+  const rejected = new RejectedRecordFile(config.spoolDir, (value) => {
+    const decoded = codec.decode(value);
+    return decoded.kind === 'record' ? decoded.value : null;
   });
   const sender = new KafkaSender({
     kafka,
     spool,
+    rejected,
     topic: config.topic,
     batchMaxEvents: config.batchMaxEvents,
     lingerMs: config.lingerMs,
     retry: { initialMs: 200, maxMs: config.kafkaRetryMaxMs, multiplier: 2 },
+    stallTimeoutMs: config.stallTimeoutMs,
     telemetry,
   });
   sender.start();
@@ -181,7 +220,15 @@ export async function startCollector(
         );
       const watching = watcher === undefined || watcher.running;
       if (!watching) reasons.push(`watcher: ${config.socketDir} cannot be listed`);
-      return { ready: kafkaOk && watching, reasons };
+      const stall = sender.stall();
+      if (stall !== null) {
+        reasons.push(
+          `kafka: no event acknowledged for ${Math.round(stall.sinceMs / 1000)} s while ` +
+            `${stall.pendingEvents} wait in the spool` +
+            (stall.lastError === null ? '' : ` (last error: ${stall.lastError})`),
+        );
+      }
+      return { ready: kafkaOk && watching && stall === null, reasons };
     },
   });
   logger.info('Collector started.', {
@@ -201,6 +248,7 @@ export async function startCollector(
     spool.flush();
     await sender.stop(drainMs > 0 ? deadline : undefined);
     spool.close();
+    await kafka.close().catch(() => {});
     await http.close();
     logger.info('Collector stopped.', { spooledEvents: spool.pendingEvents });
   };

@@ -1,37 +1,73 @@
 /**
- * Moves the spool to Kafka, in order, one produce request at a time.
+ * Moves the spool to Kafka, in order, one produce call at a time, through the Kafka port
+ * (`shared/io/kafka-port.ts`): idempotent, acks from all in-sync replicas, requests split by the
+ * adapter under the topic's `max.message.bytes`. Each record carries an explicit partition,
+ * `partitionFor(key)` — FNV-1a of `host/vm` modulo the topic's partition count, read with
+ * `describeTopics` whenever a producer is opened — so one VM's events stay in order in one
+ * partition.
  *
- * Producer settings: idempotent (the broker drops the duplicates of kafkajs's own retries),
- * acks from all in-sync replicas (-1), one request in flight (a later batch can never overtake an
- * earlier one). Each message carries an explicit partition, `partitionFor(key)` — FNV-1a of
- * `host/vm` modulo the topic's partition count — so one VM's events stay in order in one
- * partition without kafkajs's murmur2 cost (~2 µs per message).
+ * Batching: while a call is in flight the spool fills, so the next call takes everything up to
+ * `batchMaxEvents`; a small, fresh batch waits at most `lingerMs` to fill (old entries, e.g.
+ * after an outage, never wait).
  *
- * Batching: while a request is in flight the spool fills, so the next request takes everything
- * up to `batchMaxEvents`; a small, fresh batch waits at most `lingerMs` to fill (old entries,
- * e.g. after an outage, never wait).
+ * Delivery: nothing is acknowledged in the spool that Kafka has not stored. A resolved `send`
+ * is not taken as "all stored" (kafkajs#1303): the port's per-partition acknowledgements are
+ * mapped back to the entries (`core/kafka-acks.ts`), and so are the partitions a failed call
+ * names in `details.written`. The spool's acknowledged position is one prefix, so it advances
+ * over the longest run of stored entries; the rest is read again and sent after a capped
+ * backoff from a new producer. Entries behind that run that Kafka did store are remembered
+ * (`storedAhead`) and not sent again while the process lives; after a crash they are
+ * (at-least-once: Kafka may hold a record twice, the processor dedupes by (sessionId,
+ * sequence)). Every record handed to Kafka a second time is counted (`records_resent_total`).
  *
- * Delivery: an entry is acknowledged in the spool only after Kafka acknowledged its batch. A
- * batch whose request failed is sent again, from a new producer, after a capped backoff; so is
- * everything after a crash since the last persisted acknowledged position. That is
- * at-least-once: Kafka may hold a record twice (a retry after a lost acknowledgement), never
- * zero times. The processor dedupes by (sessionId, sequence).
+ * A record Kafka refuses for good (too large for the topic, invalid) would block the spool
+ * forever: it goes to the rejected file (`rejected-record-file.ts`), is counted and logged, and
+ * counts as done.
+ *
+ * Progress: the sender records when the acknowledged position last moved (or the spool was
+ * last seen empty); `stall()` reports how long a non-empty spool has waited, for `/readyz`.
  */
-import type { Admin, Kafka, Producer } from 'kafkajs';
+import { isTelemetryError, TelemetryError } from '../../shared/core/errors.ts';
+import type {
+  KafkaPort,
+  OutgoingRecord,
+  Producer,
+  RefusedRecord,
+} from '../../shared/io/kafka-port.ts';
 import { backoffDelayMs, type BackoffPolicy } from '../core/backoff.ts';
+import { donePrefix, storedRecords, type PartitionCount } from '../core/kafka-acks.ts';
 import { partitionFor } from '../core/partitioner.ts';
+import type { SpoolEntry } from '../core/spool-entry.ts';
 import type { CollectorTelemetry } from './collector-telemetry.ts';
 import { nowMicros } from './qmp-connection.ts';
-import type { Spool, SpoolBatch } from './spool.ts';
+import type { RejectedRecord } from './rejected-record-file.ts';
+import type { Spool, SpoolBatch, SpoolPosition } from './spool.ts';
+
+/** Where refused records go; `RejectedRecordFile` implements it. */
+export interface RejectedRecordSink {
+  readonly path: string;
+  write(record: RejectedRecord, nowMs: number): void;
+}
 
 export interface KafkaSenderOptions {
-  kafka: Kafka;
+  kafka: Pick<KafkaPort, 'producer' | 'describeTopics'>;
   spool: Spool;
+  rejected: RejectedRecordSink;
   topic: string;
   batchMaxEvents: number;
   lingerMs: number;
   retry: BackoffPolicy;
+  /** How long a non-empty spool may go without progress before `stall()` reports it. */
+  stallTimeoutMs: number;
   telemetry: CollectorTelemetry;
+}
+
+export interface SenderStall {
+  /** Since the acknowledged position last moved or the spool was last empty. */
+  readonly sinceMs: number;
+  readonly pendingEvents: number;
+  /** The last publish or connect error, if any since the last progress. */
+  readonly lastError: string | null;
 }
 
 export class KafkaSender {
@@ -43,14 +79,28 @@ export class KafkaSender {
   private draining = false;
   private failures = 0;
   private wakeSleep: (() => void) | undefined;
+  /** Entries Kafka stored that lie after the spool's acknowledged position, by position. */
+  private readonly storedAhead = new Set<string>();
+  /** End of the furthest entry ever handed to Kafka by this process. */
+  private sentUpTo: SpoolPosition = { segment: 0, offset: 0 };
+  private lastProgressMs = Date.now();
+  private lastError: unknown;
 
   constructor(options: KafkaSenderOptions) {
     this.options = options;
   }
 
-  /** A producer is connected and the topic's partitions are known. */
+  /** A producer is open and the topic's partitions are known. */
   get connected(): boolean {
     return this.producer !== undefined;
+  }
+
+  /** The spool has waited `stallTimeoutMs` or longer without progress; null otherwise. */
+  stall(nowMs = Date.now()): SenderStall | null {
+    const pendingEvents = this.options.spool.pendingEvents;
+    const sinceMs = nowMs - this.lastProgressMs;
+    if (pendingEvents === 0 || sinceMs < this.options.stallTimeoutMs) return null;
+    return { sinceMs, pendingEvents, lastError: describeError(this.lastError) };
   }
 
   start(): void {
@@ -83,14 +133,22 @@ export class KafkaSender {
     this.wakeSleep?.();
   }
 
+  private progressed(): void {
+    this.lastProgressMs = Date.now();
+    this.lastError = undefined;
+  }
+
   private async loop(): Promise<void> {
     const { spool, batchMaxEvents, lingerMs } = this.options;
     while (!this.stopping) {
       if (this.producer === undefined && !(await this.connect())) continue;
       let batch = spool.readBatch(batchMaxEvents);
       if (batch === null) {
+        this.progressed();
         if (this.draining) return;
         await spool.whenReadable();
+        // Waiting for work is not a stall: the clock starts when the work arrives.
+        this.progressed();
         continue;
       }
       const first = batch.entries[0];
@@ -114,56 +172,142 @@ export class KafkaSender {
     const { spool, topic, telemetry } = this.options;
     const producer = this.producer;
     if (producer === undefined) return;
-    const messages = batch.entries.map((e) => ({
-      key: e.key,
-      value: Buffer.from(e.value.buffer, e.value.byteOffset, e.value.byteLength),
-      partition: partitionFor(e.key, this.partitions),
-    }));
-    try {
-      await producer.send({ topic, acks: -1, messages });
-    } catch (error) {
-      await this.failed(error);
+    const { entries, ends } = batch;
+    const done = new Array<boolean>(entries.length).fill(false);
+    const sentIndexes: number[] = [];
+    const records: OutgoingRecord[] = [];
+    let resent = 0;
+    for (let i = 0; i < entries.length; i++) {
+      const entry = entries[i] as SpoolEntry;
+      const end = ends[i] as SpoolPosition;
+      if (this.storedAhead.has(positionId(end))) {
+        done[i] = true;
+        continue;
+      }
+      if (!isAfter(end, this.sentUpTo)) resent++;
+      sentIndexes.push(i);
+      records.push({
+        topic,
+        partition: partitionFor(entry.key, this.partitions),
+        key: Buffer.from(entry.key),
+        value: Buffer.from(entry.value.buffer, entry.value.byteOffset, entry.value.byteLength),
+      });
+    }
+
+    let acks: readonly PartitionCount[] = [];
+    let refused: readonly RefusedRecord[] = [];
+    let failure: unknown;
+    if (records.length > 0) {
+      if (resent > 0) telemetry.recordsResent(resent);
+      const lastSent = ends[sentIndexes.at(-1) as number] as SpoolPosition;
+      if (isAfter(lastSent, this.sentUpTo)) this.sentUpTo = lastSent;
+      try {
+        ({ acks, refused } = await producer.send(records));
+      } catch (error) {
+        failure = error;
+        acks = writtenBeforeFailure(error, topic);
+      }
+    }
+
+    for (const r of refused) {
+      const i = sentIndexes[r.index];
+      if (i === undefined) continue;
+      this.reject(entries[i] as SpoolEntry, r);
+      done[i] = true;
+    }
+    const stored = storedRecords(
+      records.map((r) => r.partition),
+      acks.filter((a) => !('topic' in a) || a.topic === topic),
+      new Set(refused.map((r) => r.index)),
+    );
+    const storedMicros: number[] = [];
+    stored.forEach((ok, k) => {
+      const i = sentIndexes[k] as number;
+      if (!ok) return;
+      done[i] = true;
+      storedMicros.push((entries[i] as SpoolEntry).receivedMicros);
+    });
+
+    const prefix = donePrefix(done);
+    for (let i = 0; i < entries.length; i++) {
+      const id = positionId(ends[i] as SpoolPosition);
+      if (i < prefix) this.storedAhead.delete(id);
+      else if (done[i] === true) this.storedAhead.add(id);
+    }
+    if (prefix > 0) {
+      spool.ack(batch, prefix);
+      this.progressed();
+    }
+    if (storedMicros.length > 0 || (failure === undefined && records.length > 0)) {
+      telemetry.recordsPublished(storedMicros.length, storedMicros, nowMicros());
+    }
+    if (failure === undefined && prefix < entries.length) {
+      failure = new TelemetryError(
+        'KAFKA_PUBLISH_FAILED',
+        'Kafka acknowledged fewer records than were sent; the rest is sent again',
+        { details: { sent: records.length, stored: storedMicros.length, refused: refused.length } },
+      );
+    }
+    if (failure !== undefined) {
+      await this.failed(failure);
       return;
     }
     this.failures = 0;
-    spool.ack(batch);
-    telemetry.recordsPublished(
-      batch.entries.length,
-      batch.entries.map((e) => e.receivedMicros),
-      nowMicros(),
-    );
+  }
+
+  private reject(entry: SpoolEntry, refused: RefusedRecord): void {
+    const { rejected, telemetry } = this.options;
+    const fields = {
+      reason: refused.reason,
+      detail: refused.detail,
+      key: entry.key,
+      bytes: entry.value.byteLength,
+      file: rejected.path,
+    };
+    try {
+      rejected.write(
+        {
+          reason: refused.reason,
+          detail: refused.detail,
+          key: entry.key,
+          value: entry.value,
+          receivedMicros: entry.receivedMicros,
+        },
+        Date.now(),
+      );
+      telemetry.recordRejected(fields);
+    } catch (error) {
+      // Blocking the spool on a full or broken disk would lose every later event instead.
+      const value = Buffer.from(entry.value.buffer, entry.value.byteOffset, entry.value.byteLength);
+      telemetry.recordRejected({ ...fields, value: value.toString('base64'), error });
+    }
   }
 
   private async connect(): Promise<boolean> {
     const { kafka, topic, telemetry } = this.options;
-    const producer = kafka.producer({
-      idempotent: true,
-      maxInFlightRequests: 1,
-      allowAutoTopicCreation: false,
-    });
-    let admin: Admin | undefined;
+    let producer: Producer | undefined;
     try {
-      await producer.connect();
-      admin = kafka.admin();
-      await admin.connect();
-      const metadata = await admin.fetchTopicMetadata({ topics: [topic] });
-      const partitions = metadata.topics[0]?.partitions.length ?? 0;
-      if (partitions < 1) throw new Error(`topic ${topic} has no partitions`);
-      this.partitions = partitions;
+      const description = (await kafka.describeTopics([topic])).get(topic);
+      if (description === undefined || description.partitions < 1) {
+        throw new TelemetryError('KAFKA_UNAVAILABLE', `topic ${topic} does not exist`, {
+          details: { topic },
+        });
+      }
+      producer = await kafka.producer();
+      this.partitions = description.partitions;
       this.producer = producer;
-      telemetry.kafkaConnected(topic, partitions);
+      telemetry.kafkaConnected(topic, description.partitions);
       return true;
     } catch (error) {
-      await producer.disconnect().catch(() => {});
+      await producer?.close().catch(() => {});
       await this.failed(error);
       return false;
-    } finally {
-      await admin?.disconnect().catch(() => {});
     }
   }
 
-  /** Drops the producer (a fresh one is built for the next attempt) and waits the backoff. */
+  /** Drops the producer (a fresh one is opened for the next attempt) and waits the backoff. */
   private async failed(error: unknown): Promise<void> {
+    this.lastError = error;
     const delay = backoffDelayMs(this.options.retry, this.failures++, Math.random());
     this.options.telemetry.publishFailed(error, this.options.spool.pendingEvents, delay);
     if (this.draining) {
@@ -171,13 +315,20 @@ export class KafkaSender {
       return;
     }
     await this.disconnect();
+    this.noteIfIdle();
     await this.sleep(delay);
+    this.noteIfIdle();
+  }
+
+  /** While Kafka is away an empty spool is not stalled: its clock starts with the first event. */
+  private noteIfIdle(): void {
+    if (this.options.spool.pendingEvents === 0) this.lastProgressMs = Date.now();
   }
 
   private async disconnect(): Promise<void> {
     const producer = this.producer;
     this.producer = undefined;
-    await producer?.disconnect().catch(() => {});
+    await producer?.close().catch(() => {});
   }
 
   private sleep(ms: number): Promise<void> {
@@ -191,4 +342,37 @@ export class KafkaSender {
       this.wakeSleep = done;
     });
   }
+}
+
+function positionId(position: SpoolPosition): string {
+  return `${position.segment}:${position.offset}`;
+}
+
+function isAfter(a: SpoolPosition, b: SpoolPosition): boolean {
+  return a.segment !== b.segment ? a.segment > b.segment : a.offset > b.offset;
+}
+
+/**
+ * The partitions a failed call wrote before failing (`details.written` of
+ * `KAFKA_PUBLISH_FAILED`, kafka-port.ts), as per-partition counts; anything else counts as
+ * nothing written.
+ */
+function writtenBeforeFailure(error: unknown, topic: string): PartitionCount[] {
+  if (!isTelemetryError(error, 'KAFKA_PUBLISH_FAILED')) return [];
+  const written: unknown = error.details['written'];
+  if (!Array.isArray(written)) return [];
+  const out: PartitionCount[] = [];
+  for (const item of written as unknown[]) {
+    if (typeof item !== 'object' || item === null) continue;
+    const { topic: t, partition, count } = item as Record<string, unknown>;
+    if (t !== undefined && t !== topic) continue;
+    if (typeof partition === 'number' && typeof count === 'number') out.push({ partition, count });
+  }
+  return out;
+}
+
+function describeError(error: unknown): string | null {
+  if (error === undefined) return null;
+  if (isTelemetryError(error)) return `${error.code}: ${error.message}`;
+  return error instanceof Error ? error.message : JSON.stringify(error);
 }

@@ -30,6 +30,8 @@ test(
       collectorConfig(broker.brokers, topic, {
         'socket-dir': fleet.dir,
         'spool-dir': tempDir(t, 'spool-'),
+        // Longer than the outage: this test checks that spooling alone keeps /readyz at 200.
+        'stall-timeout-ms': '120000',
       }),
       quietLogger(),
     );
