@@ -115,3 +115,26 @@ test('QMP targets: paths, named paths and TCP addresses', () => {
   });
   assert.ok('problem' in parseQmpTarget('tcp:nohostport'));
 });
+
+test('stallTimeoutMs: 30 s by default, settable by flag and env, at least 100 ms', () => {
+  const base = {
+    env: {},
+    flags: { 'socket-dir': '/run/vms', 'spool-dir': '/s', brokers: ['k:9092'] },
+  };
+  assert.equal(parseCollectorConfig('box', base).stallTimeoutMs, 30_000);
+  assert.equal(
+    parseCollectorConfig('box', { ...base, flags: { ...base.flags, 'stall-timeout-ms': '5000' } })
+      .stallTimeoutMs,
+    5000,
+  );
+  assert.equal(
+    parseCollectorConfig('box', { ...base, env: { VFIO_COLLECTOR_STALL_TIMEOUT_MS: '7000' } })
+      .stallTimeoutMs,
+    7000,
+  );
+  const problems = problemsOf(() =>
+    parseCollectorConfig('box', { ...base, flags: { ...base.flags, 'stall-timeout-ms': '50' } }),
+  );
+  assert.equal(problems.length, 1);
+  assert.match(problems[0] as string, /stall-timeout-ms: must be at least 100/);
+});
