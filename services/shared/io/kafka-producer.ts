@@ -19,6 +19,9 @@
  * - The producer's `timeout` option is both the produce request's `timeout_ms` and the
  *   InitProducerId `transaction_timeout_ms` (producer.js #initIdempotentProducer), so a
  *   transactional producer gets `timeout = transactionTimeoutMs`.
+ * - InitProducerId sends `producerId ?? 0n` and `producerEpoch ?? 0` from the producer's options
+ *   (producer.js #initIdempotentProducer): a client recreated for a transactional id that already
+ *   has state would be answered PRODUCER_FENCED, so we pass -1/-1 ("new producer").
  * - `Transaction.addOffset` commits `message.offset + 1` for one partition per TxnOffsetCommit
  *   request, deduplicated under the fixed key 'commit' (producer.js kTransactionCommitOffset):
  *   concurrent calls would be merged into the first one, so offsets are added one at a time.
@@ -139,7 +142,10 @@ interface RequestOutcome {
 
 /** Raised inside a transaction when Kafka refused a batch: the attempt is aborted and replanned. */
 class BatchRefused extends Error {
-  constructor(readonly indices: readonly number[]) {
+  constructor(
+    readonly indices: readonly number[],
+    readonly refusal: { readonly reason: string; readonly detail: string },
+  ) {
     super('Kafka refused a batch of the transaction.');
   }
 }
@@ -221,6 +227,11 @@ export class PortProducer implements Producer {
     const client = new PlatformaticProducer({
       ...base,
       idempotent: true,
+      // InitProducerId with -1/-1 asks for a new producer id (or, transactional, the next epoch of
+      // ours). The client's default of 0/0 claims to *be* producer 0 epoch 0 (KIP-360), which the
+      // coordinator answers with PRODUCER_FENCED once the transactional id has any state.
+      producerId: -1n,
+      producerEpoch: -1,
       // At least 2: the client turns 0 or 1 into "retry forever" for idempotent producers.
       retries: Math.max(2, typeof base.retries === 'number' ? base.retries : 2),
       ...(transactional
@@ -444,11 +455,7 @@ export class PortProducer implements Producer {
         if (!(error instanceof BatchRefused)) throw error;
         if (error.indices.length === 1) {
           const index = error.indices[0]!;
-          refused.push({
-            index,
-            reason: 'MESSAGE_TOO_LARGE',
-            detail: 'Kafka refused the record in a transaction.',
-          });
+          refused.push({ index, reason: error.refusal.reason, detail: error.refusal.detail });
           this.#logger.warn('Kafka refused a record in a transaction.', {
             topic: records[index]!.topic,
             partition: records[index]!.partition,
@@ -483,9 +490,11 @@ export class PortProducer implements Producer {
         for (const index of indices) {
           const record = records[index]!;
           const key = partitionKey(record.topic, record.partition);
-          if (outcome.refused.has(key)) {
+          const refusal = outcome.refused.get(key);
+          if (refusal !== undefined) {
             throw new BatchRefused(
               indices.filter((i) => partitionKey(records[i]!.topic, records[i]!.partition) === key),
+              refusal,
             );
           }
         }

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { test, type TestContext } from 'node:test';
+import { Producer as PlatformaticProducer } from '@platformatic/kafka';
 import { isTelemetryError } from '../../../services/shared/core/errors.ts';
 import { createKafkaPort } from '../../../services/shared/io/kafka-client.ts';
 import type {
@@ -63,15 +64,31 @@ function record(
   };
 }
 
+/**
+ * Every record of `topic` from offset 0. Read `read_committed`, it first waits until no
+ * transaction is open on the topic: the coordinator writes the COMMIT/ABORT markers after EndTxn
+ * has answered, so a transaction that just ended may not be visible, or decided, yet.
+ */
 async function readAll(
   port: KafkaPort,
   topic: string,
   partitions: number,
   isolation: 'read_committed' | 'read_uncommitted' = 'read_committed',
 ): Promise<ConsumedRecord[]> {
+  const all = Array.from({ length: partitions }, (_, partition) => ({ topic, partition }));
+  if (isolation === 'read_committed') {
+    await waitFor(
+      async () => {
+        const stable = await port.endOffsets(all, 'read_committed');
+        const high = await port.endOffsets(all, 'read_uncommitted');
+        return stable.every((p, i) => p.offset === high[i]!.offset);
+      },
+      { timeoutMs: 30_000, description: `transactions on ${topic} to end` },
+    );
+  }
   const records: ConsumedRecord[] = [];
   await port.readToEnd(
-    Array.from({ length: partitions }, (_, partition) => ({ topic, partition, offset: 0n })),
+    all.map((p) => ({ ...p, offset: 0n })),
     (r) => records.push(r),
     isolation,
   );
@@ -293,4 +310,308 @@ test('group consumer: nextBatch hands over records with the membership they were
   );
   assert.deepEqual(values(resumed.filter((r) => r.partition === 1)), ['v7', 'v9']);
   assert.deepEqual(values(resumed.filter((r) => r.partition === 0)), []);
+});
+
+async function inputAndOutput(port: KafkaPort, partitions = 1): Promise<[string, string]> {
+  return [await newTopic(port, partitions), await newTopic(port, partitions)];
+}
+
+const FAST_GROUP = {
+  heartbeatIntervalMs: 300,
+  sessionTimeoutMs: 10_000,
+  rebalanceTimeoutMs: 10_000,
+};
+
+test('a committed transaction is visible read_committed with its offsets committed for the group', async (t) => {
+  const port = openPort(t);
+  const [input, output] = await inputAndOutput(port);
+  const groupId = `group-${randomUUID()}`;
+  const consumer = await port.groupConsumer({ groupId, topics: [input], ...FAST_GROUP });
+  t.after(() => consumer.close());
+  const membership = await joined(consumer, 1);
+  const producer = await port.producer({ transactionalId: `txn-${randomUUID()}` });
+  t.after(() => producer.close());
+
+  const result = await producer.commitTransaction({
+    records: [record(output, 0, 'one'), record(output, 0, 'two')],
+    offsets: [{ topic: input, partition: 0, offset: 7n }],
+    membership,
+  });
+  assert.deepEqual(result.refused, []);
+  assert.deepEqual(
+    result.acks.map((a) => [a.partition, a.baseOffset, a.count]),
+    [[0, 0n, 2]],
+  );
+  assert.deepEqual(values(await readAll(port, output, 1)), ['one', 'two']);
+  assert.deepEqual(await port.committedOffsets(groupId, [{ topic: input, partition: 0 }]), [
+    { topic: input, partition: 0, offset: 7n },
+  ]);
+
+  // A second transaction of the same producer (same epoch) commits after the first.
+  await producer.commitTransaction({
+    records: [record(output, 0, 'three')],
+    offsets: [{ topic: input, partition: 0, offset: 9n }],
+    membership,
+  });
+  assert.deepEqual(values(await readAll(port, output, 1)), ['one', 'two', 'three']);
+  assert.deepEqual(
+    (await port.committedOffsets(groupId, [{ topic: input, partition: 0 }])).map((c) => c.offset),
+    [9n],
+  );
+});
+
+test('a transaction with a stale membership is fenced and aborted: its records stay invisible read_committed', async (t) => {
+  const port = openPort(t);
+  const [input, output] = await inputAndOutput(port);
+  const groupId = `group-${randomUUID()}`;
+  const consumer = await port.groupConsumer({ groupId, topics: [input], ...FAST_GROUP });
+  t.after(() => consumer.close());
+  const membership = await joined(consumer, 1);
+  const producer = await port.producer({ transactionalId: `txn-${randomUUID()}` });
+  t.after(() => producer.close());
+
+  await assert.rejects(
+    producer.commitTransaction({
+      records: [record(output, 0, 'zombie')],
+      offsets: [{ topic: input, partition: 0, offset: 3n }],
+      membership: { ...membership, generationId: membership.generationId + 1 },
+    }),
+    (error) => isTelemetryError(error, 'KAFKA_FENCED'),
+  );
+  assert.deepEqual(values(await readAll(port, output, 1)), []);
+  assert.deepEqual(values(await readAll(port, output, 1, 'read_uncommitted')), ['zombie']);
+  assert.deepEqual(await port.committedOffsets(groupId, [{ topic: input, partition: 0 }]), []);
+
+  // The producer recovers: the next transaction with the live membership commits.
+  await producer.commitTransaction({
+    records: [record(output, 0, 'live')],
+    offsets: [{ topic: input, partition: 0, offset: 3n }],
+    membership,
+  });
+  assert.deepEqual(values(await readAll(port, output, 1)), ['live']);
+});
+
+test('zombie fencing: after a second member joins, the first member’s old generation is fenced', async (t) => {
+  const port = openPort(t);
+  const [input, output] = await inputAndOutput(port, 2);
+  const groupId = `group-${randomUUID()}`;
+  const first = await port.groupConsumer({ groupId, topics: [input], ...FAST_GROUP });
+  t.after(() => first.close());
+  const stale = await joined(first, 2);
+  const changes: (GroupMembership | null)[] = [];
+  first.onMembershipChange((m) => changes.push(m));
+
+  const second = await port.groupConsumer({ groupId, topics: [input], ...FAST_GROUP });
+  t.after(() => second.close());
+  const secondMembership = await joined(second, 1);
+  const current = await joined(first, 1);
+  assert.ok(current.generationId > stale.generationId);
+  assert.equal(secondMembership.generationId, current.generationId);
+  assert.ok(changes.length >= 1);
+  assert.deepEqual(changes.at(-1), current);
+
+  const zombie = await port.producer({ transactionalId: `txn-${randomUUID()}` });
+  t.after(() => zombie.close());
+  await assert.rejects(
+    zombie.commitTransaction({
+      records: [record(output, 0, 'from-the-zombie'), record(output, 1, 'from-the-zombie')],
+      offsets: stale.assigned.map((p) => ({ ...p, offset: 1n })),
+      membership: stale,
+    }),
+    (error) => isTelemetryError(error, 'KAFKA_FENCED'),
+  );
+  assert.deepEqual(values(await readAll(port, output, 2)), []);
+  assert.deepEqual(
+    await port.committedOffsets(groupId, [
+      { topic: input, partition: 0 },
+      { topic: input, partition: 1 },
+    ]),
+    [],
+  );
+
+  // The live member of the new generation commits its own partition.
+  const live = await port.producer({ transactionalId: `txn-${randomUUID()}` });
+  t.after(() => live.close());
+  const mine = current.assigned[0]!;
+  await live.commitTransaction({
+    records: [record(output, mine.partition, 'from-the-live-member')],
+    offsets: [{ ...mine, offset: 1n }],
+    membership: current,
+  });
+  assert.deepEqual(values(await readAll(port, output, 2)), ['from-the-live-member']);
+  assert.deepEqual(await port.committedOffsets(groupId, [mine]), [{ ...mine, offset: 1n }]);
+});
+
+test('group consumer: records fetched before a rebalance are not handed over with the new membership', async (t) => {
+  const port = openPort(t);
+  const topic = await newTopic(port, 2);
+  const groupId = `group-${randomUUID()}`;
+  const producer = await port.producer();
+  t.after(() => producer.close());
+  await producer.send(Array.from({ length: 200 }, (_, i) => record(topic, i % 2, `v${i}`)));
+
+  const first = await port.groupConsumer({ groupId, topics: [topic], ...FAST_GROUP });
+  t.after(() => first.close());
+  const before = await joined(first, 2);
+  // Let the buffer fill with both partitions, then rebalance before handing anything over.
+  await waitFor(async () => {
+    const batch = await first.nextBatch(1, 1000);
+    return batch !== null && batch.records.length === 1;
+  });
+  const second = await port.groupConsumer({ groupId, topics: [topic], ...FAST_GROUP });
+  t.after(() => second.close());
+  const after = await joined(first, 1);
+  assert.notEqual(after.generationId, before.generationId);
+
+  const mine = after.assigned[0]!.partition;
+  const received: ConsumedRecord[] = [];
+  while (received.length < 100) {
+    const batch = await first.nextBatch(50, 5000);
+    assert.ok(batch !== null);
+    if (batch.records.length === 0) continue;
+    assert.deepEqual(batch.membership, after);
+    received.push(...batch.records);
+  }
+  assert.ok(received.every((r) => r.partition === mine));
+  // Nothing was committed: the new generation starts the partition from the beginning.
+  assert.deepEqual(
+    received.map((r) => r.offset),
+    Array.from({ length: 100 }, (_, i) => BigInt(i)),
+  );
+});
+
+test('a transaction is split like send; a record too large is refused and not part of it', async (t) => {
+  const port = openPort(t);
+  const input = await newTopic(port, 1);
+  const output = await newTopic(port, 1, { 'max.message.bytes': '2048' });
+  const groupId = `group-${randomUUID()}`;
+  const consumer = await port.groupConsumer({ groupId, topics: [input], ...FAST_GROUP });
+  t.after(() => consumer.close());
+  const membership = await joined(consumer, 1);
+  const producer = await port.producer({ transactionalId: `txn-${randomUUID()}` });
+  t.after(() => producer.close());
+  const records = Array.from({ length: 300 }, (_, i) =>
+    record(output, 0, `${i}-${'y'.repeat(60)}`),
+  );
+  records.splice(150, 0, record(output, 0, 'z'.repeat(5000)));
+  const result = await producer.commitTransaction({
+    records,
+    offsets: [{ topic: input, partition: 0, offset: 1n }],
+    membership,
+  });
+  assert.deepEqual(
+    result.refused.map((r) => [r.index, r.reason]),
+    [[150, 'MESSAGE_TOO_LARGE']],
+  );
+  assert.deepEqual(
+    result.acks.map((a) => [a.partition, a.count]),
+    [[0, 300]],
+  );
+  assert.deepEqual(
+    values(await readAll(port, output, 1)),
+    records.filter((_, i) => i !== 150).map((r) => r.value!.toString()),
+  );
+});
+
+test('endOffsets: the high watermark counts an open transaction, the last stable offset stops before it', async (t) => {
+  const port = openPort(t);
+  const topic = await newTopic(port, 1);
+  const producer = await port.producer();
+  t.after(() => producer.close());
+  await producer.send([record(topic, 0, 'a'), record(topic, 0, 'b')]);
+
+  // An open transaction can only be left open from outside the port.
+  const raw = new PlatformaticProducer({
+    clientId: 'kafka-port-test-open-txn',
+    bootstrapBrokers: brokersFromEnv(),
+    idempotent: true,
+    transactionalId: `txn-${randomUUID()}`,
+    producerId: -1n,
+    producerEpoch: -1,
+  });
+  t.after(() => raw.close(true));
+  const txn = await raw.beginTransaction();
+  await txn.send({ messages: [{ topic, partition: 0, value: Buffer.from('open') }] });
+
+  const partitions = [{ topic, partition: 0 }];
+  assert.deepEqual(
+    (await port.endOffsets(partitions, 'read_uncommitted')).map((p) => p.offset),
+    [3n],
+  );
+  assert.deepEqual(
+    (await port.endOffsets(partitions, 'read_committed')).map((p) => p.offset),
+    [2n],
+  );
+  // readToEnd read_committed stops at the last stable offset, before the open transaction.
+  const stable: ConsumedRecord[] = [];
+  const reached = await port.readToEnd([{ topic, partition: 0, offset: 0n }], (r) =>
+    stable.push(r),
+  );
+  assert.deepEqual(values(stable), ['a', 'b']);
+  assert.deepEqual(reached, [{ topic, partition: 0, offset: 2n }]);
+
+  await txn.commit();
+  // The commit marker takes an offset: the LSO moves past it.
+  await waitFor(
+    async () => (await port.endOffsets(partitions, 'read_committed'))[0]!.offset === 4n,
+  );
+  assert.deepEqual(values(await readAll(port, topic, 1)), ['a', 'b', 'open']);
+});
+
+test('a limit lowered behind the producer’s back: Kafka’s refusal is bisected down to the one record', async (t) => {
+  const port = openPort(t);
+  const other = openPort(t);
+  const input = await newTopic(port, 1);
+  const topic = await newTopic(port, 1);
+  const producer = await port.producer();
+  t.after(() => producer.close());
+  const txnProducer = await port.producer({ transactionalId: `txn-${randomUUID()}` });
+  t.after(() => txnProducer.close());
+  await producer.send([record(topic, 0, 'cached-the-limit')]);
+
+  await other.alterTopicConfigs(topic, { 'max.message.bytes': '2048' });
+  await waitFor(
+    async () =>
+      (await other.describeTopics([topic])).get(topic)?.configs['max.message.bytes'] === '2048',
+  );
+  const big = 'b'.repeat(3000);
+  const sent = await producer.send([
+    record(topic, 0, 's0'),
+    record(topic, 0, big),
+    record(topic, 0, 's2'),
+    record(topic, 0, 's3'),
+  ]);
+  assert.deepEqual(
+    sent.refused.map((r) => [r.index, r.reason]),
+    [[1, 'MESSAGE_TOO_LARGE']],
+  );
+  assert.deepEqual(
+    sent.acks.map((a) => [a.partition, a.count]),
+    [[0, 3]],
+  );
+
+  const consumer = await port.groupConsumer({
+    groupId: `group-${randomUUID()}`,
+    topics: [input],
+    ...FAST_GROUP,
+  });
+  t.after(() => consumer.close());
+  const membership = await joined(consumer, 1);
+  const committed = await txnProducer.commitTransaction({
+    records: [record(topic, 0, 't0'), record(topic, 0, big), record(topic, 0, 't2')],
+    offsets: [{ topic: input, partition: 0, offset: 1n }],
+    membership,
+  });
+  assert.deepEqual(
+    committed.refused.map((r) => [r.index, r.reason]),
+    [[1, 'MESSAGE_TOO_LARGE']],
+  );
+  assert.deepEqual(values(await readAll(port, topic, 1)), [
+    'cached-the-limit',
+    's0',
+    's2',
+    's3',
+    't0',
+    't2',
+  ]);
 });
