@@ -1,5 +1,5 @@
 /**
- * Waits until a broker answers a real metadata request (kafkajs admin `listTopics`), used by
+ * Waits until a broker answers a real metadata request (the Kafka port's `brokerIds`), used by
  * start.sh. A listening socket is not enough: a KRaft broker accepts connections before it has
  * caught up with the metadata log and fenced itself in, and clients see errors until then.
  *
@@ -9,7 +9,8 @@
  */
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Kafka, logLevel } from 'kafkajs';
+import { createKafkaPort } from '../../services/shared/io/kafka-client.ts';
+import { createLogger } from '../../services/shared/io/logger.ts';
 
 const ATTEMPT_INTERVAL_MS = 250;
 
@@ -23,22 +24,22 @@ function isAlive(pid: number): boolean {
 }
 
 async function answersMetadata(brokers: string[]): Promise<unknown> {
-  const admin = new Kafka({
-    clientId: 'vfio-telemetry-await-broker',
+  const port = createKafkaPort({
     brokers,
-    connectionTimeout: 1000,
-    requestTimeout: 2000,
-    retry: { retries: 0 },
-    logLevel: logLevel.NOTHING,
-  }).admin();
+    clientId: 'vfio-telemetry-await-broker',
+    // Quiet: every failed attempt is expected until the broker is up; the last one is reported.
+    logger: createLogger({ write: () => undefined }),
+    connectTimeoutMs: 1000,
+    requestTimeoutMs: 2000,
+    retries: 0,
+  });
   try {
-    await admin.connect();
-    await admin.listTopics();
+    await port.brokerIds();
     return undefined;
   } catch (error) {
     return error;
   } finally {
-    await admin.disconnect().catch(() => undefined);
+    await port.close().catch(() => undefined);
   }
 }
 
@@ -68,7 +69,9 @@ async function main(): Promise<number> {
     if (Date.now() >= deadline) break;
     await sleep(ATTEMPT_INTERVAL_MS);
   }
-  const reason = lastError instanceof Error ? lastError.message : JSON.stringify(lastError);
+  const reasons: string[] = [];
+  for (let e = lastError; e instanceof Error; e = e.cause) reasons.push(e.message);
+  const reason = reasons.length > 0 ? reasons.join(' ') : JSON.stringify(lastError);
   console.error(`await-broker: ${values.brokers} did not answer a metadata request: ${reason}`);
   return 1;
 }

@@ -1,80 +1,75 @@
 /**
  * Creates the project's topics (services/shared/core/topics.ts) on a cluster, idempotently:
  * missing topics are created, existing ones get their configs set back to the spec, and a
- * partition count that differs from the spec is reported but left alone (changing it would move
- * keys to other partitions and break per-VM order).
+ * partition count or replication factor that differs from the spec is reported but left alone
+ * (changing the partition count would move keys to other partitions and break per-VM order).
+ *
+ * `min.insync.replicas` follows the replication factor: 2 from three replicas up, so that an
+ * acknowledged write (acks=all) is on two brokers and survives losing one while the topic stays
+ * writable with one broker down; 1 below that, where 2 would make a single replica's absence stop
+ * every write.
  *
  *   node --import tsx infra/kafka/create-topics.ts --brokers HOST:PORT[,HOST:PORT] [--prefix P]
  *     [--replication-factor N]
  */
 import { parseArgs } from 'node:util';
-import kafkajs, { Kafka, logLevel, type Admin } from 'kafkajs';
 import { isTelemetryError } from '../../services/shared/core/errors.ts';
 import { topicSpecs, type TopicSpec } from '../../services/shared/core/topics.ts';
+import { createKafkaPort } from '../../services/shared/io/kafka-client.ts';
+import type { KafkaPort } from '../../services/shared/io/kafka-port.ts';
+import { createLogger } from '../../services/shared/io/logger.ts';
 
-// Not a named export under Node's ESM loader: kafkajs builds module.exports as one object literal
-// that cjs-module-lexer does not see through.
-const { ConfigResourceTypes } = kafkajs;
-
-async function configsDiffering(admin: Admin, spec: TopicSpec): Promise<string[]> {
-  const described = await admin.describeConfigs({
-    includeSynonyms: false,
-    resources: [
-      { type: ConfigResourceTypes.TOPIC, name: spec.name, configNames: Object.keys(spec.configs) },
-    ],
-  });
-  const actual = new Map(
-    described.resources[0]?.configEntries.map((entry) => [entry.configName, entry.configValue]),
-  );
-  return Object.entries(spec.configs)
-    .filter(([key, value]) => actual.get(key) !== value)
-    .map(([key]) => key);
+/** The spec's configs plus the durability setting that depends on the replication factor. */
+function configsFor(spec: TopicSpec, replicationFactor: number): Record<string, string> {
+  return {
+    ...spec.configs,
+    'min.insync.replicas': replicationFactor >= 3 ? '2' : '1',
+  };
 }
 
-async function ensureTopics(admin: Admin, specs: readonly TopicSpec[]): Promise<void> {
-  const existing = new Set(await admin.listTopics());
+async function ensureTopics(port: KafkaPort, specs: readonly TopicSpec[]): Promise<void> {
+  const existing = await port.describeTopics(specs.map((spec) => spec.name));
   const missing = specs.filter((spec) => !existing.has(spec.name));
   if (missing.length > 0) {
-    await admin.createTopics({
-      waitForLeaders: true,
-      topics: missing.map((spec) => ({
-        topic: spec.name,
+    await port.createTopics(
+      missing.map((spec) => ({
+        name: spec.name,
         numPartitions: spec.numPartitions,
         replicationFactor: spec.replicationFactor,
-        configEntries: Object.entries(spec.configs).map(([name, value]) => ({ name, value })),
+        configs: configsFor(spec, spec.replicationFactor),
       })),
-    });
+    );
     for (const spec of missing) {
-      console.log(`created ${spec.name} (${spec.numPartitions} partitions)`);
+      console.log(
+        `created ${spec.name} (${spec.numPartitions} partitions, replication factor ${spec.replicationFactor})`,
+      );
     }
   }
 
-  const present = specs.filter((spec) => existing.has(spec.name));
-  if (present.length === 0) return;
-  const metadata = await admin.fetchTopicMetadata({ topics: present.map((spec) => spec.name) });
-  for (const spec of present) {
-    const partitions = metadata.topics.find((t) => t.name === spec.name)?.partitions.length;
-    if (partitions !== spec.numPartitions) {
+  for (const spec of specs) {
+    const topic = existing.get(spec.name);
+    if (topic === undefined) continue;
+    if (topic.partitions !== spec.numPartitions) {
       console.warn(
-        `warning: ${spec.name} has ${partitions} partitions, the spec says ${spec.numPartitions}; left as is`,
+        `warning: ${spec.name} has ${topic.partitions} partitions, the spec says ${spec.numPartitions}; left as is`,
       );
     }
-    const differing = await configsDiffering(admin, spec);
+    if (topic.replicationFactor !== spec.replicationFactor) {
+      console.warn(
+        `warning: ${spec.name} has replication factor ${topic.replicationFactor}, the spec says ${spec.replicationFactor}; left as is`,
+      );
+    }
+    // From the replicas the topic has, not the spec's: 2 on a one-replica topic stops all writes.
+    const wanted = configsFor(spec, topic.replicationFactor);
+    const differing = Object.entries(wanted)
+      .filter(([key, value]) => topic.configs[key] !== value)
+      .map(([key]) => key);
     if (differing.length === 0) {
       console.log(`exists ${spec.name}`);
       continue;
     }
-    // AlterConfigs replaces the topic's whole config set, which is what converging to the spec means.
-    await admin.alterConfigs({
-      validateOnly: false,
-      resources: [
-        {
-          type: ConfigResourceTypes.TOPIC,
-          name: spec.name,
-          configEntries: Object.entries(spec.configs).map(([name, value]) => ({ name, value })),
-        },
-      ],
-    });
+    // Only the spec's keys are set; configs the spec does not mention are left as they are.
+    await port.alterTopicConfigs(spec.name, wanted);
     console.log(`updated ${spec.name}: ${differing.join(', ')}`);
   }
 }
@@ -102,16 +97,15 @@ async function main(): Promise<number> {
     console.error(`create-topics: ${error.message}: ${JSON.stringify(error.details)}`);
     return 64;
   }
-  const admin = new Kafka({
-    clientId: 'vfio-telemetry-create-topics',
+  const port = createKafkaPort({
     brokers: values.brokers.split(','),
-    logLevel: logLevel.WARN,
-  }).admin();
-  await admin.connect();
+    clientId: 'vfio-telemetry-create-topics',
+    logger: createLogger({ level: 'warn' }),
+  });
   try {
-    await ensureTopics(admin, specs);
+    await ensureTopics(port, specs);
   } finally {
-    await admin.disconnect();
+    await port.close();
   }
   return 0;
 }
