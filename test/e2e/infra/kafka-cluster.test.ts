@@ -45,13 +45,14 @@ test(
   'three-node cluster: RF 3 with min ISR 2 survives one node, stops acking with two gone, stops by PID',
   { timeout: 180_000 },
   async (t) => {
-    const cluster = await startCluster(t, { nodes: 3 });
-    const bootstrapBrokers = cluster.brokers.split(',');
-    const topic = `cluster-${randomUUID()}`;
+    // Registered before startCluster registers its cleanup, so clients close before the nodes stop.
     const clients: { close(): Promise<void> }[] = [];
     t.after(async () => {
       await Promise.all(clients.map((client) => client.close().catch(() => undefined)));
     });
+    const cluster = await startCluster(t, { nodes: 3 });
+    const bootstrapBrokers = cluster.brokers.split(',');
+    const topic = `cluster-${randomUUID()}`;
 
     const admin = new Admin({ clientId: 'test-cluster-admin', bootstrapBrokers });
     clients.push(admin);
@@ -181,7 +182,7 @@ test(
       const received: string[] = [];
       const last = acknowledged.at(-1);
       // Ends the loop if the last record never arrives, so that the assertion says what is missing.
-      const giveUp = setTimeout(() => void stream.close(), 30_000);
+      const giveUp = setTimeout(() => void stream.close().catch(() => undefined), 30_000);
       for await (const message of stream) {
         received.push(message.value);
         if (message.value === last) break;
