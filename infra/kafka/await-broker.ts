@@ -70,7 +70,7 @@ async function main(): Promise<number> {
     await sleep(ATTEMPT_INTERVAL_MS);
   }
   const reasons: string[] = [];
-  for (let e = lastError; e instanceof Error; e = e.cause) reasons.push(e.message);
+  for (let e: unknown = lastError; e instanceof Error; e = e.cause) reasons.push(e.message);
   const reason = reasons.length > 0 ? reasons.join(' ') : JSON.stringify(lastError);
   console.error(`await-broker: ${values.brokers} did not answer a metadata request: ${reason}`);
   return 1;
