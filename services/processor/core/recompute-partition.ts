@@ -1,5 +1,8 @@
 import type { EventRecord } from '../../shared/core/event-record.ts';
+import { DEFAULT_PREPARE_TIMEOUT_SECONDS } from '../../shared/core/transition-engine.ts';
 import type { TransitionRecord } from '../../shared/core/transition-record.ts';
+import { PartitionProcessor } from './partition-processor.ts';
+import { processBatch } from './process-batch.ts';
 
 /** A transition as the processor publishes it: the engine's record plus its QMP session. */
 export type PublishedTransition = TransitionRecord & { sessionId: string | null };
@@ -7,7 +10,11 @@ export type PublishedTransition = TransitionRecord & { sessionId: string | null 
 /** What decoding one events-topic value gives (the Avro event codec's result fits). */
 export type EventDecodeResult =
   | { readonly kind: 'record'; readonly value: EventRecord }
-  | { readonly kind: 'invalid'; readonly reason: string };
+  | {
+      readonly kind: 'invalid';
+      readonly reason: string;
+      readonly error?: { readonly message: string } | undefined;
+    };
 
 export interface RecomputeOptions {
   /** Decodes an events-topic value; `createEventCodec().decode` in production. */
@@ -26,7 +33,14 @@ export function recomputePartition(
   records: readonly { readonly offset: bigint | number; readonly value: Buffer | null }[],
   options: RecomputeOptions,
 ): PublishedTransition[] {
-  void records;
-  void options;
-  return [];
+  const processor = new PartitionProcessor(0, {
+    prepareTimeoutSeconds: options.prepareTimeoutSeconds ?? DEFAULT_PREPARE_TIMEOUT_SECONDS,
+  });
+  const partitions = new Map([[0, processor]]);
+  const batch = records.map((r) => ({ partition: 0, offset: r.offset, key: null, value: r.value }));
+  const { transitions } = processBatch(partitions, batch, {
+    groupId: '',
+    decodeEvent: options.decodeEvent,
+  });
+  return transitions.map((t) => t.transition);
 }

@@ -1,12 +1,22 @@
 /**
- * Which event records a processor has already applied, per VM, by the collector's
- * (sessionId, sequence). A collector numbers each QMP session's events from 1 and starts a new
- * session on every reconnect; after a crash it re-sends what Kafka had not acknowledged, so a
- * record can arrive twice. Within a session, a sequence at or below the last applied one is a
- * redelivery. A session id seen before but no longer current is a stale redelivery. An unknown
- * session id is a new QMP session: events may be missing before it, so the VM starts over.
+ * Which event records of a VM the processor applies, by the collector's (sessionId, sequence).
+ * A collector numbers each QMP session's events from 1 without gaps, numbering only what its
+ * spool accepted; after it dropped events it starts a new session. It starts a new session on
+ * every reconnect too, and after a crash it re-sends what Kafka had not acknowledged, so a
+ * record can be in the topic twice (never out of order: one spool, one request in flight).
+ *
+ * - same session, sequence = last + 1: apply;
+ * - same session, sequence ≤ last: a redelivery (counted, ignored);
+ * - same session, sequence > last + 1: a gap — events are missing, so no transition may be
+ *   computed across it: counted, and handled like a new session;
+ * - a session the VM had before the current one: a redelivery (the collector re-sent records of
+ *   a session it left just before it crashed);
+ * - any other session: a new QMP session; events may be missing before it, so the VM starts over.
+ *
+ * (Redeliveries of the processor's own input — a batch read again after a crash — never get
+ * here: the partition's `nextOffset` skips them.)
  */
-export type SessionVerdict = 'apply' | 'new_session' | 'redelivery';
+export type SessionVerdict = 'apply' | 'new_session' | 'gap' | 'redelivery';
 
 export interface VmSessionState {
   sessionId: string;
@@ -16,7 +26,7 @@ export interface VmSessionState {
 }
 
 /** Shared by every VM that never changed session: one array, not one per VM. */
-const NO_EARLIER_SESSIONS: readonly string[] = Object.freeze([]);
+export const NO_EARLIER_SESSIONS: readonly string[] = Object.freeze([]);
 
 const EARLIER_SESSIONS_KEPT = 4;
 
@@ -26,23 +36,20 @@ export function judgeEvent(
   sequence: number,
 ): SessionVerdict {
   if (state === undefined) return 'apply';
-  if (sessionId === state.sessionId) return sequence > state.lastSequence ? 'apply' : 'redelivery';
+  if (sessionId === state.sessionId) {
+    if (sequence <= state.lastSequence) return 'redelivery';
+    return sequence === state.lastSequence + 1 ? 'apply' : 'gap';
+  }
   return state.earlierSessions.includes(sessionId) ? 'redelivery' : 'new_session';
 }
 
-/** The state after applying an event that `judgeEvent` accepted. */
-export function recordApplied(
-  state: VmSessionState | undefined,
-  sessionId: string,
-  sequence: number,
-): VmSessionState {
-  if (state === undefined) {
-    return { sessionId, lastSequence: sequence, earlierSessions: NO_EARLIER_SESSIONS };
+/** Records in `state` that an event `judgeEvent` did not call a redelivery was applied. */
+export function recordApplied(state: VmSessionState, sessionId: string, sequence: number): void {
+  if (sessionId !== state.sessionId) {
+    state.earlierSessions = [...state.earlierSessions, state.sessionId].slice(
+      -EARLIER_SESSIONS_KEPT,
+    );
+    state.sessionId = sessionId;
   }
-  if (sessionId === state.sessionId) {
-    state.lastSequence = sequence;
-    return state;
-  }
-  const earlierSessions = [...state.earlierSessions, state.sessionId].slice(-EARLIER_SESSIONS_KEPT);
-  return { sessionId, lastSequence: sequence, earlierSessions };
+  state.lastSequence = sequence;
 }

@@ -175,6 +175,26 @@ export class TransitionEngine {
     this.changed?.add(state);
   }
 
+  /**
+   * Forgets a VM entirely (a processor drops a shut-down VM that fell silent, so state does not
+   * grow with every VM name ever seen). Returns whether it was known.
+   */
+  forgetVm(host: string, vm: string): boolean {
+    const vms = this.hosts.get(host);
+    const state = vms?.get(vm);
+    if (vms === undefined || state === undefined) return false;
+    vms.delete(vm);
+    if (vms.size === 0) this.hosts.delete(host);
+    this.changed?.delete(state);
+    return true;
+  }
+
+  /** Reports a VM in the next `takeChangedVms()` although no event changed it (its owner's bookkeeping did). */
+  touchVm(host: string, vm: string): void {
+    const state = this.hosts.get(host)?.get(vm);
+    if (state !== undefined) this.changed?.add(state);
+  }
+
   /** Drops every VM and device; what a processor does when it loses a partition. */
   clear(): void {
     this.hosts.clear();

@@ -1,177 +1,180 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import fc from 'fast-check';
-import {
-  PartitionProcessor,
-  type EventInput,
-  type PublishedTransition,
-  type VmStateValue,
-} from '../../../services/processor/core/partition-processor.ts';
-import type { EventRecord } from '../../../services/shared/core/event-record.ts';
+import { PartitionProcessor } from '../../../services/processor/core/partition-processor.ts';
+import { processBatch, type BatchOutput } from '../../../services/processor/core/process-batch.ts';
+import type { PublishedTransition } from '../../../services/processor/core/recompute-partition.ts';
+import { batchOf, decodeEvent, type EventSpec } from './processor-fixtures.ts';
 
-const T0 = 1_795_798_176_000_000;
-const NOW = 1_800_000_000_000_000;
+const brief = (t: PublishedTransition): string =>
+  `${t.vm} ${t.type} ${t.type === 'prepare' ? `${t.target} ${t.outcome}` : `${t.state}->${t.next}`} ${t.sessionId}`;
 
-function vfio(
-  sessionId: string,
-  sequence: number,
-  ms: number,
-  state: string,
-  device = 'vf0',
-  vm = 'vm1',
-): EventRecord {
+/** One partition run through `processBatch` batch by batch, offsets continuing. */
+function run(prepareTimeoutSeconds = 10) {
+  const processor = new PartitionProcessor(0, { prepareTimeoutSeconds });
+  const partitions = new Map([[0, processor]]);
+  let offset = 0;
   return {
-    host: 'h1',
-    vm,
-    sessionId,
-    sequence,
-    qemuTimestampMicros: T0 + ms * 1000,
-    receivedMicros: T0 + ms * 1000 + 50,
-    event: 'VFIO_MIGRATION',
-    qomPath: `/machine/peripheral/${device}`,
-    deviceId: device,
-    deviceState: state,
-    migrationStatus: null,
-    data: null,
+    processor,
+    batch(specs: EventSpec[]): BatchOutput & { brief: string[] } {
+      const out = processBatch(partitions, batchOf(specs, 0, offset), {
+        groupId: 'g',
+        decodeEvent,
+      });
+      offset += specs.length;
+      return { ...out, brief: out.transitions.map((t) => brief(t.transition)) };
+    },
   };
 }
 
-const inputs = (records: EventRecord[], from = 0): EventInput[] =>
-  records.map((record, i) => ({ offset: from + i, record }));
-const brief = (t: PublishedTransition): string =>
-  `${t.type} ${t.type === 'prepare' ? `${t.target} ${t.outcome}` : `${t.state}->${t.next}`} ${t.sessionId}`;
-
-describe('partition processor', () => {
+describe('partition processor: sessions', () => {
   test('same session and sequence again is a redelivery; a new session aborts open prepares', () => {
-    const p = new PartitionProcessor(0, { prepareTimeoutSeconds: 10 });
-    const a = [vfio('s1', 1, 0, 'pre-copy'), vfio('s1', 2, 5, 'pre-copy-p2p-prepare')];
-    const first = p.applyBatch(inputs(a), NOW);
-    assert.equal(first.applied, 2);
+    const p = run();
+    const a: EventSpec[] = [
+      { seq: 1, ms: 0, state: 'pre-copy' },
+      { seq: 2, ms: 5, state: 'pre-copy-p2p-prepare' },
+    ];
+    assert.equal(p.batch(a).counts.applied, 2);
     // The collector re-sent both after a crash (new offsets, same session and sequence).
-    const again = p.applyBatch(inputs(a, 2), NOW);
-    assert.equal(again.redeliveries, 2);
-    assert.equal(again.applied, 0);
-    const next = p.applyBatch(inputs([vfio('s2', 1, 100, 'running')], 4), NOW);
-    assert.equal(next.newSessions, 1);
-    assert.deepEqual(next.transitions.map(brief), ['prepare pre-copy-p2p aborted s1']);
-    // A late record of the old session is stale, not a third session.
-    const stale = p.applyBatch(inputs([vfio('s1', 3, 6, 'pre-copy-p2p')], 5), NOW);
-    assert.equal(stale.redeliveries, 1);
-    assert.equal(stale.newSessions, 0);
+    const again = p.batch(a);
+    assert.equal(again.counts.redeliveries, 2);
+    assert.equal(again.counts.applied, 0);
+    const next = p.batch([{ session: 's2', seq: 1, ms: 100 }]);
+    assert.equal(next.counts.newSessions, 1);
+    assert.deepEqual(next.brief, ['vm1 prepare pre-copy-p2p aborted s1']);
+    // A late record of the session just left is a re-send, not a third session.
+    const stale = p.batch([{ seq: 3, ms: 6, state: 'pre-copy-p2p' }]);
+    assert.equal(stale.counts.redeliveries, 1);
+    assert.equal(stale.counts.newSessions, 0);
   });
 
-  test('records at or below the applied offset are skipped', () => {
-    const p = new PartitionProcessor(0, { prepareTimeoutSeconds: 10 });
-    p.applyBatch(inputs([vfio('s1', 1, 0, 'running'), vfio('s1', 2, 1, 'stop')]), NOW);
-    const again = p.applyBatch(inputs([vfio('s1', 9, 2, 'running')], 1), NOW);
-    assert.equal(again.redeliveries, 1);
+  test('a sequence gap in a session is counted and ends open prepares like a new session', () => {
+    const p = run();
+    p.batch([
+      { seq: 1, ms: 0, state: 'pre-copy' },
+      { seq: 2, ms: 5, state: 'pre-copy-p2p-prepare' },
+    ]);
+    // Sequences 3 and 4 never reached Kafka: no transition may span them.
+    const gap = p.batch([
+      { seq: 5, ms: 50, state: 'stop' },
+      { seq: 6, ms: 60, state: 'running' },
+    ]);
+    assert.equal(gap.counts.sequenceGaps, 1);
+    assert.deepEqual(gap.gaps, [
+      { partition: 0, host: 'h1', vm: 'vm1', sessionId: 's1', expected: 3, got: 5 },
+    ]);
+    assert.deepEqual(gap.brief, [
+      'vm1 prepare pre-copy-p2p aborted s1',
+      'vm1 dwell stop->running s1',
+    ]);
   });
 
-  test('a VFIO record without qom-path is returned as invalid, others still apply', () => {
-    const p = new PartitionProcessor(0, { prepareTimeoutSeconds: 10 });
-    const bad = { ...vfio('s1', 1, 0, 'running'), qomPath: null };
-    const outcome = p.applyBatch(inputs([bad, vfio('s1', 2, 1, 'running')]), NOW);
+  test('an identical event still moves the sequence, and the moved sequence is saved', () => {
+    const p = run();
+    p.batch([{ seq: 1, ms: 0, state: 'running' }]);
+    const dup = p.batch([{ seq: 2, ms: 0, state: 'running' }]);
+    assert.equal(dup.counts.identical, 1);
+    const saved = dup.changelog.find((e) => e.key === 'g\u0000vm\u0000h1\u0000vm1');
+    assert.equal((JSON.parse(saved?.value ?? '{}') as { lastSequence: number }).lastSequence, 2);
+    assert.equal(p.batch([{ seq: 3, ms: 10, state: 'stop' }]).counts.sequenceGaps, 0);
+  });
+});
+
+describe('partition processor: time is data (the partition clock)', () => {
+  test('a VM silent on the partition clock for longer than the timeout times out its prepares', () => {
+    const p = run(2);
+    p.batch([{ vm: 'a', seq: 1, ms: 0, state: 'pre-copy-p2p-prepare' }]);
+    // Another VM on the partition moves the clock; 2 s after a's last receive is not yet "more than".
+    assert.deepEqual(p.batch([{ vm: 'b', seq: 1, ms: 2000 }]).brief, []);
+    const later = p.batch([{ vm: 'b', seq: 2, ms: 2000, receivedMs: 2000.001, state: 'stop' }]);
+    assert.deepEqual(later.brief, [
+      'a prepare pre-copy-p2p timed_out s1',
+      'b dwell running->stop s1',
+    ]);
+    assert.equal(later.counts.silentTimeouts, 1);
+    assert.equal(p.processor.stats().openPrepares, 0);
+  });
+
+  test('nothing times out while nothing arrives: QEMU time alone closes the prepare later', () => {
+    const p = run(2);
+    p.batch([{ vm: 'a', seq: 1, ms: 0, state: 'pre-copy-p2p-prepare' }]);
+    const late = p.batch([{ vm: 'a', seq: 2, ms: 1500, receivedMs: 9000, state: 'pre-copy-p2p' }]);
+    // The record that comes 9 s later on the clock finds a silent: its prepare timed out first.
+    assert.deepEqual(late.brief, ['a prepare pre-copy-p2p timed_out s1']);
+  });
+
+  test('a shut-down VM is forgotten once silent: its state record becomes a tombstone', () => {
+    const p = run(1);
+    p.batch([
+      { vm: 'a', seq: 1, ms: 0, state: 'running' },
+      { vm: 'a', seq: 2, ms: 10, event: 'SHUTDOWN' },
+    ]);
+    const out = p.batch([{ vm: 'b', seq: 1, ms: 5000 }]);
+    assert.equal(out.counts.forgottenVms, 1);
     assert.deepEqual(
-      outcome.invalid.map((i) => [i.offset, i.reason]),
+      out.changelog.map((e) => [e.key.replaceAll('\u0000', '/'), e.value === null]),
+      [
+        ['g/vm/h1/a', true],
+        ['g/vm/h1/b', false],
+        ['g/meta', false],
+      ],
+    );
+    assert.equal(p.processor.stats().vms, 1);
+  });
+});
+
+describe('processBatch', () => {
+  test('meta and offset for every partition, dead letters, and the skip below nextOffset', () => {
+    const partitions = new Map([
+      [0, new PartitionProcessor(0, { prepareTimeoutSeconds: 10 })],
+      [1, new PartitionProcessor(1, { prepareTimeoutSeconds: 10 })],
+    ]);
+    const records = [
+      ...batchOf([{ seq: 1, ms: 0 }], 0, 7),
+      { partition: 1, offset: 3n, key: Buffer.from('k'), value: null },
+      { partition: 1, offset: 4n, key: null, value: Buffer.from('not json') },
+    ];
+    const out = processBatch(partitions, records, { groupId: 'g', decodeEvent });
+    assert.deepEqual(out.offsets, [
+      { partition: 0, nextOffset: 8 },
+      { partition: 1, nextOffset: 5 },
+    ]);
+    assert.deepEqual(
+      out.deadLetters.map((d) => [d.partition, d.offset, d.reason]),
+      [
+        [1, 3, 'empty'],
+        [1, 4, 'bad-body'],
+      ],
+    );
+    assert.deepEqual(
+      out.changelog.filter((e) => e.key === 'g\u0000meta').map((e) => [e.partition, e.value]),
+      [
+        [0, JSON.stringify({ nextOffset: 8, clockMicros: 1_795_798_176_001_000 })],
+        [1, JSON.stringify({ nextOffset: 5, clockMicros: 0 })],
+      ],
+    );
+    // The same records again (a consumer that started from an older committed offset).
+    const again = processBatch(partitions, records, { groupId: 'g', decodeEvent });
+    assert.equal(again.counts.alreadyApplied, 3);
+    assert.deepEqual(again.deadLetters, []);
+    assert.deepEqual(again.offsets, out.offsets);
+  });
+
+  test('a VFIO record without qom-path is a dead letter; the others still apply', () => {
+    const bad = batchOf([{ seq: 1, ms: 0 }])[0];
+    const record = JSON.parse(bad?.value?.toString() ?? '') as Record<string, unknown>;
+    record['qomPath'] = null;
+    const out = processBatch(
+      new Map([[0, new PartitionProcessor(0, { prepareTimeoutSeconds: 10 })]]),
+      [
+        { partition: 0, offset: 0, key: null, value: Buffer.from(JSON.stringify(record)) },
+        ...batchOf([{ seq: 2, ms: 1 }], 0, 1),
+      ],
+      { groupId: 'g', decodeEvent },
+    );
+    assert.deepEqual(
+      out.deadLetters.map((d) => [d.offset, d.reason]),
       [[0, 'bad_vfio_data']],
     );
-    assert.equal(outcome.applied, 1);
-  });
-
-  test('a VM silent on the processor clock for longer than the timeout times out its prepares', () => {
-    const p = new PartitionProcessor(0, { prepareTimeoutSeconds: 2 });
-    p.applyBatch(inputs([vfio('s1', 1, 0, 'pre-copy-p2p-prepare')]), NOW);
-    assert.deepEqual(p.expireSilent(NOW + 2_000_000), []);
-    assert.deepEqual(p.expireSilent(NOW + 2_000_001).map(brief), [
-      'prepare pre-copy-p2p timed_out s1',
-    ]);
-    assert.equal(p.stats().openPrepares, 0);
-  });
-
-  // The delivery guarantee in miniature: a crash at any batch boundary, between publishing and
-  // saving state, or between saving state and committing, gives the same published transitions.
-  test('crash and restore at any point: every transition published exactly once', () => {
-    const walk = [
-      'pre-copy',
-      'pre-copy-p2p-prepare',
-      'pre-copy-p2p',
-      'stop-copy',
-      'stop',
-      'running',
-    ];
-    fc.assert(
-      fc.property(
-        fc.array(
-          fc.tuple(fc.integer({ min: 0, max: 3 }), fc.integer({ min: 1, max: 30 }), fc.boolean()),
-          {
-            minLength: 5,
-            maxLength: 60,
-          },
-        ),
-        fc.integer({ min: 1, max: 7 }),
-        fc.nat(),
-        fc.constantFrom('after-publish', 'after-state', 'after-commit'),
-        (steps, batchSize, crashSeed, crashPoint) => {
-          const records: EventRecord[] = [];
-          const position = [0, 0, 0, 0];
-          let ms = 0;
-          let seq = 0;
-          for (const [device, gap, session2] of steps) {
-            ms += gap;
-            const i = position[device] as number;
-            position[device] = (i + 1) % walk.length;
-            seq++;
-            records.push(
-              vfio(session2 && seq > 20 ? 's2' : 's1', seq, ms, walk[i] as string, `vf${device}`),
-            );
-          }
-          const all = inputs(records);
-          const batches: EventInput[][] = [];
-          for (let i = 0; i < all.length; i += batchSize) batches.push(all.slice(i, i + batchSize));
-
-          const reference = new PartitionProcessor(0, { prepareTimeoutSeconds: 10 });
-          const expected = batches.flatMap((b) => reference.applyBatch(b, NOW).transitions);
-
-          // Run with durable "topics": published transitions, saved state, committed offset.
-          const published: PublishedTransition[] = [];
-          let saved: {
-            values: Map<string, VmStateValue>;
-            applied: number;
-            publishedCount: number;
-          } = {
-            values: new Map(),
-            applied: -1,
-            publishedCount: 0,
-          };
-          let committed = 0;
-          const crashAt = crashSeed % batches.length;
-          let p = new PartitionProcessor(0, { prepareTimeoutSeconds: 10 });
-          for (let b = 0; b < batches.length; b++) {
-            const outcome = p.applyBatch(batches[b] as EventInput[], NOW);
-            published.push(...outcome.transitions);
-            if (b === crashAt && crashPoint === 'after-publish') break;
-            const values = new Map(saved.values);
-            for (const v of p.takeStateChanges()) values.set(`${v.host}/${v.vm}`, v);
-            saved = { values, applied: p.lastAppliedOffset, publishedCount: published.length };
-            if (b === crashAt && crashPoint === 'after-state') break;
-            committed = p.lastAppliedOffset + 1;
-          }
-          // Restart: state from the changelog, transitions published since it, events from the commit.
-          p = new PartitionProcessor(0, { prepareTimeoutSeconds: 10 });
-          p.restore(
-            JSON.parse(JSON.stringify([...saved.values.values()])) as VmStateValue[],
-            saved.applied,
-            published.slice(saved.publishedCount),
-            NOW,
-          );
-          const rest = all.slice(committed);
-          for (let i = 0; i < rest.length; i += batchSize) {
-            published.push(...p.applyBatch(rest.slice(i, i + batchSize), NOW).transitions);
-          }
-          assert.deepEqual(published, expected);
-        },
-      ),
-      { numRuns: 300 },
-    );
+    assert.equal(out.counts.applied, 1);
   });
 });

@@ -1,0 +1,125 @@
+import {
+  emptyApplyCounts,
+  PartitionProcessor,
+  type ApplyCounts,
+  type SequenceGap,
+} from './partition-processor.ts';
+import type { EventDecodeResult, PublishedTransition } from './recompute-partition.ts';
+import { metaEntry, vmStateEntry, vmTombstone, type ChangelogEntry } from './state-changelog.ts';
+
+/**
+ * One transaction's worth of work, pure: records of the events topic (several partitions,
+ * each in offset order) → what the transaction must write. Every partition in `records` must
+ * be in `partitions`, restored from its changelog. Records below a partition's `nextOffset`
+ * are already reflected in its state (the committed offset the consumer started from may be
+ * older than the state: see `io/state-restore.ts`) and are skipped.
+ *
+ * The output, for one transaction: the transitions (to the same partition of the transitions
+ * topic), the dead letters, the changelog entries of every changed or forgotten VM, and for
+ * EVERY partition in the batch its meta entry and the offset to commit, both `nextOffset`.
+ */
+export interface BatchRecord {
+  readonly partition: number;
+  readonly offset: bigint | number;
+  readonly key: Buffer | null;
+  readonly value: Buffer | null;
+}
+
+export interface ProcessBatchOptions {
+  readonly groupId: string;
+  readonly decodeEvent: (value: Uint8Array) => EventDecodeResult;
+}
+
+export interface DeadLetter {
+  readonly partition: number;
+  readonly offset: number;
+  readonly key: Buffer | null;
+  readonly value: Buffer | null;
+  /** The decoder's or the event model's reason, e.g. `bad-marker`, `bad_vfio_data`, `empty`. */
+  readonly reason: string;
+  readonly detail: string;
+}
+
+export interface BatchCounts extends ApplyCounts {
+  consumed: number;
+  /** Records below their partition's `nextOffset`: applied by an earlier transaction. */
+  alreadyApplied: number;
+}
+
+export interface BatchOutput {
+  transitions: Array<{ partition: number; transition: PublishedTransition }>;
+  deadLetters: DeadLetter[];
+  changelog: Array<ChangelogEntry & { partition: number }>;
+  /** Per partition of the batch: the next offset to read, committed with the transaction. */
+  offsets: Array<{ partition: number; nextOffset: number }>;
+  counts: BatchCounts;
+  gaps: Array<SequenceGap & { partition: number }>;
+}
+
+export function processBatch(
+  partitions: ReadonlyMap<number, PartitionProcessor>,
+  records: readonly BatchRecord[],
+  options: ProcessBatchOptions,
+): BatchOutput {
+  const counts: BatchCounts = { ...emptyApplyCounts(), consumed: 0, alreadyApplied: 0 };
+  const output: BatchOutput = {
+    transitions: [],
+    deadLetters: [],
+    changelog: [],
+    offsets: [],
+    counts,
+    gaps: [],
+  };
+  const touched = new Set<PartitionProcessor>();
+  const out: PublishedTransition[] = [];
+  for (const record of records) {
+    const processor = partitions.get(record.partition);
+    if (processor === undefined) {
+      throw new Error(`processBatch: partition ${record.partition} was not restored`);
+    }
+    touched.add(processor);
+    counts.consumed++;
+    const offset = Number(record.offset);
+    if (offset < processor.nextOffset) {
+      counts.alreadyApplied++;
+      continue;
+    }
+    const decoded =
+      record.value === null
+        ? ({ kind: 'invalid', reason: 'empty' } as const)
+        : options.decodeEvent(record.value);
+    const letter = (reason: string, detail: string): DeadLetter => ({
+      partition: record.partition,
+      offset,
+      key: record.key,
+      value: record.value,
+      reason,
+      detail,
+    });
+    if (decoded.kind === 'invalid') {
+      processor.skip(offset);
+      output.deadLetters.push(letter(decoded.reason, decoded.error?.message ?? decoded.reason));
+      continue;
+    }
+    const result = processor.apply(offset, decoded.value, out, counts);
+    if (result.kind === 'invalid') output.deadLetters.push(letter(result.reason, result.detail));
+    else if (result.kind === 'gap')
+      output.gaps.push({ ...result.gap, partition: record.partition });
+    for (const transition of out)
+      output.transitions.push({ partition: record.partition, transition });
+    out.length = 0;
+  }
+  const { groupId } = options;
+  for (const processor of touched) {
+    const { partition } = processor;
+    const { values, forgotten } = processor.takeChanges();
+    for (const [host, vm] of forgotten) {
+      output.changelog.push({ partition, ...vmTombstone(groupId, host, vm) });
+    }
+    for (const value of values)
+      output.changelog.push({ partition, ...vmStateEntry(groupId, value) });
+    output.changelog.push({ partition, ...metaEntry(groupId, processor.meta()) });
+    output.offsets.push({ partition, nextOffset: processor.nextOffset });
+  }
+  return output;
+}
