@@ -1,7 +1,8 @@
 /**
- * The local broker (infra/kafka, Apache Kafka 4.x in KRaft mode) works with kafkajs 2.2.4, the
- * client every stage uses: idempotent produce with acks=-1, a consumer group that commits, admin
- * calls; and the scripts stop a broker by PID and bring it back with its data on the same port.
+ * The local broker (infra/kafka, Apache Kafka 4.x in KRaft mode) works with the Kafka port every
+ * stage uses (services/shared/io/kafka-port.ts over @platformatic/kafka): idempotent produce with
+ * acks=-1, a consumer group that commits, admin calls; and the scripts stop a broker by PID and
+ * bring it back with its data on the same port.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -9,8 +10,13 @@ import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { test } from 'node:test';
-import { Partitioners, type Kafka } from 'kafkajs';
-import { brokersFromEnv, startPrivateBroker, testKafka, uniqueTopic } from '../helpers/kafka.ts';
+import type { KafkaPort, TopicPartitionOffset } from '../../services/shared/io/kafka-port.ts';
+import {
+  brokersFromEnv,
+  startPrivateBroker,
+  testKafkaPort,
+  uniqueTopic,
+} from '../helpers/kafka.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 
 interface Received {
@@ -19,66 +25,76 @@ interface Received {
   partition: number;
 }
 
-/** Sends `${key}:${i}` for i in [0, perKey) per key, interleaved, in batches of `batchSize`. */
+/**
+ * Sends `${key}:${i}` for i in [0, perKey) per key, interleaved, in batches of `batchSize`; key
+ * number k goes to partition k mod `partitions` (the stages choose partitions themselves).
+ */
 async function produceKeyed(
-  kafka: Kafka,
+  port: KafkaPort,
   topic: string,
   keys: readonly string[],
   perKey: number,
   batchSize: number,
+  partitions = 1,
 ): Promise<void> {
-  const producer = kafka.producer({
-    idempotent: true,
-    maxInFlightRequests: 1,
-    createPartitioner: Partitioners.DefaultPartitioner,
-  });
-  await producer.connect();
+  const producer = await port.producer();
   try {
-    const messages = Array.from({ length: perKey }, (_, i) =>
-      keys.map((key) => ({ key, value: `${key}:${i}` })),
-    ).flat();
-    for (let start = 0; start < messages.length; start += batchSize) {
-      const metadata = await producer.send({
+    const records = Array.from({ length: perKey }, (_, i) =>
+      keys.map((key, k) => ({
         topic,
-        acks: -1,
-        messages: messages.slice(start, start + batchSize),
-      });
-      assert.ok(metadata.every((m) => m.errorCode === 0));
+        partition: k % partitions,
+        key: Buffer.from(key),
+        value: Buffer.from(`${key}:${i}`),
+      })),
+    ).flat();
+    for (let start = 0; start < records.length; start += batchSize) {
+      const batch = records.slice(start, start + batchSize);
+      const result = await producer.send(batch);
+      assert.deepEqual(result.refused, []);
+      assert.equal(
+        result.acks.reduce((sum, ack) => sum + ack.count, 0),
+        batch.length,
+      );
     }
   } finally {
-    await producer.disconnect();
+    await producer.close();
   }
 }
 
-/** Reads `topic` from the beginning in a new group until `count` messages arrived. */
+/** Reads `topic` from the beginning in a new group until `count` records arrived, committing each batch. */
 async function consumeAll(
-  kafka: Kafka,
+  port: KafkaPort,
   topic: string,
   count: number,
 ): Promise<{ groupId: string; received: Received[] }> {
   const groupId = `test-${randomUUID()}`;
-  // A short fetch long-poll: disconnect() waits for the fetch in flight (default up to 5 s).
-  const consumer = kafka.consumer({ groupId, maxWaitTimeInMs: 200 });
+  const consumer = await port.groupConsumer({ groupId, topics: [topic], maxWaitMs: 200 });
   const received: Received[] = [];
-  await consumer.connect();
   try {
-    await consumer.subscribe({ topics: [topic], fromBeginning: true });
-    await consumer.run({
-      eachMessage: ({ message, partition }) => {
-        received.push({
-          key: message.key?.toString() ?? '',
-          value: message.value?.toString() ?? '',
-          partition,
-        });
-        return Promise.resolve();
+    await waitFor(
+      async () => {
+        const batch = await consumer.nextBatch(100, 500);
+        if (batch === null || batch.records.length === 0) return received.length >= count;
+        const next = new Map<number, TopicPartitionOffset>();
+        for (const record of batch.records) {
+          received.push({
+            key: record.key?.toString() ?? '',
+            value: record.value?.toString() ?? '',
+            partition: record.partition,
+          });
+          next.set(record.partition, {
+            topic,
+            partition: record.partition,
+            offset: record.offset + 1n,
+          });
+        }
+        await consumer.commit([...next.values()]);
+        return received.length >= count;
       },
-    });
-    await waitFor(() => received.length >= count, {
-      timeoutMs: 30_000,
-      description: `${count} messages from ${topic}`,
-    });
+      { timeoutMs: 30_000, description: `${count} messages from ${topic}` },
+    );
   } finally {
-    await consumer.disconnect();
+    await consumer.close();
   }
   return { groupId, received };
 }
@@ -111,12 +127,12 @@ function refusesConnections(address: string): Promise<boolean> {
 test('keyed messages from an idempotent producer come back in order per key through a group that commits', async (t) => {
   const brokers = brokersFromEnv();
   const topic = await uniqueTopic(t, 'kafka-broker', { brokers, numPartitions: 3 });
-  const kafka = testKafka(brokers);
+  const port = testKafkaPort(t, brokers);
   const keys = ['vm-a', 'vm-b', 'vm-c', 'vm-d', 'vm-e'];
   const perKey = 40;
 
-  await produceKeyed(kafka, topic, keys, perKey, 25);
-  const { groupId, received } = await consumeAll(kafka, topic, keys.length * perKey);
+  await produceKeyed(port, topic, keys, perKey, 25, 3);
+  const { groupId, received } = await consumeAll(port, topic, keys.length * perKey);
 
   assert.equal(received.length, keys.length * perKey);
   for (const key of keys) {
@@ -126,19 +142,20 @@ test('keyed messages from an idempotent producer come back in order per key thro
     assert.equal(partitions.size, 1, `${key} stays on one partition`);
   }
 
-  const admin = kafka.admin();
-  await admin.connect();
-  t.after(() => admin.disconnect());
-  const [offsets] = await admin.fetchOffsets({ groupId, topics: [topic] });
-  const committed = (offsets?.partitions ?? []).reduce((sum, p) => sum + Number(p.offset), 0);
+  const committed = (
+    await port.committedOffsets(
+      groupId,
+      [0, 1, 2].map((partition) => ({ topic, partition })),
+    )
+  ).reduce((sum, p) => sum + Number(p.offset), 0);
   assert.equal(committed, keys.length * perKey, 'the group committed every message');
 });
 
 test('stop.sh stops a private broker by PID; start.sh brings it back on the same port with its data', async (t) => {
   const broker = await startPrivateBroker(t);
   const topic = await uniqueTopic(t, 'kafka-restart', { brokers: broker.brokers });
-  const kafka = testKafka(broker.brokers);
-  await produceKeyed(kafka, topic, ['vm-a'], 10, 10);
+  const port = testKafkaPort(t, broker.brokers);
+  await produceKeyed(port, topic, ['vm-a'], 10, 10);
 
   const pid = await broker.readPid();
   assert.ok(pid !== undefined && isRunning(pid));
@@ -153,7 +170,7 @@ test('stop.sh stops a private broker by PID; start.sh brings it back on the same
   assert.ok(restartedPid !== undefined && restartedPid !== pid && isRunning(restartedPid));
   assert.equal((await readFile(`${broker.dir}/bootstrap`, 'utf8')).trim(), address);
 
-  const { received } = await consumeAll(kafka, topic, 10);
+  const { received } = await consumeAll(port, topic, 10);
   assert.deepEqual(
     valuesOf(received, 'vm-a'),
     Array.from({ length: 10 }, (_, i) => `vm-a:${i}`),

@@ -3,7 +3,9 @@
  *
  * - `brokersFromEnv()`: the suite's shared broker, `KAFKA_BROKERS` (set by `start_test_kafka` in
  *   infra/test-services.sh, or by hand: `KAFKA_BROKERS=$(infra/kafka/start.sh)`).
+ * - `testKafkaPort(t)`: the Kafka port (services/shared/io/kafka-port.ts) for a test, closed after it.
  * - `uniqueTopic(t, prefix)`: a fresh topic per test, deleted after it.
+ * - `tailTopic(port, topic)`: reads a topic from its start, a bit further at each `next()`.
  * - `startPrivateBroker(t)`: a broker of the test's own, for tests that stop and restart one.
  *
  * Everything a helper creates is undone in `t.after`, including on failure.
@@ -15,7 +17,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { Kafka, logLevel } from 'kafkajs';
+import { createKafkaPort } from '../../services/shared/io/kafka-client.ts';
+import type {
+  ConsumedRecord,
+  Isolation,
+  KafkaPort,
+  TopicPartitionOffset,
+} from '../../services/shared/io/kafka-port.ts';
+import { createLogger } from '../../services/shared/io/logger.ts';
 
 const KAFKA_SCRIPTS = fileURLToPath(new URL('../../infra/kafka/', import.meta.url));
 const START_TIMEOUT_MS = 180_000;
@@ -34,9 +43,49 @@ export function brokersFromEnv(): string[] {
   return value.split(',').map((broker) => broker.trim());
 }
 
-/** A kafkajs client for tests: quiet unless something goes wrong. */
-export function testKafka(brokers: readonly string[], clientId = 'vfio-telemetry-test'): Kafka {
-  return new Kafka({ clientId, brokers: [...brokers], logLevel: logLevel.ERROR });
+/** A Kafka port for tests, quiet unless something goes wrong; the caller closes it. */
+export function kafkaPortFor(
+  brokers: readonly string[],
+  clientId = 'vfio-telemetry-test',
+): KafkaPort {
+  return createKafkaPort({ brokers, clientId, logger: createLogger({ level: 'error' }) });
+}
+
+/** A Kafka port for the test, closed after it. */
+export function testKafkaPort(
+  t: TestContext,
+  brokers: readonly string[] = brokersFromEnv(),
+  clientId = 'vfio-telemetry-test',
+): KafkaPort {
+  const port = kafkaPortFor(brokers, clientId);
+  t.after(() => port.close());
+  return port;
+}
+
+export interface TopicTail {
+  /** The records added since the previous call (the first call: since the start), in offset order per partition. */
+  next(): Promise<ConsumedRecord[]>;
+}
+
+/** Follows every partition of `topic` from offset 0 with `readToEnd` (default `read_committed`). */
+export async function tailTopic(
+  port: KafkaPort,
+  topic: string,
+  isolation: Isolation = 'read_committed',
+): Promise<TopicTail> {
+  const description = (await port.describeTopics([topic])).get(topic);
+  if (description === undefined) throw new Error(`topic ${topic} does not exist`);
+  let positions: TopicPartitionOffset[] = Array.from(
+    { length: description.partitions },
+    (_, partition) => ({ topic, partition, offset: 0n }),
+  );
+  return {
+    async next() {
+      const records: ConsumedRecord[] = [];
+      positions = await port.readToEnd(positions, (record) => records.push(record), isolation);
+      return records;
+    },
+  };
 }
 
 export interface UniqueTopicOptions {
@@ -58,43 +107,34 @@ export async function uniqueTopic(
 ): Promise<string> {
   const brokers = options.brokers ?? brokersFromEnv();
   const topic = `${prefix}-${randomUUID()}`;
-  const kafka = testKafka(brokers, 'vfio-telemetry-test-topics');
   t.after(async () => {
-    const admin = new Kafka({
+    const port = createKafkaPort({
+      brokers,
       clientId: 'vfio-telemetry-test-topics',
-      brokers: [...brokers],
-      connectionTimeout: 1000,
-      retry: { retries: 1 },
-      logLevel: logLevel.NOTHING,
-    }).admin();
+      logger: createLogger({ write: () => undefined }),
+      connectTimeoutMs: 1000,
+      retries: 1,
+    });
     try {
-      await admin.connect();
-      await admin.deleteTopics({ topics: [topic], timeout: 5000 });
+      await port.deleteTopics([topic]);
     } catch {
       // Nothing to undo on a broker that is gone; a stale topic on a live one is harmless.
     } finally {
-      await admin.disconnect().catch(() => undefined);
+      await port.close().catch(() => undefined);
     }
   });
-  const admin = kafka.admin();
-  await admin.connect();
+  const port = kafkaPortFor(brokers, 'vfio-telemetry-test-topics');
   try {
-    await admin.createTopics({
-      waitForLeaders: true,
-      topics: [
-        {
-          topic,
-          numPartitions: options.numPartitions ?? 1,
-          replicationFactor: 1,
-          configEntries: Object.entries(options.configs ?? {}).map(([name, value]) => ({
-            name,
-            value,
-          })),
-        },
-      ],
-    });
+    await port.createTopics([
+      {
+        name: topic,
+        numPartitions: options.numPartitions ?? 1,
+        replicationFactor: 1,
+        configs: options.configs ?? {},
+      },
+    ]);
   } finally {
-    await admin.disconnect();
+    await port.close();
   }
   return topic;
 }

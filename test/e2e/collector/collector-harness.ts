@@ -4,7 +4,6 @@
  * checks every test makes (exact contents, per-VM order, one partition per VM).
  */
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,8 +12,9 @@ import { parseCollectorConfig, type CollectorConfig } from '../../../services/co
 import type { EventRecord } from '../../../services/shared/core/event-record.ts';
 import { createEventCodec } from '../../../services/shared/io/avro-codec.ts';
 import { createLogger, type Logger } from '../../../services/shared/io/logger.ts';
-import { testKafka } from '../../helpers/kafka.ts';
+import { tailTopic, testKafkaPort } from '../../helpers/kafka.ts';
 import { startFakeQmpServer, type FakeQmpServer } from '../../helpers/qmp-server.ts';
+import { waitFor } from '../../helpers/wait-for.ts';
 
 export interface Emitted {
   vm: string;
@@ -129,49 +129,29 @@ export async function consumeUntil(
   timeoutMs = 60_000,
 ): Promise<ConsumedRecord[]> {
   const codec = createEventCodec();
-  const consumer = testKafka(brokers, 'collector-e2e-consumer').consumer({
-    groupId: `collector-e2e-${randomUUID()}`,
-    maxWaitTimeInMs: 100,
-  });
-  t.after(() => consumer.disconnect().catch(() => {}));
+  const tail = await tailTopic(testKafkaPort(t, brokers, 'collector-e2e-consumer'), topic);
   const records: ConsumedRecord[] = [];
-  await consumer.connect();
-  await consumer.subscribe({ topic, fromBeginning: true });
-  let resolveDone: () => void = () => {};
-  const finished = new Promise<void>((resolve) => (resolveDone = resolve));
-  await consumer.run({
-    eachBatch: async ({ batch }) => {
-      for (const message of batch.messages) {
+  await waitFor(
+    async () => {
+      for (const message of await tail.next()) {
         const decoded = codec.decode(message.value ?? Buffer.alloc(0));
         assert.equal(decoded.kind, 'record', `undecodable record at offset ${message.offset}`);
         if (decoded.kind !== 'record') continue;
         records.push({
-          partition: batch.partition,
-          offset: message.offset,
+          partition: message.partition,
+          offset: String(message.offset),
           key: message.key?.toString('utf8') ?? '',
           record: decoded.value,
         });
       }
-      if (done(records)) resolveDone();
-      await Promise.resolve();
+      return done(records);
     },
-  });
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () =>
-        reject(
-          new Error(`consumed ${records.length} records; condition not met in ${timeoutMs} ms`),
-        ),
+    {
       timeoutMs,
-    );
-  });
-  try {
-    await Promise.race([finished, timeout]);
-  } finally {
-    clearTimeout(timer);
-    await consumer.disconnect();
-  }
+      intervalMs: 100,
+      description: `the awaited records of ${topic}`,
+    },
+  );
   return records;
 }
 

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { startPipeline } from '../../../services/cli/demo/pipeline.ts';
-import { brokersFromEnv, testKafka } from '../../helpers/kafka.ts';
+import { brokersFromEnv, testKafkaPort } from '../../helpers/kafka.ts';
 import {
   dashboardExpressions,
   pollUntil,
@@ -54,13 +54,13 @@ test('a running pipeline scraped by Prometheus: documented names, and every pane
   });
   t.after(() => pipeline.stop());
   // One poison record, so the dead-letter series exist as they would in a real fleet's life.
-  const producer = testKafka(brokers).producer();
-  await producer.connect();
-  await producer.send({
-    topic: topics.events,
-    messages: [{ key: 'x/y', value: Buffer.from('not avro') }],
-  });
-  await producer.disconnect();
+  const port = testKafkaPort(t, brokers);
+  const producer = await port.producer();
+  const sent = await producer.send([
+    { topic: topics.events, partition: 0, key: Buffer.from('x/y'), value: Buffer.from('not avro') },
+  ]);
+  assert.deepEqual(sent.refused, []);
+  await producer.close();
 
   const documented = new Set(
     [

@@ -23,7 +23,7 @@ import { createTransitionCodec } from '../../../services/shared/io/avro-codec.ts
 import { startSimulator, type Simulator } from '../../../services/simulator/io/simulator.ts';
 import type { FleetConfig } from '../../../services/simulator/core/fleet-config.ts';
 import { collectorConfig, quietLogger, tempDir } from '../collector/collector-harness.ts';
-import { testKafka, uniqueTopic } from '../../helpers/kafka.ts';
+import { tailTopic, testKafkaPort, uniqueTopic } from '../../helpers/kafka.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
 
 const BIN = fileURLToPath(new URL('../../../bin/vfio-telemetry.js', import.meta.url));
@@ -169,39 +169,29 @@ export async function readTransitions(
   timeoutMs = 90_000,
 ): Promise<string[]> {
   const codec = createTransitionCodec();
-  const consumer = testKafka(brokers, 'pipeline-reader').consumer({
-    groupId: `pipeline-reader-${randomUUID()}`,
-    maxWaitTimeInMs: 100,
-  });
-  t.after(() => consumer.disconnect().catch(() => undefined));
+  const tail = await tailTopic(testKafkaPort(t, brokers, 'pipeline-reader'), topic);
   const seen: string[] = [];
-  await consumer.connect();
-  await consumer.subscribe({ topic, fromBeginning: true });
-  await consumer.run({
-    eachBatch: async ({ batch }) => {
-      for (const message of batch.messages) {
-        const decoded = codec.decode(message.value ?? Buffer.alloc(0));
-        assert.equal(
-          decoded.kind,
-          'record',
-          `undecodable transition at ${batch.partition}/${message.offset}`,
-        );
-        if (decoded.kind === 'record') seen.push(describeTransition(decoded.value));
-      }
-      await Promise.resolve();
+  const readMore = async (): Promise<void> => {
+    for (const message of await tail.next()) {
+      const decoded = codec.decode(message.value ?? Buffer.alloc(0));
+      assert.equal(
+        decoded.kind,
+        'record',
+        `undecodable transition at ${message.partition}/${message.offset}`,
+      );
+      if (decoded.kind === 'record') seen.push(describeTransition(decoded.value));
+    }
+  };
+  await waitFor(
+    async () => {
+      await readMore();
+      return seen.length >= count;
     },
-  });
-  try {
-    await waitFor(() => seen.length >= count, {
-      timeoutMs,
-      intervalMs: 100,
-      description: `${count} transitions`,
-    });
-    // Anything beyond the expected count would be a duplicate: give it a moment to show up.
-    await new Promise((resolve) => setTimeout(resolve, 1500));
-  } finally {
-    await consumer.disconnect();
-  }
+    { timeoutMs, intervalMs: 100, description: `${count} transitions` },
+  );
+  // Anything beyond the expected count would be a duplicate: give it a moment to show up.
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  await readMore();
   return seen.sort();
 }
 

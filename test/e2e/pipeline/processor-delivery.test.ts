@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { randomUUID } from 'node:crypto';
 import { createEventCodec } from '../../../services/shared/io/avro-codec.ts';
-import { brokersFromEnv, testKafka } from '../../helpers/kafka.ts';
+import { brokersFromEnv, tailTopic, testKafkaPort } from '../../helpers/kafka.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
 import {
   expectedTransitions,
@@ -110,9 +110,9 @@ describe('processor: live transitions equal replay of the same events', () => {
     const topics = await pipelineTopics(t, brokers, 1);
     const processor = await startProcessorInProcess(t, brokers, topics);
     const codec = createEventCodec();
-    const producer = testKafka(brokers).producer();
-    await producer.connect();
-    t.after(() => producer.disconnect());
+    const port = testKafkaPort(t, brokers);
+    const producer = await port.producer();
+    t.after(() => producer.close());
     const event = (sequence: number, ms: number, state: string) =>
       codec.encode({
         host: 'h',
@@ -128,37 +128,37 @@ describe('processor: live transitions equal replay of the same events', () => {
         migrationStatus: null,
         data: null,
       });
-    await producer.send({
+    const poisoned = (value: Buffer) => ({
       topic: topics.events,
-      messages: [
-        { key: 'h/vm1', value: event(1, 0, 'pre-copy-p2p-prepare') },
-        { key: 'h/vm1', value: Buffer.from('definitely not avro') },
-        { key: 'h/vm1', value: event(2, 25, 'pre-copy-p2p') },
-      ],
+      partition: 0,
+      key: Buffer.from('h/vm1'),
+      value,
     });
+    const sent = await producer.send([
+      poisoned(event(1, 0, 'pre-copy-p2p-prepare')),
+      poisoned(Buffer.from('definitely not avro')),
+      poisoned(event(2, 25, 'pre-copy-p2p')),
+    ]);
+    assert.deepEqual(sent.refused, []);
     const transitions = await readTransitions(t, brokers, topics.transitions, 1);
     assert.deepEqual(
       transitions.map((s) => s.split(' ').slice(0, 6).join(' ')),
       ['prepare vm1 /machine/peripheral/vf0 pre-copy-p2p completed ->pre-copy-p2p'],
     );
-    const dlq = testKafka(brokers).consumer({
-      groupId: `dlq-${randomUUID()}`,
-      maxWaitTimeInMs: 100,
-    });
-    t.after(() => dlq.disconnect());
+    const dlq = await tailTopic(port, topics.deadLetter);
     const letters: Array<{ value: string; headers: Record<string, string> }> = [];
-    await dlq.connect();
-    await dlq.subscribe({ topic: topics.deadLetter, fromBeginning: true });
-    await dlq.run({
-      eachMessage: async ({ message }) => {
-        const headers = Object.fromEntries(
-          Object.entries(message.headers ?? {}).map(([k, v]) => [k, String(v)]),
-        );
-        letters.push({ value: message.value?.toString() ?? '', headers });
-        await Promise.resolve();
+    await waitFor(
+      async () => {
+        for (const message of await dlq.next()) {
+          const headers = Object.fromEntries(
+            message.headers.map((h) => [h.key, h.value.toString()]),
+          );
+          letters.push({ value: message.value?.toString() ?? '', headers });
+        }
+        return letters.length >= 1;
       },
-    });
-    await waitFor(() => letters.length >= 1, { timeoutMs: 20_000, description: 'a dead letter' });
+      { timeoutMs: 20_000, description: 'a dead letter' },
+    );
     assert.equal(letters.length, 1);
     assert.equal(letters[0]?.value, 'definitely not avro');
     assert.deepEqual(letters[0]?.headers, {
