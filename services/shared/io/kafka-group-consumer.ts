@@ -3,11 +3,15 @@
  * sync, heartbeats, rejoin), and a fetch loop of ours reads the assigned partitions from
  * positions of ours into a bounded buffer that `nextBatch` drains.
  *
- * Group protocol: classic (JoinGroup/SyncGroup/Heartbeat, eager round-robin assignment). The
- * KIP-848 `consumer` protocol of the library retries a failed ConsumerGroupHeartbeat forever
- * with no way for us to see it fail (platformatic/kafka#374), and its generation is a member
- * epoch that TxnOffsetCommit fencing does not use the same way; the classic protocol gives a
- * generation id and member id per rebalance, which is exactly what KIP-447 fencing needs.
+ * Group protocol: classic (JoinGroup/SyncGroup/Heartbeat, eager round-robin assignment), chosen
+ * explicitly. Under the library's KIP-848 `consumer` protocol a failing ConsumerGroupHeartbeat is
+ * rescheduled forever and `isActive()` stays true because the member id and epoch stay set
+ * (platformatic/kafka#374), so a member cut off from its coordinator never learns it is a zombie;
+ * the classic protocol rejoins on ILLEGAL_GENERATION / UNKNOWN_MEMBER_ID / REBALANCE_IN_PROGRESS
+ * and tells us through events. It also gives what KIP-447 fencing of TxnOffsetCommit checks: a
+ * generation id and member id per rebalance. Heartbeats that keep failing for other reasons
+ * (network) are retried forever under both protocols; 'consumer:heartbeat:stalled' (added for
+ * #374) is logged as a warning, and the broker fences whatever such a member commits.
  *
  * Membership: 'consumer:group:join' (emitted after each SyncGroup) starts a new generation;
  * 'consumer:group:rebalance' and 'consumer:group:leave' end the current one. Every change bumps
@@ -15,6 +19,13 @@
  * change is discarded when it returns. Positions of a new generation start at the group's
  * committed offsets read with `requireStable` (so an offset still pending in the previous owner's
  * transaction is waited for, not read stale), else at `startWith`.
+ *
+ * Backpressure: the loop stops fetching while the buffer holds BUFFER_HIGH_WATER_MARK records. The
+ * library's `MessagesStream` (which we would pause instead) is not used: it labels records with the
+ * generation current when a response is pushed, not the one they were fetched under
+ * (messages-stream.js #pushRecords), it may push an in-flight response of revoked partitions
+ * after a rejoin, and it reads committed offsets with requireStable=false (consumer.js
+ * #listCommittedOffsets).
  *
  * Commits outside transactions are sent by us (OffsetCommit with the membership the caller saw):
  * the library's `commit` rejoins the group on ILLEGAL_GENERATION and commits again under the new
