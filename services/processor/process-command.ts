@@ -2,7 +2,7 @@ import type { CommandIo } from '../cli/command-io.ts';
 import { renderOptionsHelp } from '../shared/core/config-spec.ts';
 import { createLogger, type LogLevel } from '../shared/io/logger.ts';
 import { parseProcessorConfig, processorConfigSpec } from './config.ts';
-import { startProcessor } from './io/processor-service.ts';
+import { startProcessor } from './main.ts';
 import { parseServiceArgs, runService } from '../cli/service-command.ts';
 
 export function processHelp(): string {

@@ -54,6 +54,8 @@ export interface BatchOutput {
   offsets: Array<{ partition: number; nextOffset: number }>;
   counts: BatchCounts;
   gaps: Array<SequenceGap & { partition: number }>;
+  /** Collector receive times of the event records applied (for the latency histogram). */
+  receivedMicros: number[];
 }
 
 export function processBatch(
@@ -69,6 +71,7 @@ export function processBatch(
     offsets: [],
     counts,
     gaps: [],
+    receivedMicros: [],
   };
   const touched = new Set<PartitionProcessor>();
   const out: PublishedTransition[] = [];
@@ -102,6 +105,7 @@ export function processBatch(
       continue;
     }
     const result = processor.apply(offset, decoded.value, out, counts);
+    output.receivedMicros.push(decoded.value.receivedMicros);
     if (result.kind === 'invalid') output.deadLetters.push(letter(result.reason, result.detail));
     else if (result.kind === 'gap')
       output.gaps.push({ ...result.gap, partition: record.partition });

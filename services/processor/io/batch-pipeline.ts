@@ -1,58 +1,44 @@
 import {
-  catchError,
-  concatMap,
+  defer,
+  EMPTY,
+  expand,
+  filter,
+  firstValueFrom,
   from,
   map,
-  of,
+  type Observable,
   type ObservableInput,
-  type OperatorFunction,
 } from 'rxjs';
-import { coalesceMap } from './coalesce-map.ts';
 
 /**
- * The processor's RxJS wiring: batches, not single events, flow through it. Batches that arrive
- * while a group is in the works (kafkajs hands over several partitions at once) travel together
- * as the next group, and each group passes every stage before the next group starts, because the
- * engine's state must be saved before the next group changes it and offsets advance in order:
+ * The processor's RxJS wiring: transactions, not single events, flow through it, one at a
+ * time — the engine's state after transaction n is the input of transaction n+1:
  *
- *   restore → apply (engine, pure) → publish (transitions, dead letters) → save (state) → commit
+ *   collect (the records of one commit interval) → commit (restore, processBatch, transaction)
  *
- * One group costs one round trip per stage whatever the number of partitions in it. Stages are
- * named functions from the service; the pipeline only sequences them. A failing stage fails its
- * group (the error travels to whoever waits on each batch), never the stream.
+ * `collect` gives `null` when the stage stops; the stream then completes. A failed commit is the
+ * stage's to handle (it keeps the records and retries them, or drops them when the partitions
+ * moved to another member): the stream never errors on a Kafka failure.
  */
-export interface BatchStages<Job, Applied> {
-  restore(jobs: Job[]): ObservableInput<Job[]>;
-  apply(jobs: Job[]): Applied;
-  publish(applied: Applied): ObservableInput<Applied>;
-  save(applied: Applied): ObservableInput<Applied>;
-  commit(applied: Applied): ObservableInput<unknown>;
+export interface TransactionStages<Pending, Result> {
+  collect(): ObservableInput<Pending | null>;
+  commit(pending: Pending): ObservableInput<Result>;
 }
 
-export interface BatchResult<Job> {
-  job: Job;
-  error: unknown;
-}
+type Step<Result> = { readonly result: Result } | null;
 
-export function batchPipeline<Job, Applied>(
-  stages: BatchStages<Job, Applied>,
-  nextTurn?: (work: () => void) => void,
-): OperatorFunction<Job, BatchResult<Job>[]> {
-  return (jobs) =>
-    jobs.pipe(
-      coalesceMap(
-        (group: Job[]) =>
-          from(stages.restore(group)).pipe(
-            map((restored) => stages.apply(restored)),
-            concatMap((applied) => from(stages.publish(applied))),
-            concatMap((published) => from(stages.save(published))),
-            concatMap((saved) => from(stages.commit(saved))),
-            map(() => group.map((job): BatchResult<Job> => ({ job, error: null }))),
-            catchError((error: unknown) =>
-              of(group.map((job): BatchResult<Job> => ({ job, error }))),
-            ),
-          ),
-        nextTurn,
-      ),
-    );
+export function transactionPipeline<Pending, Result>(
+  stages: TransactionStages<Pending, Result>,
+): Observable<Result> {
+  const step = (): Observable<Step<Result>> =>
+    defer(async (): Promise<Step<Result>> => {
+      const pending = await firstValueFrom(from(stages.collect()));
+      if (pending === null) return null;
+      return { result: await firstValueFrom(from(stages.commit(pending))) };
+    });
+  return step().pipe(
+    expand((s) => (s === null ? EMPTY : step())),
+    filter((s): s is { readonly result: Result } => s !== null),
+    map((s) => s.result),
+  );
 }

@@ -5,6 +5,8 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { LAG_BUCKETS_SECONDS } from '../../shared/core/bucket-policy.ts';
 import type { Logger } from '../../shared/io/logger.ts';
+import type { SequenceGap } from '../core/partition-processor.ts';
+import type { BatchCounts } from '../core/process-batch.ts';
 
 export const METRIC_PREFIX = 'vfio_processor_';
 
@@ -40,24 +42,34 @@ export function createProcessorTelemetry(registry: Registry, logger: Logger) {
   });
   const duplicates = new Counter({
     name: `${METRIC_PREFIX}events_duplicate_total`,
-    help: 'Events ignored as already seen: redelivery (session and sequence, or offset) or identical.',
+    help: "Events ignored as already seen: already_applied (below the state's next offset: read again after a restart or rebalance), redelivery (session and sequence: a collector re-send), identical.",
     labelNames: ['kind'],
     registers,
   });
   const published = new Counter({
     name: `${METRIC_PREFIX}transitions_published_total`,
-    help: 'Transition records published, by type.',
+    help: 'Transition records published in committed transactions, by type.',
     labelNames: ['type'],
-    registers,
-  });
-  const alreadyPublished = new Counter({
-    name: `${METRIC_PREFIX}transitions_republish_skipped_total`,
-    help: 'Transitions recomputed after a restart that had been published before it.',
     registers,
   });
   const newSessions = new Counter({
     name: `${METRIC_PREFIX}sessions_started_total`,
     help: 'New QMP sessions seen (a collector reconnect or restart): open prepares end as aborted.',
+    registers,
+  });
+  const gaps = new Counter({
+    name: `${METRIC_PREFIX}sequence_gaps_total`,
+    help: 'Sequence gaps within a QMP session (events missing): handled like a new session.',
+    registers,
+  });
+  const silentTimeouts = new Counter({
+    name: `${METRIC_PREFIX}silent_vm_timeouts_total`,
+    help: 'VMs whose open prepares timed out because they fell silent on the partition clock.',
+    registers,
+  });
+  const forgotten = new Counter({
+    name: `${METRIC_PREFIX}vms_forgotten_total`,
+    help: 'Shut-down VMs forgotten after falling silent (state tombstoned).',
     registers,
   });
   const openPrepares = new Gauge({
@@ -72,13 +84,13 @@ export function createProcessorTelemetry(registry: Registry, logger: Logger) {
   });
   const lag = new Gauge({
     name: `${METRIC_PREFIX}consumer_lag`,
-    help: 'Records behind the partition high watermark, per owned partition.',
+    help: "Records behind the partition's last stable offset, per owned partition.",
     labelNames: ['partition'],
     registers,
   });
   const latency = new Histogram({
     name: `${METRIC_PREFIX}processing_latency_seconds`,
-    help: 'Event received by the collector → its batch published and committed here.',
+    help: 'Event received by the collector → its transaction committed here.',
     buckets: [...LAG_BUCKETS_SECONDS],
     registers,
   });
@@ -87,15 +99,29 @@ export function createProcessorTelemetry(registry: Registry, logger: Logger) {
     help: 'Partitions whose engine state was rebuilt from the state topic.',
     registers,
   });
-  const publishFailures = new Counter({
-    name: `${METRIC_PREFIX}publish_failures_total`,
-    help: 'Failed attempts to publish a batch (retried; consumption paused meanwhile).',
+  const committed = new Counter({
+    name: `${METRIC_PREFIX}transactions_committed_total`,
+    help: 'Transactions committed (outputs, state and input offsets together).',
+    registers,
+  });
+  const failures = new Counter({
+    name: `${METRIC_PREFIX}transaction_failures_total`,
+    help: 'Transactions aborted: fenced (a zombie: another member owns the partitions now) or failed (retried).',
+    labelNames: ['kind'],
+    registers,
+  });
+  const refused = new Counter({
+    name: `${METRIC_PREFIX}records_refused_total`,
+    help: 'Output records Kafka refused for good (e.g. larger than the topic allows), by topic kind.',
+    labelNames: ['topic'],
     registers,
   });
 
   // Known label values start at 0, so `rate()` and dashboards see the series from the first
   // scrape instead of only after the first occurrence.
-  for (const kind of ['redelivery', 'identical']) duplicates.inc({ kind }, 0);
+  for (const kind of ['already_applied', 'redelivery', 'identical']) duplicates.inc({ kind }, 0);
+  for (const kind of ['fenced', 'failed']) failures.inc({ kind }, 0);
+  for (const topic of ['transitions', 'dead_letter', 'state']) refused.inc({ topic }, 0);
   for (const type of ['prepare', 'dwell']) published.inc({ type }, 0);
   for (const reason of DEAD_LETTER_REASONS) deadLettered.inc({ reason }, 0);
 
@@ -109,10 +135,17 @@ export function createProcessorTelemetry(registry: Registry, logger: Logger) {
   };
 
   return {
-    recordsConsumed(count: number): void {
-      consumed.inc(count);
+    batchProcessed(counts: BatchCounts): void {
+      consumed.inc(counts.consumed);
+      if (counts.alreadyApplied > 0)
+        duplicates.inc({ kind: 'already_applied' }, counts.alreadyApplied);
+      if (counts.redeliveries > 0) duplicates.inc({ kind: 'redelivery' }, counts.redeliveries);
+      if (counts.identical > 0) duplicates.inc({ kind: 'identical' }, counts.identical);
+      if (counts.newSessions > 0) newSessions.inc(counts.newSessions);
+      if (counts.silentTimeouts > 0) silentTimeouts.inc(counts.silentTimeouts);
+      if (counts.forgottenVms > 0) forgotten.inc(counts.forgottenVms);
     },
-    recordDeadLettered(reason: string, partition: number, offset: string, detail: string): void {
+    recordDeadLettered(reason: string, partition: number, offset: number, detail: string): void {
       deadLettered.inc({ reason });
       limited(`dlq:${reason}`, () =>
         logger.warn('A record went to the dead-letter topic.', {
@@ -123,17 +156,53 @@ export function createProcessorTelemetry(registry: Registry, logger: Logger) {
         }),
       );
     },
-    duplicatesIgnored(redeliveries: number, identical: number): void {
-      if (redeliveries > 0) duplicates.inc({ kind: 'redelivery' }, redeliveries);
-      if (identical > 0) duplicates.inc({ kind: 'identical' }, identical);
+    sequenceGap(gap: SequenceGap & { partition: number }): void {
+      gaps.inc();
+      limited(`gap:${gap.host}/${gap.vm}`, () =>
+        logger.warn(
+          'Events are missing in a QMP session; the VM starts over as after a new session.',
+          {
+            ...gap,
+          },
+        ),
+      );
     },
-    transitionsPublished(prepares: number, dwells: number, skipped: number): void {
+    transactionCommitted(
+      prepares: number,
+      dwells: number,
+      receivedMicros: readonly number[],
+    ): void {
+      committed.inc();
       if (prepares > 0) published.inc({ type: 'prepare' }, prepares);
       if (dwells > 0) published.inc({ type: 'dwell' }, dwells);
-      if (skipped > 0) alreadyPublished.inc(skipped);
+      const now = Date.now() * 1000;
+      for (const r of receivedMicros) latency.observe(Math.max(0, now - r) / 1e6);
     },
-    sessionsStarted(count: number): void {
-      if (count > 0) newSessions.inc(count);
+    recordRefused(
+      topic: 'transitions' | 'dead_letter' | 'state',
+      reason: string,
+      detail: string,
+    ): void {
+      refused.inc({ topic });
+      const log = () =>
+        logger.error('Kafka refused an output record for good; it is not in the transaction.', {
+          topic,
+          reason,
+          detail,
+        });
+      if (topic === 'state') log();
+      else limited(`refused:${topic}`, log);
+    },
+    transactionFailed(error: unknown, fenced: boolean, retrying: boolean, delayMs: number): void {
+      failures.inc({ kind: fenced ? 'fenced' : 'failed' });
+      limited(`txn:${String(fenced)}`, () =>
+        logger.warn(
+          fenced
+            ? 'The transaction was fenced (this member is a zombie); partition state dropped.'
+            : 'The transaction failed and was aborted; partition state dropped.',
+          { error, retrying, delayMs },
+        ),
+      );
     },
     engineSize(devices: number, open: number): void {
       trackedDevices.set(devices);
@@ -142,30 +211,15 @@ export function createProcessorTelemetry(registry: Registry, logger: Logger) {
     partitionLag(partition: number, records: number): void {
       lag.set({ partition: String(partition) }, records);
     },
-    partitionLost(partition: number): void {
-      lag.remove({ partition: String(partition) });
+    partitionsLost(): void {
+      lag.reset();
     },
-    eventsDone(latenciesSeconds: readonly number[]): void {
-      for (const s of latenciesSeconds) latency.observe(s);
-    },
-    partitionRestored(partition: number, vms: number, skipped: number, millis: number): void {
+    partitionRestored(partition: number, vms: number, invalid: number, millis: number): void {
       restores.inc();
-      logger.info('Rebuilt a partition from the state topic.', {
-        partition,
-        vms,
-        publishedSinceState: skipped,
-        millis,
-      });
-    },
-    publishFailed(error: unknown, attempt: number, delayMs: number): void {
-      publishFailures.inc();
-      limited('publish', () =>
-        logger.warn('Publishing failed; consumption paused, retrying.', {
-          error,
-          attempt,
-          delayMs,
-        }),
-      );
+      const fields = { partition, vms, invalidEntries: invalid, millis };
+      if (invalid > 0)
+        logger.error('Rebuilt a partition; some state entries were unreadable.', fields);
+      else logger.info('Rebuilt a partition from the state topic.', fields);
     },
   };
 }

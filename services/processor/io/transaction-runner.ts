@@ -1,0 +1,260 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { isTelemetryError } from '../../shared/core/errors.ts';
+import type { AvroCodec } from '../../shared/io/avro-codec.ts';
+import type {
+  ConsumedRecord,
+  GroupConsumer,
+  GroupMembership,
+  KafkaPort,
+  OutgoingRecord,
+  Producer,
+} from '../../shared/io/kafka-port.ts';
+import type { PartitionProcessor } from '../core/partition-processor.ts';
+import { processBatch, type BatchOutput } from '../core/process-batch.ts';
+import type { EventDecodeResult, PublishedTransition } from '../core/recompute-partition.ts';
+import type { ProcessorTelemetry } from './processor-telemetry.ts';
+import { restorePartitions } from './state-restore.ts';
+
+/**
+ * The processor's read-process-write loop (Kafka Streams `exactly_once_v2`), as the two stages
+ * of `transactionPipeline`:
+ *
+ * - `collect`: records from the group consumer (read_committed) for at most the commit
+ *   interval, at most `maxRecordsPerTransaction` of them, all of one group membership.
+ * - `commit`: restore partitions new in this generation, `processBatch`, then ONE transaction
+ *   with the transitions, dead letters, changed and forgotten VMs' state, each input partition's
+ *   meta record and the input offsets with the membership (`commitTransaction`).
+ *
+ * A membership change drops the state of every partition (restored on next sight) and the
+ * records gathered under the old membership: the new generation starts from the committed
+ * offsets. A failed transaction drops every partition's state too (memory is ahead of what
+ * Kafka holds); if the membership did not change, the same records are processed again after
+ * a back-off from freshly restored state, since the consumer has moved past them. A fenced
+ * transaction under an unchanged membership is retried the same way until the consumer sees
+ * the rebalance that fenced it.
+ */
+export interface RunnerOptions {
+  readonly eventsTopic: string;
+  readonly transitionsTopic: string;
+  readonly stateTopic: string;
+  readonly deadLetterTopic: string;
+  readonly deadLetterPartitions: number;
+  readonly groupId: string;
+  readonly prepareTimeoutSeconds: number;
+  readonly commitIntervalMs: number;
+  readonly maxRecordsPerTransaction: number;
+  readonly transactionTimeoutMs: number;
+  readonly retryMaxMs: number;
+  /** How long `collect` waits for records when nothing is gathered yet. */
+  readonly idleWaitMs: number;
+}
+
+export interface RunnerDeps {
+  readonly port: KafkaPort;
+  readonly consumer: GroupConsumer;
+  readonly producer: Producer;
+  readonly telemetry: ProcessorTelemetry;
+  readonly decodeEvent: (value: Uint8Array) => EventDecodeResult;
+  readonly transitionCodec: AvroCodec<PublishedTransition>;
+}
+
+export interface PendingTransaction {
+  readonly membership: GroupMembership;
+  readonly records: ConsumedRecord[];
+}
+
+export type TransactionResult =
+  { kind: 'committed'; records: number } | { kind: 'failed'; fenced: boolean; retrying: boolean };
+
+export class TransactionRunner {
+  private readonly options: RunnerOptions;
+  private readonly deps: RunnerDeps;
+  private readonly partitions = new Map<number, PartitionProcessor>();
+  private pending: PendingTransaction | null = null;
+  private stopping = false;
+  private failures = 0;
+  /** False after a failed transaction until one commits. */
+  healthy = true;
+
+  constructor(options: RunnerOptions, deps: RunnerDeps) {
+    this.options = options;
+    this.deps = deps;
+  }
+
+  /** Partitions whose state is in memory, with their processors. */
+  get owned(): ReadonlyMap<number, PartitionProcessor> {
+    return this.partitions;
+  }
+
+  /** Called by the consumer synchronously on every membership change. */
+  membershipChanged(membership: GroupMembership | null): void {
+    this.dropState();
+    if (this.pending !== null && !sameMembership(this.pending.membership, membership)) {
+      this.pending = null;
+    }
+  }
+
+  /** `collect` stops pulling; the records in hand are committed, then the stream ends. */
+  stop(): void {
+    this.stopping = true;
+  }
+
+  async collect(): Promise<PendingTransaction | null> {
+    const { commitIntervalMs, maxRecordsPerTransaction, idleWaitMs } = this.options;
+    // Records kept from a failed transaction are retried at once.
+    if (this.pending !== null) return this.pending;
+    let firstAt = 0;
+    while (!this.stopping) {
+      const count = this.pending?.records.length ?? 0;
+      if (count >= maxRecordsPerTransaction) break;
+      const waitMs =
+        count === 0 ? idleWaitMs : Math.max(0, firstAt + commitIntervalMs - Date.now());
+      if (count > 0 && waitMs === 0) break;
+      const batch = await this.deps.consumer.nextBatch(maxRecordsPerTransaction - count, waitMs);
+      if (batch === null) break;
+      if (batch.records.length === 0) continue;
+      if (this.pending !== null && !sameMembership(this.pending.membership, batch.membership)) {
+        this.pending = null;
+      }
+      if (this.pending === null) {
+        this.pending = { membership: batch.membership, records: [] };
+        firstAt = Date.now();
+      }
+      for (const record of batch.records) this.pending.records.push(record);
+    }
+    return this.pending;
+  }
+
+  async commit(pending: PendingTransaction): Promise<TransactionResult> {
+    const { telemetry } = this.deps;
+    try {
+      await this.restoreMissing(pending.records);
+      const output = processBatch(this.partitions, pending.records, {
+        groupId: this.options.groupId,
+        decodeEvent: this.deps.decodeEvent,
+      });
+      const { records, kinds } = this.encode(output);
+      const result = await this.deps.producer.commitTransaction({
+        records,
+        offsets: output.offsets.map(({ partition, nextOffset }) => ({
+          topic: this.options.eventsTopic,
+          partition,
+          offset: BigInt(nextOffset),
+        })),
+        membership: pending.membership,
+      });
+      if (this.pending === pending) this.pending = null;
+      this.failures = 0;
+      this.healthy = true;
+      const refused = new Set(result.refused.map((r) => r.index));
+      for (const r of result.refused) {
+        telemetry.recordRefused(kinds[r.index] ?? 'state', r.reason, r.detail);
+      }
+      telemetry.batchProcessed(output.counts);
+      for (const gap of output.gaps) telemetry.sequenceGap(gap);
+      output.deadLetters.forEach((d) =>
+        telemetry.recordDeadLettered(d.reason, d.partition, d.offset, d.detail),
+      );
+      let prepares = 0;
+      let dwells = 0;
+      output.transitions.forEach(({ transition }, i) => {
+        if (refused.has(i)) return;
+        if (transition.type === 'prepare') prepares++;
+        else dwells++;
+      });
+      telemetry.transactionCommitted(prepares, dwells, output.receivedMicros);
+      return { kind: 'committed', records: pending.records.length };
+    } catch (error) {
+      return this.failed(pending, error);
+    }
+  }
+
+  private async failed(pending: PendingTransaction, error: unknown): Promise<TransactionResult> {
+    this.dropState();
+    this.healthy = false;
+    const fenced = isTelemetryError(error, 'KAFKA_FENCED');
+    const retrying =
+      !this.stopping &&
+      this.pending === pending &&
+      sameMembership(pending.membership, this.deps.consumer.membership());
+    if (!retrying && this.pending === pending) this.pending = null;
+    this.failures++;
+    const delayMs = retrying
+      ? Math.min(this.options.retryMaxMs, 100 * 2 ** Math.min(this.failures, 10))
+      : 0;
+    this.deps.telemetry.transactionFailed(error, fenced, retrying, delayMs);
+    if (delayMs > 0) await sleep(delayMs);
+    return { kind: 'failed', fenced, retrying };
+  }
+
+  private dropState(): void {
+    if (this.partitions.size === 0) return;
+    this.partitions.clear();
+    this.deps.telemetry.partitionsLost();
+  }
+
+  private async restoreMissing(records: readonly ConsumedRecord[]): Promise<void> {
+    const missing = [...new Set(records.map((r) => r.partition))].filter(
+      (p) => !this.partitions.has(p),
+    );
+    if (missing.length === 0) return;
+    const restored = await restorePartitions(this.deps.port, missing, {
+      stateTopic: this.options.stateTopic,
+      groupId: this.options.groupId,
+      prepareTimeoutSeconds: this.options.prepareTimeoutSeconds,
+      openTransactionWaitMs: 2 * this.options.transactionTimeoutMs + 5000,
+    });
+    for (const [partition, r] of restored) {
+      this.partitions.set(partition, r.processor);
+      this.deps.telemetry.partitionRestored(partition, r.vms, r.invalid, r.millis);
+    }
+  }
+
+  /** The transaction's records; `kinds[i]` says what record i is (for refusals). */
+  private encode(output: BatchOutput): {
+    records: OutgoingRecord[];
+    kinds: Array<'transitions' | 'dead_letter' | 'state'>;
+  } {
+    const o = this.options;
+    const records: OutgoingRecord[] = [];
+    const kinds: Array<'transitions' | 'dead_letter' | 'state'> = [];
+    for (const { partition, transition } of output.transitions) {
+      records.push({
+        topic: o.transitionsTopic,
+        partition,
+        key: Buffer.from(`${transition.host}/${transition.vm}`),
+        value: this.deps.transitionCodec.encode(transition),
+      });
+      kinds.push('transitions');
+    }
+    for (const d of output.deadLetters) {
+      records.push({
+        topic: o.deadLetterTopic,
+        partition: d.partition % o.deadLetterPartitions,
+        key: d.key,
+        value: d.value,
+        headers: [
+          { key: 'vfio-source-topic', value: Buffer.from(o.eventsTopic) },
+          { key: 'vfio-source-partition', value: Buffer.from(String(d.partition)) },
+          { key: 'vfio-source-offset', value: Buffer.from(String(d.offset)) },
+          { key: 'vfio-error', value: Buffer.from(d.reason) },
+        ],
+      });
+      kinds.push('dead_letter');
+    }
+    for (const e of output.changelog) {
+      records.push({
+        topic: o.stateTopic,
+        partition: e.partition,
+        key: Buffer.from(e.key),
+        value: e.value === null ? null : Buffer.from(e.value),
+      });
+      kinds.push('state');
+    }
+    return { records, kinds };
+  }
+}
+
+function sameMembership(a: GroupMembership, b: GroupMembership | null): boolean {
+  return b !== null && a.generationId === b.generationId && a.memberId === b.memberId;
+}

@@ -1,0 +1,241 @@
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Registry } from 'prom-client';
+import type { Subscription } from 'rxjs';
+import { isTelemetryError, TelemetryError } from '../shared/core/errors.ts';
+import {
+  createEventCodec,
+  createTransitionCodec,
+  type AvroCodec,
+} from '../shared/io/avro-codec.ts';
+import { startHttpServer, type RunningHttpServer } from '../shared/io/http-server.ts';
+import { createKafkaPort } from '../shared/io/kafka-client.ts';
+import type { KafkaPort, TopicDescription } from '../shared/io/kafka-port.ts';
+import type { Logger } from '../shared/io/logger.ts';
+import type { ProcessorConfig } from './config.ts';
+import type { PublishedTransition } from './core/recompute-partition.ts';
+import { transactionPipeline } from './io/batch-pipeline.ts';
+import { createProcessorTelemetry } from './io/processor-telemetry.ts';
+import { TransactionRunner } from './io/transaction-runner.ts';
+
+/**
+ * The processor stage: events topic → transition engine → transitions topic, exactly once, as a
+ * transactional read-process-write loop (Kafka Streams `exactly_once_v2`; see
+ * io/transaction-runner.ts for the loop, io/state-restore.ts for why a restore is correct, and
+ * core/process-batch.ts for the pure step). Deterministic from the events topic: an audit can
+ * recompute every partition with `recomputePartition`.
+ *
+ * Read_committed consumers of the transitions topic see a transaction's records when it commits:
+ * at most the commit interval (plus one commit round trip) after the event reached the events
+ * topic, all of a transaction at once, never a record of an aborted one.
+ */
+export interface RunningProcessor {
+  http: RunningHttpServer;
+  registry: Registry;
+  /** Commits the records in hand, leaves the group and closes; resolves when done. */
+  stop(): Promise<void>;
+}
+
+const IDLE_WAIT_MS = 500;
+const TOPIC_WAIT_MS = 30_000;
+
+export async function startProcessor(
+  config: ProcessorConfig,
+  logger: Logger,
+  port: KafkaPort = createKafkaPort({
+    brokers: config.brokers,
+    clientId: config.clientId,
+    logger,
+  }),
+): Promise<RunningProcessor> {
+  const registry = new Registry();
+  const telemetry = createProcessorTelemetry(registry, logger);
+  const closers: Array<() => Promise<void>> = [() => port.close()];
+  const closeAll = async (): Promise<void> => {
+    for (const close of closers.reverse()) await close().catch(() => undefined);
+  };
+  try {
+    const topics = await checkTopics(port, config);
+    const producer = await port.producer({
+      transactionalId:
+        config.transactionalId === ''
+          ? `${config.groupId}-${randomUUID()}`
+          : config.transactionalId,
+      transactionTimeoutMs: config.transactionTimeoutMs,
+    });
+    closers.push(() => producer.close());
+    const consumer = await port.groupConsumer({
+      groupId: config.groupId,
+      topics: [config.eventsTopic],
+      isolation: 'read_committed',
+      startWith: 'earliest',
+      sessionTimeoutMs: config.sessionTimeoutMs,
+      heartbeatIntervalMs: Math.min(3000, Math.floor(config.sessionTimeoutMs / 3)),
+      maxWaitMs: Math.max(10, Math.min(500, config.commitIntervalMs)),
+    });
+    closers.push(() => consumer.close());
+    const eventCodec = createEventCodec();
+    const runner = new TransactionRunner(
+      {
+        eventsTopic: config.eventsTopic,
+        transitionsTopic: config.transitionsTopic,
+        stateTopic: config.stateTopic,
+        deadLetterTopic: config.deadLetterTopic,
+        deadLetterPartitions: topics.deadLetterPartitions,
+        groupId: config.groupId,
+        prepareTimeoutSeconds: config.prepareTimeoutSeconds,
+        commitIntervalMs: config.commitIntervalMs,
+        maxRecordsPerTransaction: config.maxRecordsPerTransaction,
+        transactionTimeoutMs: config.transactionTimeoutMs,
+        retryMaxMs: config.publishRetryMaxMs,
+        idleWaitMs: IDLE_WAIT_MS,
+      },
+      {
+        port,
+        consumer,
+        producer,
+        telemetry,
+        decodeEvent: (value) => eventCodec.decode(value),
+        transitionCodec: createTransitionCodec() as unknown as AvroCodec<PublishedTransition>,
+      },
+    );
+    consumer.onMembershipChange((membership) => {
+      runner.membershipChanged(membership);
+      logger.info(membership === null ? 'Left the consumer group.' : 'Joined the consumer group.', {
+        generationId: membership?.generationId,
+        partitions: membership?.assigned.map((p) => p.partition),
+      });
+    });
+
+    let finished: () => void = () => {};
+    const done = new Promise<void>((resolve) => (finished = resolve));
+    const subscription: Subscription = transactionPipeline(runner).subscribe({
+      error: (error: unknown) => {
+        logger.error('The processor loop failed.', { error });
+        finished();
+      },
+      complete: () => finished(),
+    });
+
+    const gauges = setInterval(() => {
+      let devices = 0;
+      let open = 0;
+      for (const processor of runner.owned.values()) {
+        const s = processor.stats();
+        devices += s.devices;
+        open += s.openPrepares;
+      }
+      telemetry.engineSize(devices, open);
+      const owned = [...runner.owned.values()];
+      if (owned.length === 0) return;
+      port
+        .endOffsets(
+          owned.map((p) => ({ topic: config.eventsTopic, partition: p.partition })),
+          'read_committed',
+        )
+        .then((ends) => {
+          for (const end of ends) {
+            const processor = runner.owned.get(end.partition);
+            if (processor === undefined) continue;
+            telemetry.partitionLag(
+              end.partition,
+              Math.max(0, Number(end.offset) - processor.nextOffset),
+            );
+          }
+        })
+        .catch(() => undefined);
+    }, config.tickIntervalMs);
+    closers.push(() => Promise.resolve(clearInterval(gauges)));
+
+    const http = await startHttpServer({
+      host: config.httpHost,
+      port: config.httpPort,
+      registry,
+      logger,
+      readiness: () => {
+        const membership = consumer.membership();
+        if (membership === null) return { ready: false, reasons: ['not in the consumer group'] };
+        if (!runner.healthy) return { ready: false, reasons: ['transactions are failing'] };
+        const partitions = membership.assigned.map((p) => p.partition).join(',') || 'none';
+        return { ready: true, reasons: [`consuming partitions ${partitions}`] };
+      },
+    });
+    logger.info('The processor is running.', {
+      metrics: `${http.url}/metrics`,
+      groupId: config.groupId,
+      commitIntervalMs: config.commitIntervalMs,
+    });
+
+    return {
+      http,
+      registry,
+      stop: async () => {
+        runner.stop();
+        // The loop commits what it holds and ends; then leave the group and close.
+        await done;
+        subscription.unsubscribe();
+        await closeAll();
+        await http.close();
+      },
+    };
+  } catch (error) {
+    await closeAll();
+    throw error;
+  }
+}
+
+/**
+ * Fails fast, listing every problem: missing topics, too few partitions to mirror the events
+ * topic, a state topic that is not compacted (its keys would expire with retention). Waits while
+ * the cluster is unreachable or a new topic has no leader yet.
+ */
+async function checkTopics(
+  port: KafkaPort,
+  config: ProcessorConfig,
+): Promise<{ deadLetterPartitions: number }> {
+  const names = [
+    config.eventsTopic,
+    config.transitionsTopic,
+    config.stateTopic,
+    config.deadLetterTopic,
+  ];
+  const deadline = Date.now() + TOPIC_WAIT_MS;
+  let described: Map<string, TopicDescription>;
+  for (let delayMs = 100; ; delayMs = Math.min(2000, delayMs * 2)) {
+    try {
+      described = await port.describeTopics(names);
+      const leaderless = [...described.values()].some((t) => t.leaders.some((l) => l < 0));
+      if (!leaderless || Date.now() + delayMs > deadline) break;
+    } catch (error) {
+      if (!isTelemetryError(error, 'KAFKA_UNAVAILABLE') || Date.now() + delayMs > deadline)
+        throw error;
+    }
+    await sleep(delayMs);
+  }
+  const problems: string[] = [];
+  const missing = names.filter((n) => !described.has(n));
+  if (missing.length > 0) {
+    problems.push(
+      `missing Kafka topics: ${missing.join(', ')} (create them: infra/kafka/create-topics.ts)`,
+    );
+  }
+  const partitions = (name: string): number => described.get(name)?.partitions ?? 0;
+  const events = partitions(config.eventsTopic);
+  for (const name of [config.transitionsTopic, config.stateTopic]) {
+    if (described.has(name) && partitions(name) < events) {
+      problems.push(
+        `${name} has ${partitions(name)} partitions, fewer than ${config.eventsTopic} (${events})`,
+      );
+    }
+  }
+  const policy = described.get(config.stateTopic)?.configs['cleanup.policy'];
+  if (described.has(config.stateTopic) && policy !== 'compact') {
+    problems.push(
+      `${config.stateTopic} must be compacted (cleanup.policy=compact), it has cleanup.policy=${policy ?? 'unknown'}`,
+    );
+  }
+  if (problems.length > 0) {
+    throw new TelemetryError('CONFIG_INVALID', problems.join('; '), { details: { problems } });
+  }
+  return { deadLetterPartitions: Math.max(1, partitions(config.deadLetterTopic)) };
+}
