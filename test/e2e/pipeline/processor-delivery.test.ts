@@ -14,6 +14,7 @@ import {
   spawnProcessor,
   startProcessorInProcess,
 } from './pipeline-harness.ts';
+import { assertEqualsRecomputation } from '../processor/processor-e2e.ts';
 
 // At speed 20, 8 VMs × 2 migrations per simulated minute run about 5 migrations per second.
 const FLEET = { vms: 8, devicesPerVm: 2, migrationsPerVmPerMinute: 2, failureRate: 0.1, seed: 11 };
@@ -79,6 +80,7 @@ describe('processor: live transitions equal replay of the same events', () => {
     const expected = expectedTransitions(fleet.transcripts);
     const actual = await readTransitions(t, brokers, topics.transitions, expected.length);
     assert.deepEqual(actual, expected);
+    await assertEqualsRecomputation(t, brokers, topics);
   });
 
   test('a second processor joining (rebalance) keeps the numbers exact', async (t) => {
@@ -100,6 +102,7 @@ describe('processor: live transitions equal replay of the same events', () => {
     const expected = expectedTransitions(fleet.transcripts);
     const actual = await readTransitions(t, brokers, topics.transitions, expected.length);
     assert.deepEqual(actual, expected);
+    await assertEqualsRecomputation(t, brokers, topics);
     // The newcomer really took partitions over.
     const metrics = await (await fetch(`${secondUrl}/metrics`)).text();
     assert.match(metrics, /vfio_processor_consumer_lag\{partition="\d"\}/);
