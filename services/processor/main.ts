@@ -111,7 +111,10 @@ export async function startProcessor(
     const done = new Promise<void>((resolve) => (finished = resolve));
     const subscription: Subscription = transactionPipeline(runner).subscribe({
       error: (error: unknown) => {
-        logger.error('The processor loop failed.', { error });
+        // A programmer error (processBatch throws only for those): stop being ready, stay
+        // inspectable.
+        logger.error('The processor loop failed; nothing is consumed any more.', { error });
+        runner.healthy = false;
         finished();
       },
       complete: () => finished(),
