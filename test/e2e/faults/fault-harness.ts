@@ -100,7 +100,9 @@ async function partitionsOutOfSync(brokers: readonly string[]): Promise<string[]
     if (metadata.brokers.size !== brokers.length)
       out.push(`${metadata.brokers.size} brokers in the metadata`);
     for (const [name, topic] of metadata.topics) {
-      topic.partitions.forEach((p, i) => {
+      // A topic being deleted is still listed, without metadata.
+      const partitions = (topic as typeof topic | undefined)?.partitions ?? [];
+      partitions.forEach((p, i) => {
         if (p.leader < 0 || p.isr.length !== brokers.length)
           out.push(`${name}/${i} leader ${p.leader} isr [${p.isr.join(',')}]`);
       });
@@ -121,9 +123,9 @@ export async function awaitInSync(fc: FaultCluster, timeoutMs = HEAL_TIMEOUT_MS)
     },
     { timeoutMs, intervalMs: 500, description: 'every partition with all nodes in sync' },
   ).catch((error: unknown) => {
-    throw new Error(`${(error as Error).message}: ${last.slice(0, 10).join('; ')}`, {
-      cause: error,
-    });
+    const cause = (error as Error).cause;
+    const why = cause instanceof Error ? cause.message : last.slice(0, 10).join('; ');
+    throw new Error(`${(error as Error).message}: ${why}`, { cause: error });
   });
 }
 
