@@ -7,11 +7,19 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Kafka, logLevel } from 'kafkajs';
+import { partitionFor } from '../services/collector/core/partitioner.ts';
+import { createKafkaPort } from '../services/shared/io/kafka-client.ts';
+import type {
+  Isolation,
+  KafkaPort,
+  TopicPartition,
+  TopicPartitionOffset,
+} from '../services/shared/io/kafka-port.ts';
 import { createLogger, type Logger } from '../services/shared/io/logger.ts';
+import type { EncodedEvent } from './fleet-events.ts';
 import type { StageReport, StageRequest, StageSpec } from './stage-process.ts';
 
 const STAGE_SCRIPT = fileURLToPath(new URL('./stage-process.ts', import.meta.url));
@@ -20,6 +28,11 @@ export function benchBrokers(): string[] {
   const value = process.env['KAFKA_BROKERS']?.trim() ?? '';
   if (value === '') throw new Error('KAFKA_BROKERS is not set (bench/main.ts starts a broker)');
   return value.split(',').map((b) => b.trim());
+}
+
+/** Replication factor of bench topics: 3 on the three-node cluster (`BENCH_KAFKA_NODES`). */
+export function benchReplicationFactor(): number {
+  return Number(process.env['BENCH_KAFKA_NODES'] ?? 1) >= 3 ? 3 : 1;
 }
 
 export function quietLogger(): Logger {
@@ -33,52 +46,101 @@ export function benchDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), `vfio-bench-${prefix}-`));
 }
 
+/** The 1-minute load average with the machine's core count, e.g. `1.42 on 2 cores`. */
+export function loadText(): string {
+  return `${(loadavg()[0] ?? 0).toFixed(2)}`;
+}
+
 export interface TopicRequest {
   prefix: string;
   partitions: number;
   compact?: boolean;
 }
 
-/** Creates `bench-<prefix>-<uuid>` topics; `drop()` deletes them all. */
-export async function createTopics(
-  brokers: readonly string[],
-  requests: readonly TopicRequest[],
-): Promise<{ names: string[]; drop: () => Promise<void> }> {
-  const kafka = new Kafka({
-    clientId: 'bench-topics',
-    brokers: [...brokers],
-    logLevel: logLevel.NOTHING,
-  });
-  const names = requests.map((r) => `bench-${r.prefix}-${randomUUID()}`);
-  const admin = kafka.admin();
-  await admin.connect();
-  try {
-    await admin.createTopics({
-      waitForLeaders: true,
-      topics: requests.map((r, i) => ({
-        topic: names[i] as string,
-        numPartitions: r.partitions,
-        replicationFactor: 1,
-        configEntries: r.compact === true ? [{ name: 'cleanup.policy', value: 'compact' }] : [],
-      })),
-    });
-  } finally {
-    await admin.disconnect();
-  }
+/**
+ * The bench's own instruments on the cluster (topics, committed and end offsets, pre-filling),
+ * through the Kafka port every stage uses.
+ */
+export interface BenchAdmin {
+  readonly port: KafkaPort;
+  /** Creates `bench-<prefix>-<uuid>` topics; `drop()` deletes them all. */
+  createTopics(
+    requests: readonly TopicRequest[],
+  ): Promise<{ names: string[]; drop: () => Promise<void> }>;
+  /** Sum over the topic's partitions of the group's committed offsets (asked for as stable). */
+  committedTotal(groupId: string, topic: string, partitions: number): Promise<number>;
+  /** Sum over the topic's partitions of the end offsets (last stable offset when committed). */
+  endTotal(topic: string, partitions: number, isolation: Isolation): Promise<number>;
+  close(): Promise<void>;
+}
+
+const partitionsOf = (topic: string, partitions: number): TopicPartition[] =>
+  Array.from({ length: partitions }, (_, partition) => ({ topic, partition }));
+
+const sumOffsets = (offsets: readonly TopicPartitionOffset[]): number =>
+  offsets.reduce((sum, p) => sum + Math.max(0, Number(p.offset)), 0);
+
+export function openBenchAdmin(brokers: readonly string[]): BenchAdmin {
+  const port = createKafkaPort({ brokers, clientId: 'bench-admin', logger: quietLogger() });
+  const replicationFactor = benchReplicationFactor();
   return {
-    names,
-    drop: async () => {
-      const a = kafka.admin();
-      try {
-        await a.connect();
-        await a.deleteTopics({ topics: names, timeout: 10_000 });
-      } catch {
-        // A topic left behind on the bench broker is harmless; the broker's directory is per run.
-      } finally {
-        await a.disconnect().catch(() => undefined);
-      }
+    port,
+    createTopics: async (requests) => {
+      const names = requests.map((r) => `bench-${r.prefix}-${randomUUID()}`);
+      await port.createTopics(
+        requests.map((r, i) => ({
+          name: names[i] as string,
+          numPartitions: r.partitions,
+          replicationFactor,
+          configs: {
+            ...(r.compact === true ? { 'cleanup.policy': 'compact' } : {}),
+            ...(replicationFactor > 1 ? { 'min.insync.replicas': '2' } : {}),
+          },
+        })),
+      );
+      return {
+        names,
+        drop: async () => {
+          try {
+            await port.deleteTopics(names);
+          } catch {
+            // A topic left behind on the bench broker is harmless; its directory is per run.
+          }
+        },
+      };
     },
+    committedTotal: async (groupId, topic, partitions) =>
+      sumOffsets(await port.committedOffsets(groupId, partitionsOf(topic, partitions))),
+    endTotal: async (topic, partitions, isolation) =>
+      sumOffsets(await port.endOffsets(partitionsOf(topic, partitions), isolation)),
+    close: () => port.close(),
   };
+}
+
+/** Writes pre-encoded event records through the port's producer, 10,000 per call. */
+export async function prefillEvents(
+  admin: BenchAdmin,
+  topic: string,
+  partitions: number,
+  records: readonly EncodedEvent[],
+): Promise<void> {
+  const producer = await admin.port.producer();
+  try {
+    for (let i = 0; i < records.length; i += 10_000) {
+      const result = await producer.send(
+        records.slice(i, i + 10_000).map((r) => ({
+          topic,
+          partition: partitionFor(r.key, partitions),
+          key: Buffer.from(r.key),
+          value: r.value,
+        })),
+      );
+      if (result.refused.length > 0)
+        throw new Error(`pre-filling ${topic}: ${result.refused.length} records refused`);
+    }
+  } finally {
+    await producer.close();
+  }
 }
 
 /** A stage running in its own Node process, answering `query` with its counters. */

@@ -3,19 +3,20 @@
  * run on their own event loops as they would in production. Started by `spawnStage` in
  * bench/kafka-bench-support.ts with a JSON `StageSpec` as argv[2]; talks over the IPC channel:
  * reports `ready`, answers `query` with its counters, runs a floor on `start`, exits on `stop`.
+ * Each role imports only its own stage, so a process holds one stage's code.
  */
-import type { Producer } from 'kafkajs';
+import {
+  Consumer,
+  FetchIsolationLevels,
+  Producer,
+  type Message,
+  type MessageToProduce,
+} from '@platformatic/kafka';
 import type { Registry } from 'prom-client';
-import { parseCollectorConfig } from '../services/collector/config.ts';
 import { partitionFor } from '../services/collector/core/partitioner.ts';
-import { startCollector } from '../services/collector/main.ts';
-import { parseProcessorConfig } from '../services/processor/config.ts';
-import { startProcessor } from '../services/processor/io/processor-service.ts';
 import { createTransitionCodec } from '../services/shared/io/avro-codec.ts';
-import { createKafkaClient } from '../services/shared/io/kafka-client.ts';
 import { createLogger } from '../services/shared/io/logger.ts';
 import type { FleetConfig } from '../services/simulator/core/fleet-config.ts';
-import { startSimulator } from '../services/simulator/io/simulator.ts';
 import { encodedFleetRecords } from './fleet-events.ts';
 
 export type StageSpec =
@@ -30,7 +31,7 @@ export type StageSpec =
       durationSeconds?: number;
     }
   | {
-      /** kafkajs producing pre-encoded event records the way the collector's sender does. */
+      /** The raw @platformatic/kafka idempotent producer sending the collector's records. */
       role: 'floor-produce';
       brokers: string[];
       topic: string;
@@ -41,7 +42,11 @@ export type StageSpec =
       batch: number;
     }
   | {
-      /** A bare `eachBatch` loop that counts; optionally produces `transitionsPerEvent` records. */
+      /**
+       * A raw @platformatic/kafka consume → produce loop without transactions: per fetched batch,
+       * `transitionsPerEvent` pre-encoded transitions per event (0: only counts), then the
+       * offsets committed.
+       */
       role: 'floor-consume';
       brokers: string[];
       topic: string;
@@ -56,6 +61,8 @@ export interface StageReport {
   kind: 'ready' | 'stats' | 'done';
   counters: Record<string, number>;
 }
+
+const FLOOR_SEND_RECORDS = 5000;
 
 const logger = createLogger({
   level: 'warn',
@@ -76,6 +83,8 @@ interface Running {
 async function startStage(spec: StageSpec): Promise<Running> {
   switch (spec.role) {
     case 'collector': {
+      const { parseCollectorConfig } = await import('../services/collector/config.ts');
+      const { startCollector } = await import('../services/collector/main.ts');
       const collector = await startCollector(
         parseCollectorConfig('bench-host', { env: {}, flags: spec.flags }),
         logger,
@@ -90,10 +99,22 @@ async function startStage(spec: StageSpec): Promise<Running> {
       };
     }
     case 'processor': {
+      const { parseProcessorConfig } = await import('../services/processor/config.ts');
+      const { startProcessor } = await import('../services/processor/io/processor-service.ts');
       const processor = await startProcessor(
         parseProcessorConfig({ env: {}, flags: spec.flags }),
         logger,
       );
+      // When the first record arrived, to 5 ms: drain rates start there, whatever the join took.
+      let firstAtEpochMs = 0;
+      const watch = setInterval(() => {
+        void counterSum(processor.registry, 'vfio_processor_records_consumed_total').then((n) => {
+          if (n > 0 && firstAtEpochMs === 0) {
+            firstAtEpochMs = Date.now();
+            clearInterval(watch);
+          }
+        });
+      }, 5);
       return {
         counters: async () => ({
           consumed: await counterSum(processor.registry, 'vfio_processor_records_consumed_total'),
@@ -101,11 +122,16 @@ async function startStage(spec: StageSpec): Promise<Running> {
             processor.registry,
             'vfio_processor_transitions_published_total',
           ),
+          firstAtEpochMs,
         }),
-        stop: () => processor.stop(),
+        stop: () => {
+          clearInterval(watch);
+          return processor.stop();
+        },
       };
     }
     case 'simulator': {
+      const { startSimulator } = await import('../services/simulator/io/simulator.ts');
       const simulator = await startSimulator({
         dir: spec.dir,
         fleet: spec.fleet,
@@ -139,23 +165,27 @@ async function startStage(spec: StageSpec): Promise<Running> {
 
 async function floorProduce(spec: Extract<StageSpec, { role: 'floor-produce' }>): Promise<Running> {
   const records = encodedFleetRecords('bench-host', spec.vms, spec.eventsPerVm, spec.devicesPerVm);
-  const messages = records.map((r) => ({
-    key: r.key,
+  const messages: MessageToProduce[] = records.map((r) => ({
+    topic: spec.topic,
+    key: Buffer.from(r.key),
     value: r.value,
     partition: partitionFor(r.key, spec.partitions),
   }));
-  const kafka = createKafkaClient({ brokers: spec.brokers, clientId: 'bench-floor', logger });
-  const producer: Producer = kafka.producer({
+  const producer = new Producer({
+    clientId: 'bench-floor',
+    bootstrapBrokers: spec.brokers,
     idempotent: true,
-    maxInFlightRequests: 1,
-    allowAutoTopicCreation: false,
+    acks: -1,
+    autocreateTopics: false,
   });
-  await producer.connect();
+  // Producer id and metadata before the clock starts, as the collector's sender has them.
+  await producer.initIdempotentProducer({});
+  await producer.metadata({ topics: [spec.topic] });
   let sent = 0;
   const run = async (): Promise<void> => {
     for (let i = 0; i < messages.length; i += spec.batch) {
       const batch = messages.slice(i, i + spec.batch);
-      await producer.send({ topic: spec.topic, acks: -1, messages: batch });
+      await producer.send({ messages: batch });
       sent += batch.length;
     }
   };
@@ -167,17 +197,25 @@ async function floorProduce(spec: Extract<StageSpec, { role: 'floor-produce' }>)
         process.exit(1);
       });
     },
-    stop: () => producer.disconnect(),
+    stop: () => producer.close(),
   };
 }
 
 async function floorConsume(spec: Extract<StageSpec, { role: 'floor-consume' }>): Promise<Running> {
-  const kafka = createKafkaClient({ brokers: spec.brokers, clientId: 'bench-floor', logger });
-  const consumer = kafka.consumer({ groupId: spec.groupId, maxWaitTimeInMs: 50 });
-  const producer = kafka.producer({
+  const consumer = new Consumer({
+    clientId: 'bench-floor',
+    groupId: spec.groupId,
+    bootstrapBrokers: spec.brokers,
+    autocommit: false,
+    maxWaitTime: 50,
+    isolationLevel: FetchIsolationLevels.READ_COMMITTED,
+  });
+  const producer = new Producer({
+    clientId: 'bench-floor',
+    bootstrapBrokers: spec.brokers,
     idempotent: true,
-    maxInFlightRequests: 1,
-    allowAutoTopicCreation: false,
+    acks: -1,
+    autocreateTopics: false,
   });
   const codec = createTransitionCodec();
   const transition = codec.encode({
@@ -192,35 +230,84 @@ async function floorConsume(spec: Extract<StageSpec, { role: 'floor-consume' }>)
     startMicros: 1_795_798_176_000_000,
     endMicros: 1_795_798_176_012_300,
   });
-  const produce = spec.transitionsTopic !== undefined && (spec.transitionsPerEvent ?? 0) > 0;
-  if (produce) await producer.connect();
+  const key = Buffer.from('bench-host/vm-1');
+  const perEvent = spec.transitionsPerEvent ?? 0;
+  const produce = spec.transitionsTopic !== undefined && perEvent > 0;
+  if (produce) await producer.initIdempotentProducer({});
   let consumed = 0;
   let produced = 0;
   let owed = 0;
-  await consumer.connect();
-  await consumer.subscribe({ topic: spec.topic, fromBeginning: true });
-  await consumer.run({
-    eachBatch: async ({ batch }) => {
-      consumed += batch.messages.length;
-      if (!produce) return;
-      owed += batch.messages.length * (spec.transitionsPerEvent as number);
+  const stream = await consumer.consume({
+    topics: [spec.topic],
+    mode: 'committed',
+    fallbackMode: 'earliest',
+  });
+  let pending: Message[] = [];
+  // Everything the stream handed over since the last flush is one batch: produce, then commit.
+  const flush = async (): Promise<void> => {
+    const batch = pending;
+    pending = [];
+    consumed += batch.length;
+    if (produce) {
+      owed += batch.length * perEvent;
       const count = Math.floor(owed);
       owed -= count;
-      if (count === 0) return;
-      const messages = Array.from({ length: count }, () => ({
-        key: 'bench-host/vm-1',
-        value: transition,
-        partition: batch.partition,
-      }));
-      await producer.send({ topic: spec.transitionsTopic as string, acks: -1, messages });
-      produced += count;
-    },
+      if (count > 0) {
+        const out: MessageToProduce[] = Array.from({ length: count }, (_, i) => ({
+          topic: spec.transitionsTopic as string,
+          key,
+          value: transition,
+          partition: (batch[Math.min(i, batch.length - 1)] as Message).partition,
+        }));
+        // One request per FLOOR_SEND_RECORDS: a partition's record batch must stay under the
+        // broker's 1 MiB message.max.bytes.
+        for (let i = 0; i < out.length; i += FLOOR_SEND_RECORDS)
+          await producer.send({ messages: out.slice(i, i + FLOOR_SEND_RECORDS) });
+        produced += count;
+      }
+    }
+    const last = new Map<number, Message>();
+    for (const m of batch) last.set(m.partition, m);
+    await consumer.commit({
+      offsets: [...last.values()].map((m) => ({
+        topic: m.topic,
+        partition: m.partition,
+        offset: m.offset + 1n,
+        leaderEpoch: m.leaderEpoch,
+      })),
+    });
+  };
+  let scheduled = false;
+  let batches = 0;
+  let firstAtEpochMs = 0;
+  stream.on('data', (message: Message) => {
+    if (firstAtEpochMs === 0) firstAtEpochMs = Date.now();
+    pending.push(message);
+    if (scheduled) return;
+    scheduled = true;
+    setImmediate(() => {
+      stream.pause();
+      batches++;
+      flush()
+        .then(() => {
+          scheduled = false;
+          stream.resume();
+        })
+        .catch((error: unknown) => {
+          logger.error('The consume floor failed.', {
+            error,
+            errors: (error as { errors?: unknown[] }).errors?.map(String),
+          });
+          process.exit(1);
+        });
+    });
   });
   return {
-    counters: () => Promise.resolve({ consumed, produced }),
+    counters: () => Promise.resolve({ consumed, produced, batches, firstAtEpochMs }),
     stop: async () => {
-      await consumer.disconnect();
-      if (produce) await producer.disconnect();
+      await stream.close();
+      await consumer.close();
+      await producer.close();
     },
   };
 }
