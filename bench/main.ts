@@ -4,9 +4,9 @@
  * date and the versions. `npm run bench -- --only core` runs one entry; `--no-write` only prints.
  * Benchmarks are never run as tests: their figures depend on the machine's load.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { BenchSection } from './harness.ts';
@@ -18,6 +18,8 @@ interface Entry {
   pinned: boolean;
   /** Needs a Kafka broker: KAFKA_BROKERS, or a local one this orchestrator starts and stops. */
   kafka: boolean;
+  /** Runs on a three-node cluster this orchestrator starts (`infra/kafka/start.sh --nodes 3`). */
+  cluster?: boolean;
 }
 
 const ENTRIES: Entry[] = [
@@ -25,21 +27,30 @@ const ENTRIES: Entry[] = [
   { name: 'collector', file: 'bench/collector-throughput.ts', pinned: false, kafka: true },
   { name: 'processor', file: 'bench/processor-throughput.ts', pinned: false, kafka: true },
   { name: 'end-to-end', file: 'bench/pipeline-end-to-end.ts', pinned: false, kafka: true },
+  {
+    name: 'end-to-end-cluster',
+    file: 'bench/pipeline-end-to-end.ts',
+    pinned: false,
+    kafka: true,
+    cluster: true,
+  },
 ];
 
 /** State directory of the broker started for a bench run (wiped first: every run starts empty). */
 const BENCH_KAFKA_DIR = '.cache/bench-kafka';
+/** The same for the three-node cluster of the `-cluster` entries. */
+const BENCH_CLUSTER_DIR = '.cache/bench-kafka-cluster';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const PACKAGES = ['avsc', 'kafkajs', 'prom-client', 'rxjs', 'tsx'];
+const PACKAGES = ['@platformatic/kafka', 'avsc', 'prom-client', 'rxjs', 'tsx'];
 
-async function runEntry(entry: Entry): Promise<BenchSection> {
+async function runEntry(entry: Entry, env: NodeJS.ProcessEnv): Promise<BenchSection> {
   const node = [process.execPath, '--import', 'tsx', entry.file];
   const [command, ...args] = entry.pinned ? ['taskset', '-c', '0', ...node] : node;
   const { stdout } = await promisify(execFile)(command as string, args, {
     cwd: ROOT,
     maxBuffer: 16 * 1024 * 1024,
-    env: process.env,
+    env,
   });
   const last = stdout.trim().split('\n').at(-1) ?? '';
   return JSON.parse(last) as BenchSection;
@@ -67,11 +78,24 @@ function environment(): string {
       }
     ).version;
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
+  const mhz = cpus()[0]?.speed ?? 0;
+  const pom = readFileSync(`${ROOT}bench/kafka-streams/pom.xml`, 'utf8');
+  const pomVersion = (name: string): string =>
+    new RegExp(`<${name}>([^<]+)</${name}>`).exec(pom)?.[1] ?? '?';
   return [
-    `- Date: ${new Date().toISOString().slice(0, 10)}`,
-    `- Machine: ${cpus().length} vCPU ${cpu}, ${Math.round(totalmem() / 2 ** 30)} GiB RAM, ${process.platform} ${process.arch}`,
+    `- Date: ${new Date().toISOString().replace('T', ' ').slice(0, 16)} UTC`,
+    `- Machine: ${cpus().length} vCPU ${cpu} (${mhz} MHz), ${Math.round(totalmem() / 2 ** 30)} GiB RAM, ${process.platform} ${process.arch}; shared with other engineers' test runs (load average per run in the tables)`,
     `- Node.js ${process.version}; ${PACKAGES.map((p) => `${p} ${version(p)}`).join(', ')}`,
+    `- Kafka Streams reference: kafka-streams ${pomVersion('kafka.version')}, Avro ${pomVersion('avro.version')}, ${javaVersion()}`,
   ].join('\n');
+}
+
+function javaVersion(): string {
+  const java =
+    process.env['JAVA_HOME'] === undefined ? 'java' : `${process.env['JAVA_HOME']}/bin/java`;
+  // `java -version` writes to stderr.
+  const result = spawnSync(java, ['-version'], { encoding: 'utf8' });
+  return `${result.stderr}${result.stdout}`.split('\n')[0]?.trim() || 'Java (version unknown)';
 }
 
 /** The Kafka release start.sh runs, from the jars fetch.sh cached (e.g. `kafka 4.1.1`). */
@@ -101,16 +125,30 @@ async function runScript(script: string, args: string[]): Promise<string> {
 }
 
 /**
- * Starts a single-node broker with infra/kafka/start.sh in BENCH_KAFKA_DIR and returns a function
- * that stops it by its PID (stop.sh). A broker left there by an interrupted run is stopped first.
+ * Starts a single-node broker (or, with `nodes` 3, a three-node cluster) with
+ * infra/kafka/start.sh in `dir` and returns a function that stops it by its PIDs (stop.sh).
+ * Whatever an interrupted run left there is stopped first.
  */
-async function startBenchBroker(): Promise<{ address: string; stop: () => Promise<void> }> {
-  const dir = ['--dir', `${ROOT}${BENCH_KAFKA_DIR}`];
-  await runScript('infra/kafka/stop.sh', dir);
-  rmSync(`${ROOT}${BENCH_KAFKA_DIR}`, { recursive: true, force: true });
-  process.stderr.write(`bench: starting a local Kafka broker in ${BENCH_KAFKA_DIR}...\n`);
-  const address = await runScript('infra/kafka/start.sh', dir);
-  return { address, stop: () => runScript('infra/kafka/stop.sh', dir).then(() => undefined) };
+async function startBenchKafka(
+  dir: string,
+  nodes: 1 | 3,
+): Promise<{ address: string; stop: () => Promise<void> }> {
+  const args = ['--dir', `${ROOT}${dir}`];
+  await runScript('infra/kafka/stop.sh', args);
+  rmSync(`${ROOT}${dir}`, { recursive: true, force: true });
+  process.stderr.write(
+    `bench: starting ${nodes === 1 ? 'a local Kafka broker' : 'a three-node Kafka cluster'} in ${dir}...\n`,
+  );
+  const address = await runScript(
+    'infra/kafka/start.sh',
+    nodes === 1 ? args : ['--nodes', '3', ...args],
+  );
+  return { address, stop: () => runScript('infra/kafka/stop.sh', args).then(() => undefined) };
+}
+
+/** Whether infra/kafka/start.sh can start a cluster (`--nodes N`). */
+function clusterSupported(): boolean {
+  return /--nodes/.test(readFileSync(`${ROOT}infra/kafka/start.sh`, 'utf8'));
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -120,11 +158,13 @@ async function main(argv: string[]): Promise<void> {
   if (entries.length === 0)
     throw new Error(`no benchmark named "${only}"; have: ${ENTRIES.map((e) => e.name).join(', ')}`);
   let document = readFileSync(`${ROOT}BENCHMARKS.md`, 'utf8');
-  let broker: Awaited<ReturnType<typeof startBenchBroker>> | undefined;
-  const ownBroker = entries.some((e) => e.kafka) && (process.env['KAFKA_BROKERS'] ?? '') === '';
+  let broker: Awaited<ReturnType<typeof startBenchKafka>> | undefined;
+  const given = process.env['KAFKA_BROKERS'] ?? '';
+  const ownBroker = entries.some((e) => e.kafka && e.cluster !== true) && given === '';
+  const heap = process.env['KAFKA_HEAP_OPTS'] ?? '-Xms256m -Xmx768m';
   const kafkaNote = ownBroker
-    ? `- Kafka: single-node broker started by \`infra/kafka/start.sh\` on the same machine (${kafkaVersion()}, heap ${process.env['KAFKA_HEAP_OPTS'] ?? '-Xms256m -Xmx768m'}), started after the one-core entries so that its JVM does not share their core while warming up`
-    : `- Kafka: \`KAFKA_BROKERS\`=${process.env['KAFKA_BROKERS'] ?? '(unset)'}`;
+    ? `- Kafka: ${kafkaVersion()} started by \`infra/kafka/start.sh\` on the same machine (single node, heap ${heap}; the cluster entry: \`start.sh --nodes 3\`, three JVMs with the same heap), started after the one-core entries so that its JVM does not share their core while warming up`
+    : `- Kafka: \`KAFKA_BROKERS\`=${given === '' ? '(unset)' : given}`;
   try {
     document = upsert(
       document,
@@ -132,15 +172,38 @@ async function main(argv: string[]): Promise<void> {
       `${environment()}\n${entries.some((e) => e.kafka) ? `${kafkaNote}\n` : ''}`,
     );
     for (const entry of entries) {
-      if (entry.kafka && ownBroker && broker === undefined) {
-        broker = await startBenchBroker();
-        process.env['KAFKA_BROKERS'] = broker.address;
+      const env: NodeJS.ProcessEnv = { ...process.env };
+      let cluster: Awaited<ReturnType<typeof startBenchKafka>> | undefined;
+      if (entry.cluster === true) {
+        if (!clusterSupported()) {
+          process.stderr.write(
+            `bench: ${entry.name} skipped: infra/kafka/start.sh has no --nodes\n`,
+          );
+          continue;
+        }
+        // One Kafka at a time on these 2 cores: the single broker goes before the cluster starts.
+        await broker?.stop();
+        broker = undefined;
+        cluster = await startBenchKafka(BENCH_CLUSTER_DIR, 3);
+        env['KAFKA_BROKERS'] = cluster.address;
+        env['BENCH_KAFKA_NODES'] = '3';
+      } else if (entry.kafka) {
+        if (ownBroker && broker === undefined) broker = await startBenchKafka(BENCH_KAFKA_DIR, 1);
+        env['KAFKA_BROKERS'] = broker?.address ?? given;
       }
-      process.stderr.write(`bench: running ${entry.name}...\n`);
-      const section = await runEntry(entry);
-      const text = renderSection(section);
-      process.stdout.write(text + '\n');
-      document = upsert(document, entry.name, text);
+      process.stderr.write(
+        `bench: running ${entry.name} (loadavg ${loadavg()
+          .map((l) => l.toFixed(2))
+          .join(' ')})...\n`,
+      );
+      try {
+        const section = await runEntry(entry, env);
+        const text = renderSection(section);
+        process.stdout.write(text + '\n');
+        document = upsert(document, entry.name, text);
+      } finally {
+        await cluster?.stop();
+      }
     }
   } finally {
     await broker?.stop();
