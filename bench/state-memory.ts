@@ -6,9 +6,10 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import {
+  emptyApplyCounts,
   PartitionProcessor,
-  type EventInput,
 } from '../services/processor/core/partition-processor.ts';
+import type { PublishedTransition } from '../services/processor/core/recompute-partition.ts';
 import { TransitionEngine } from '../services/shared/core/transition-engine.ts';
 import type { TransitionRecord } from '../services/shared/core/transition-record.ts';
 
@@ -62,18 +63,21 @@ export function engineBytesPerDevice(): number {
 export function processorBytesPerDevice(): number {
   const before = heapAfterGc();
   const processor = new PartitionProcessor(0, { prepareTimeoutSeconds: 10 });
+  const out: PublishedTransition[] = [];
+  const counts = emptyApplyCounts();
   let offset = 0;
-  const batch: EventInput[] = [];
   for (let i = 0; i < DEVICES; i++) {
     const v = Math.floor(i / DEVICES_PER_VM);
-    for (const deviceState of STATES) {
-      batch.push({
-        offset: offset++,
-        record: {
+    for (const [s, deviceState] of STATES.entries()) {
+      offset++;
+      processor.apply(
+        offset,
+        {
           host: 'h1',
           vm: vms[v] as string,
           sessionId: sessions[v] as string,
-          sequence: offset,
+          // Per-session sequence without gaps: a VM's devices come one after the other.
+          sequence: (i % DEVICES_PER_VM) * STATES.length + s + 1,
           qemuTimestampMicros: 1e15 + offset,
           receivedMicros: 1e15,
           event: 'VFIO_MIGRATION',
@@ -83,17 +87,17 @@ export function processorBytesPerDevice(): number {
           migrationStatus: null,
           data: null,
         },
-      });
+        out,
+        counts,
+      );
     }
-    if (batch.length >= 1000) {
-      processor.applyBatch(batch, 1e15);
-      processor.takeStateChanges();
-      batch.length = 0;
+    if (offset % 1000 === 0) {
+      processor.takeChanges();
+      out.length = 0;
     }
   }
-  processor.applyBatch(batch, 1e15);
-  processor.takeStateChanges();
-  batch.length = 0;
+  processor.takeChanges();
+  out.length = 0;
   const bytes = (heapAfterGc() - before) / DEVICES;
   if (processor.stats().openPrepares !== DEVICES)
     throw new Error('expected every device to hold an open prepare');
