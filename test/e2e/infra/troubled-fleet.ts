@@ -71,6 +71,23 @@ function collectorRegistry(kind: 'busy' | 'idle'): [Registry, Tick] {
     labelNames: ['reason'],
     registers,
   });
+  const recordsRejected = new Counter({
+    name: 'vfio_collector_records_rejected_total',
+    help: 'records Kafka refuses for good',
+    labelNames: ['reason'],
+    registers,
+  });
+  const resent = new Counter({
+    name: 'vfio_collector_records_resent_total',
+    help: 'records handed to Kafka a second time',
+    registers,
+  });
+  const renewed = new Counter({
+    name: 'vfio_collector_sessions_renewed_total',
+    help: 'VMs continued in a new session after a loss',
+    labelNames: ['reason'],
+    registers,
+  });
   const spoolEvents = new Gauge({
     name: 'vfio_collector_spool_events',
     help: 'events in the spool',
@@ -131,6 +148,9 @@ function collectorRegistry(kind: 'busy' | 'idle'): [Registry, Tick] {
       spoolEvents.inc(10);
       spoolBytes.inc(10 * 180);
       dropped.inc({ reason: 'spool_full' }, 2);
+      recordsRejected.inc({ reason: 'MESSAGE_TOO_LARGE' });
+      resent.inc(3);
+      renewed.inc({ reason: 'spool_full' });
       reconnects.inc(25);
     },
   ];
@@ -189,9 +209,30 @@ function processorRegistry(): [Registry, Tick] {
     help: 'new QMP sessions seen',
     registers,
   });
-  const republishSkipped = new Counter({
-    name: 'vfio_processor_transitions_republish_skipped_total',
-    help: 'transitions recomputed after a restart that had already been published',
+  const sequenceGaps = new Counter({
+    name: 'vfio_processor_sequence_gaps_total',
+    help: 'sequence gaps within a QMP session',
+    registers,
+  });
+  const silentTimeouts = new Counter({
+    name: 'vfio_processor_silent_vm_timeouts_total',
+    help: 'VMs whose open prepares timed out on the partition clock',
+    registers,
+  });
+  const forgotten = new Counter({
+    name: 'vfio_processor_vms_forgotten_total',
+    help: 'shut-down VMs forgotten',
+    registers,
+  });
+  const committed = new Counter({
+    name: 'vfio_processor_transactions_committed_total',
+    help: 'transactions committed',
+    registers,
+  });
+  const refused = new Counter({
+    name: 'vfio_processor_records_refused_total',
+    help: 'output records Kafka refused for good',
+    labelNames: ['topic'],
     registers,
   });
   const restores = new Counter({
@@ -199,14 +240,16 @@ function processorRegistry(): [Registry, Tick] {
     help: 'partitions whose engine state was rebuilt from the state topic',
     registers,
   });
-  const publishFailures = new Counter({
-    name: 'vfio_processor_publish_failures_total',
-    help: 'failed attempts to publish a batch',
+  const transactionFailures = new Counter({
+    name: 'vfio_processor_transaction_failures_total',
+    help: 'transactions aborted',
+    labelNames: ['kind'],
     registers,
   });
   tracked.set(40);
   restores.inc(2);
-  republishSkipped.inc(5);
+  forgotten.inc(1);
+  refused.inc({ topic: 'transitions' }, 0);
   lag.set({ partition: '1' }, 0);
   return [
     registry,
@@ -214,7 +257,10 @@ function processorRegistry(): [Registry, Tick] {
       consumed.inc(8);
       deadLettered.inc({ reason: 'undecodable' });
       sessions.inc();
-      publishFailures.inc();
+      transactionFailures.inc({ kind: 'fenced' });
+      sequenceGaps.inc();
+      silentTimeouts.inc();
+      committed.inc(4);
       duplicates.inc({ kind: 'redelivery' });
       transitions.inc({ type: 'prepare' }, 3);
       transitions.inc({ type: 'dwell' }, 5);
