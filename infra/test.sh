@@ -49,7 +49,7 @@ fi
 log=$(mktemp)
 status=0
 # --test-force-exit: a test file's process ends when its tests have, even if a library left an
-# idle socket open (kafkajs can, when a request races its disconnect); a hang would otherwise
+# idle socket open (a Kafka client can, when a request races its close); a hang would otherwise
 # only end at CI's deadline. Everything a test starts is still stopped by its own t.after.
 node --import tsx --test --test-force-exit --test-reporter=spec "${files[@]}" | tee "$log" ||
   status=${PIPESTATUS[0]}
