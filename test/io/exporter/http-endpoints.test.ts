@@ -103,6 +103,15 @@ test('/healthz, /readyz, /metrics, the live page and /api/summary', async (t) =>
     assert.ok(lines.includes(line), `missing: ${line}`);
   }
   assert.ok(lines.some((l) => l.startsWith('vfio_exporter_process_cpu_seconds_total')));
+  // The runtime is reported, so a fleet can find hosts on an unsupported Node.
+  assert.ok(
+    lines.some(
+      (l) =>
+        l.startsWith('vfio_exporter_nodejs_version_info{') &&
+        l.includes(`version="${process.version}"`),
+    ),
+    'nodejs_version_info names the running Node',
+  );
   assert.ok(logs.some((l) => l.includes('A transition record was skipped.')));
 
   const page = await get(`${url}/`);
