@@ -17,37 +17,43 @@ const FLEET = {
   speed: 20,
   failureRate: 0.1,
 };
+/** A scenario that overruns this failed somewhere its own waits do not cover. */
+const SCENARIO = { timeout: 300_000 };
 const fleet = (seed: number, seconds: number): FleetOptions => ({ ...FLEET, seed, seconds });
 
 test('broker faults while data flows', { timeout: 900_000 }, async (t) => {
   const fc = await startFaultCluster(t);
 
-  await t.test('SIGKILL of the leader of the busiest partitions, back 20 s later', async (t) => {
-    const s = await Scenario.create(t, fc, { fleet: fleet(101, 35) });
-    await s.run(async () => {
-      await s.startPipeline();
-      await s.awaitTransitions(200);
-      const events = await s.busiestPartition(s.topics.events);
-      const transitions = await s.busiestPartition(s.topics.transitions);
-      const eventsLeader = await leaderOf(fc.cluster.brokers, s.topics.events, events);
-      const transitionsLeader = await leaderOf(
-        fc.cluster.brokers,
-        s.topics.transitions,
-        transitions,
-      );
-      s.log(
-        `busiest: ${s.topics.events}/${events} led by ${eventsLeader}, ` +
-          `${s.topics.transitions}/${transitions} led by ${transitionsLeader}; killing ${eventsLeader}`,
-      );
-      await fc.cluster.kill(eventsLeader);
-      await sleep(20_000);
-      await fc.cluster.start(eventsLeader);
-      s.log(`node ${eventsLeader} back`);
-      await s.verify();
-    });
-  });
+  await t.test(
+    'SIGKILL of the leader of the busiest partitions, back 20 s later',
+    SCENARIO,
+    async (t) => {
+      const s = await Scenario.create(t, fc, { fleet: fleet(101, 35) });
+      await s.run(async () => {
+        await s.startPipeline();
+        await s.awaitTransitions(200);
+        const events = await s.busiestPartition(s.topics.events);
+        const transitions = await s.busiestPartition(s.topics.transitions);
+        const eventsLeader = await leaderOf(fc.cluster.brokers, s.topics.events, events);
+        const transitionsLeader = await leaderOf(
+          fc.cluster.brokers,
+          s.topics.transitions,
+          transitions,
+        );
+        s.log(
+          `busiest: ${s.topics.events}/${events} led by ${eventsLeader}, ` +
+            `${s.topics.transitions}/${transitions} led by ${transitionsLeader}; killing ${eventsLeader}`,
+        );
+        await fc.cluster.kill(eventsLeader);
+        await sleep(20_000);
+        await fc.cluster.start(eventsLeader);
+        s.log(`node ${eventsLeader} back`);
+        await s.verify();
+      });
+    },
+  );
 
-  await t.test('SIGSTOP of a broker for 30 s (hung), then SIGCONT', async (t) => {
+  await t.test('SIGSTOP of a broker for 30 s (hung), then SIGCONT', SCENARIO, async (t) => {
     const s = await Scenario.create(t, fc, { fleet: fleet(102, 45) });
     await s.run(async () => {
       await s.startPipeline();
@@ -63,7 +69,7 @@ test('broker faults while data flows', { timeout: 900_000 }, async (t) => {
     });
   });
 
-  await t.test('rolling restart of all three brokers, one at a time', async (t) => {
+  await t.test('rolling restart of all three brokers, one at a time', SCENARIO, async (t) => {
     const s = await Scenario.create(t, fc, { fleet: fleet(103, 60) });
     await s.run(async () => {
       await s.startPipeline();

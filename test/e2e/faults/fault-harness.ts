@@ -20,7 +20,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { createWriteStream, mkdtempSync } from 'node:fs';
+import { createWriteStream, mkdirSync, mkdtempSync } from 'node:fs';
 import { copyFile, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -236,10 +236,12 @@ export class Scenario {
     readonly name: string,
     private readonly options: ScenarioOptions,
   ) {
-    const slug = name.replace(/[^a-z0-9]+/gi, '-').slice(0, 40);
+    // Short: unix socket paths (the VMs' are under it) are limited to 107 bytes.
+    const slug = name.replace(/[^a-z0-9]+/gi, '-').slice(0, 24);
     this.logDir = mkdtempSync(join(tmpdir(), `vfio-fault-${slug}-`));
     this.socketDir = join(this.logDir, 'vms');
     this.spoolDir = join(this.logDir, 'spool');
+    mkdirSync(this.socketDir);
     const id = randomUUID().slice(0, 8);
     this.topics = {
       events: `fault-events-${id}`,

@@ -28,6 +28,8 @@ const FLEET = {
   speed: 20,
   failureRate: 0.1,
 };
+/** A scenario that overruns this failed somewhere its own waits do not cover. */
+const SCENARIO = { timeout: 300_000 };
 const fleet = (seed: number, seconds: number, speed = FLEET.speed): FleetOptions => ({
   ...FLEET,
   seed,
@@ -50,6 +52,7 @@ test('process faults while data flows', { timeout: 900_000 }, async (t) => {
 
   await t.test(
     'zombie processor: SIGSTOP past the session timeout, the other takes over, SIGCONT',
+    SCENARIO,
     async (t) => {
       const s = await Scenario.create(t, fc, { fleet: fleet(201, 40) });
       await s.run(async () => {
@@ -80,6 +83,7 @@ test('process faults while data flows', { timeout: 900_000 }, async (t) => {
 
   await t.test(
     'processor SIGKILLed three times inside a transaction, restarted each time',
+    SCENARIO,
     async (t) => {
       const random = seededRandom(202);
       const s = await Scenario.create(t, fc, { fleet: fleet(202, 50) });
@@ -103,6 +107,7 @@ test('process faults while data flows', { timeout: 900_000 }, async (t) => {
 
   await t.test(
     'collector SIGKILLed three times with records in flight, restarted on its spool',
+    SCENARIO,
     async (t) => {
       const random = seededRandom(203);
       const s = await Scenario.create(t, fc, {
@@ -113,9 +118,19 @@ test('process faults while data flows', { timeout: 900_000 }, async (t) => {
         let { collector } = await s.startPipeline(1);
         for (let kill = 1; kill <= SIGKILLS; kill++) {
           await awaitPublishing(collector, 'vfio_collector_events_published_total');
-          const delayMs = Math.round(500 + random() * 2500);
-          await sleep(delayMs);
-          const inFlight = await collector.metric('vfio_collector_spool_events');
+          await sleep(Math.round(1500 + random() * 3500));
+          // Kill it while Kafka has not acknowledged some of its spool.
+          const inFlight = await waitFor(
+            async () => {
+              const spooled = await collector.metric('vfio_collector_spool_events');
+              return spooled > 0 ? spooled : null;
+            },
+            {
+              timeoutMs: 10_000,
+              intervalMs: 5,
+              description: `${collector.name} with records in flight`,
+            },
+          );
           s.log(
             `SIGKILL ${collector.name} with ${inFlight} events in its spool (${kill}/${SIGKILLS})`,
           );
@@ -129,6 +144,7 @@ test('process faults while data flows', { timeout: 900_000 }, async (t) => {
 
   await t.test(
     'a record over max.message.bytes mid-stream: rejected.jsonl, counted, the rest exact',
+    SCENARIO,
     async (t) => {
       const s = await Scenario.create(t, fc, {
         fleet: fleet(204, 30),
