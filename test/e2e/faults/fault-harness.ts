@@ -166,8 +166,6 @@ export interface StageProcess {
   signal(signal: NodeJS.Signals): void;
   /** SIGKILL and wait for the exit. */
   kill(): Promise<void>;
-  /** SIGTERM, and wait for a clean exit (status 0) within `timeoutMs`. */
-  stop(timeoutMs?: number): Promise<number | null>;
   /** Sum of a metric's samples on /metrics (every label set), 0 when absent. */
   metric(name: string): Promise<number>;
 }
@@ -228,10 +226,10 @@ export class Scenario {
   simulator: Simulator | undefined;
   private failed = false;
   private readonly started = Date.now();
-  private counts = new Map<string, number>();
+  private readonly counts = new Map<string, number>();
 
   private constructor(
-    private readonly t: TestContext,
+    t: TestContext,
     readonly fc: FaultCluster,
     readonly name: string,
     private readonly options: ScenarioOptions,
@@ -354,13 +352,6 @@ export class Scenario {
         process.kill(pid, 'SIGCONT');
         process.kill(pid, 'SIGKILL');
         await exited;
-      },
-      stop: async (timeoutMs = 30_000) => {
-        if (running()) process.kill(pid, 'SIGTERM');
-        const timer = setTimeout(() => running() && process.kill(pid, 'SIGKILL'), timeoutMs);
-        await exited;
-        clearTimeout(timer);
-        return child.exitCode;
       },
       metric: async (metricName) =>
         metricValue(
