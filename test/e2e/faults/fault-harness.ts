@@ -530,6 +530,24 @@ export class Scenario {
       { timeoutMs: DRAIN_TIMEOUT_MS, intervalMs: 250, description: 'the processors caught up' },
     );
     this.log('processors caught up');
+    // A commit returns before the coordinator has written its markers to every partition: until
+    // it has, read_committed readers stop at the last stable offset. Wait until no transaction
+    // is open on the transitions topic, so the audit reads everything committed.
+    const transitionPartitions = this.partitions(this.topics.transitions);
+    const waitedFrom = Date.now();
+    await waitFor(
+      async () => {
+        const [stable, high] = await Promise.all([
+          this.fc.port.endOffsets(transitionPartitions, 'read_committed'),
+          this.fc.port.endOffsets(transitionPartitions, 'read_uncommitted'),
+        ]);
+        return stable.every(
+          (p) => p.offset === high.find((h) => h.partition === p.partition)?.offset,
+        );
+      },
+      { timeoutMs: 60_000, intervalMs: 100, description: 'no open transaction on the transitions' },
+    );
+    this.log(`transitions stable after ${Date.now() - waitedFrom} ms`);
     const { audit, transitions } = await this.checkTransitions();
     const seconds = (Date.now() - this.started) / 1000;
     this.log(`verified: ${JSON.stringify(transitions)} transitions in ${seconds.toFixed(0)} s`);
