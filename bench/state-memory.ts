@@ -9,7 +9,7 @@ import {
   emptyApplyCounts,
   PartitionProcessor,
 } from '../services/processor/core/partition-processor.ts';
-import type { PublishedTransition } from '../services/processor/core/recompute-partition.ts';
+import type { PublishedTransition } from '../services/processor/core/published-transition.ts';
 import { TransitionEngine } from '../services/shared/core/transition-engine.ts';
 import type { TransitionRecord } from '../services/shared/core/transition-record.ts';
 

@@ -13,7 +13,7 @@ import { createKafkaPort } from '../shared/io/kafka-client.ts';
 import type { KafkaPort, TopicDescription } from '../shared/io/kafka-port.ts';
 import type { Logger } from '../shared/io/logger.ts';
 import type { ProcessorConfig } from './config.ts';
-import type { PublishedTransition } from './core/recompute-partition.ts';
+import type { PublishedTransition } from './core/published-transition.ts';
 import { transactionPipeline } from './io/batch-pipeline.ts';
 import { createProcessorTelemetry } from './io/processor-telemetry.ts';
 import { TransactionRunner } from './io/transaction-runner.ts';

@@ -3,7 +3,7 @@ import type { RejectReason } from '../../shared/core/qmp-message.ts';
 import { TransitionEngine } from '../../shared/core/transition-engine.ts';
 import type { TransitionRecord } from '../../shared/core/transition-record.ts';
 import { vmEventFromRecord } from '../../shared/core/vm-event.ts';
-import type { PublishedTransition } from './recompute-partition.ts';
+import type { PublishedTransition } from './published-transition.ts';
 import type { PartitionMeta, VmStateValue } from './state-changelog.ts';
 import {
   judgeEvent,

@@ -4,7 +4,7 @@ import {
   type ApplyCounts,
   type SequenceGap,
 } from './partition-processor.ts';
-import type { EventDecodeResult, PublishedTransition } from './recompute-partition.ts';
+import type { EventDecodeResult, PublishedTransition } from './published-transition.ts';
 import { metaEntry, vmStateEntry, vmTombstone, type ChangelogEntry } from './state-changelog.ts';
 
 /**

@@ -11,7 +11,7 @@ import type {
 } from '../../shared/io/kafka-port.ts';
 import type { PartitionProcessor } from '../core/partition-processor.ts';
 import { processBatch, type BatchOutput } from '../core/process-batch.ts';
-import type { EventDecodeResult, PublishedTransition } from '../core/recompute-partition.ts';
+import type { EventDecodeResult, PublishedTransition } from '../core/published-transition.ts';
 import type { ProcessorTelemetry } from './processor-telemetry.ts';
 import { restorePartitions } from './state-restore.ts';
 

@@ -3,10 +3,8 @@ import { test } from 'node:test';
 import fc from 'fast-check';
 import { PartitionProcessor } from '../../../services/processor/core/partition-processor.ts';
 import { processBatch, type BatchRecord } from '../../../services/processor/core/process-batch.ts';
-import {
-  recomputePartition,
-  type PublishedTransition,
-} from '../../../services/processor/core/recompute-partition.ts';
+import type { PublishedTransition } from '../../../services/processor/core/published-transition.ts';
+import { recomputePartition } from '../../../services/processor/core/recompute-partition.ts';
 import {
   ChangelogFold,
   type ChangelogEntry,

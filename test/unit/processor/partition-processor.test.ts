@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { PartitionProcessor } from '../../../services/processor/core/partition-processor.ts';
 import { processBatch, type BatchOutput } from '../../../services/processor/core/process-batch.ts';
-import type { PublishedTransition } from '../../../services/processor/core/recompute-partition.ts';
+import type { PublishedTransition } from '../../../services/processor/core/published-transition.ts';
 import { batchOf, decodeEvent, type EventSpec } from './processor-fixtures.ts';
 
 const brief = (t: PublishedTransition): string =>

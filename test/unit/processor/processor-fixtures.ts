@@ -1,5 +1,5 @@
 import type { EventRecord } from '../../../services/shared/core/event-record.ts';
-import type { EventDecodeResult } from '../../../services/processor/core/recompute-partition.ts';
+import type { EventDecodeResult } from '../../../services/processor/core/published-transition.ts';
 import type { BatchRecord } from '../../../services/processor/core/process-batch.ts';
 
 /** QEMU time origin of the fixtures, and the collector's receive clock (1 ms behind QEMU). */
