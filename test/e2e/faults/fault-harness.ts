@@ -667,8 +667,47 @@ export class Scenario {
 
   private lastAudit: AuditReport | undefined;
 
+  /**
+   * Per partition of the transitions and state topics: high watermark, last stable offset and
+   * how many records a read_committed and a read_uncommitted reader see, to tell "never
+   * committed" from "committed but not read".
+   */
+  private async describeOutputTopics(): Promise<void> {
+    const { port } = this.fc;
+    for (const topic of [this.topics.transitions, this.topics.state]) {
+      const partitions = this.partitions(topic);
+      const [high, stable] = await Promise.all([
+        port.endOffsets(partitions, 'read_uncommitted'),
+        port.endOffsets(partitions, 'read_committed'),
+      ]);
+      const counts = async (isolation: 'read_committed' | 'read_uncommitted') => {
+        const n = partitions.map(() => 0);
+        await port.readToEnd(
+          partitions.map((tp) => ({ ...tp, offset: 0n })),
+          (r) => n[r.partition]!++,
+          isolation,
+        );
+        return n;
+      };
+      const [committed, uncommitted] = [
+        await counts('read_committed'),
+        await counts('read_uncommitted'),
+      ];
+      const rows = partitions.map(
+        ({ partition }) =>
+          `${partition}: hw ${high.find((o) => o.partition === partition)?.offset} ` +
+          `lso ${stable.find((o) => o.partition === partition)?.offset} ` +
+          `read_committed ${committed[partition]} read_uncommitted ${uncommitted[partition]}`,
+      );
+      this.log(`${topic}:\n  ${rows.join('\n  ')}`);
+    }
+  }
+
   /** Prints where things are: stage counters, the audit's differences, the brokers' logs. */
   private async diagnose(): Promise<void> {
+    await this.describeOutputTopics().catch((e: unknown) =>
+      this.log(`output topics unavailable: ${String(e)}`),
+    );
     for (const stage of this.stages) {
       let counters = 'not running';
       if (stage.running() && stage.url !== '') {
