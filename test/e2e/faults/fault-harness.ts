@@ -529,7 +529,12 @@ export class Scenario {
       },
       { timeoutMs: DRAIN_TIMEOUT_MS, intervalMs: 250, description: 'the processors caught up' },
     );
-    this.log('processors caught up');
+    const failures = await Promise.all(
+      this.live('process').map(
+        async (p) => `${p.name} ${await p.metric('vfio_processor_transaction_failures_total')}`,
+      ),
+    );
+    this.log(`processors caught up; failed transactions: ${failures.join(', ')}`);
     // A commit returns before the coordinator has written its markers to every partition: until
     // it has, read_committed readers stop at the last stable offset. Wait until no transaction
     // is open on the transitions topic, so the audit reads everything committed.
