@@ -6,7 +6,7 @@
  */
 import { execFile, spawnSync } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, totalmem } from 'node:os';
+import { cpus, loadavg, release, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import type { BenchSection } from './harness.ts';
@@ -78,13 +78,17 @@ function environment(): string {
       }
     ).version;
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
-  const mhz = cpus()[0]?.speed ?? 0;
+  // os.cpus() reports 0 MHz in this VM; /proc/cpuinfo has what the guest sees.
+  const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
+  const field = (name: string): string =>
+    new RegExp(`^${name}\\s*: (.*)$`, 'm').exec(cpuinfo)?.[1]?.trim() ?? '?';
+  const cpuText = `${cpu} (family ${field('cpu family')} model ${field('model')}, ${Math.round(Number(field('cpu MHz')))} MHz, cache ${field('cache size')})`;
   const pom = readFileSync(`${ROOT}bench/kafka-streams/pom.xml`, 'utf8');
   const pomVersion = (name: string): string =>
     new RegExp(`<${name}>([^<]+)</${name}>`).exec(pom)?.[1] ?? '?';
   return [
     `- Date: ${new Date().toISOString().replace('T', ' ').slice(0, 16)} UTC`,
-    `- Machine: ${cpus().length} vCPU ${cpu} (${mhz} MHz), ${Math.round(totalmem() / 2 ** 30)} GiB RAM, ${process.platform} ${process.arch}; shared with other engineers' test runs (load average per run in the tables)`,
+    `- Machine: ${cpus().length} vCPU ${cpuText}, ${Math.round(totalmem() / 2 ** 30)} GiB RAM, ${process.platform} ${process.arch} (kernel ${release()}); shared with other engineers' test runs (load average per run in the tables)`,
     `- Node.js ${process.version}; ${PACKAGES.map((p) => `${p} ${version(p)}`).join(', ')}`,
     `- Kafka Streams reference: kafka-streams ${pomVersion('kafka.version')}, Avro ${pomVersion('avro.version')}, ${javaVersion()}`,
   ].join('\n');
