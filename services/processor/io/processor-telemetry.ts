@@ -5,6 +5,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { LAG_BUCKETS_SECONDS } from '../../shared/core/bucket-policy.ts';
 import type { Logger } from '../../shared/io/logger.ts';
+import type { InputHole } from '../core/input-holes.ts';
 import type { SequenceGap } from '../core/partition-processor.ts';
 import type { BatchCounts } from '../core/process-batch.ts';
 
@@ -110,6 +111,12 @@ export function createProcessorTelemetry(registry: Registry, logger: Logger) {
     labelNames: ['kind'],
     registers,
   });
+  const inputHoles = new Counter({
+    name: `${METRIC_PREFIX}input_holes_total`,
+    help: 'Restores that found the records in hand starting after the restored state (the state was re-read; `accepted`: records were gone for good and processing went on past them).',
+    labelNames: ['result'],
+    registers,
+  });
   const refused = new Counter({
     name: `${METRIC_PREFIX}records_refused_total`,
     help: 'Output records Kafka refused for good (e.g. larger than the topic allows), by topic kind.',
@@ -121,6 +128,7 @@ export function createProcessorTelemetry(registry: Registry, logger: Logger) {
   // scrape instead of only after the first occurrence.
   for (const kind of ['already_applied', 'redelivery', 'identical']) duplicates.inc({ kind }, 0);
   for (const kind of ['fenced', 'failed']) failures.inc({ kind }, 0);
+  for (const result of ['restored_again', 'accepted']) inputHoles.inc({ result }, 0);
   for (const topic of ['transitions', 'dead_letter', 'state']) refused.inc({ topic }, 0);
   for (const type of ['prepare', 'dwell']) published.inc({ type }, 0);
   for (const reason of DEAD_LETTER_REASONS) deadLettered.inc({ reason }, 0);
@@ -203,6 +211,19 @@ export function createProcessorTelemetry(registry: Registry, logger: Logger) {
           { error, retrying, delayMs },
         ),
       );
+    },
+    inputHole(holes: readonly InputHole[], accepted: boolean): void {
+      inputHoles.inc({ result: accepted ? 'accepted' : 'restored_again' });
+      if (accepted) {
+        logger.error(
+          'Records between the restored state and the records in hand are gone; processing goes on past them (transitions across the hole are not computed).',
+          { holes },
+        );
+      } else {
+        logger.warn('The restored state is behind the records in hand; restoring again.', {
+          holes,
+        });
+      }
     },
     engineSize(devices: number, open: number): void {
       trackedDevices.set(devices);

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { isTelemetryError } from '../../shared/core/errors.ts';
+import { isTelemetryError, TelemetryError } from '../../shared/core/errors.ts';
 import type { AvroCodec } from '../../shared/io/avro-codec.ts';
 import type {
   ConsumedRecord,
@@ -9,6 +9,7 @@ import type {
   OutgoingRecord,
   Producer,
 } from '../../shared/io/kafka-port.ts';
+import { findInputHoles } from '../core/input-holes.ts';
 import type { PartitionProcessor } from '../core/partition-processor.ts';
 import { processBatch, type BatchOutput } from '../core/process-batch.ts';
 import type { EventDecodeResult, PublishedTransition } from '../core/published-transition.ts';
@@ -73,6 +74,8 @@ export class TransactionRunner {
   private pending: PendingTransaction | null = null;
   private stopping = false;
   private failures = 0;
+  /** Restores in a row that found a hole before the records in hand (see `checkHoles`). */
+  private holeRestores = 0;
   /** False after a failed transaction until one commits. */
   healthy = true;
 
@@ -129,6 +132,7 @@ export class TransactionRunner {
     const { telemetry } = this.deps;
     try {
       await this.restoreMissing(pending.records);
+      this.checkHoles(pending.records);
       const output = processBatch(this.partitions, pending.records, {
         groupId: this.options.groupId,
         decodeEvent: this.deps.decodeEvent,
@@ -145,6 +149,7 @@ export class TransactionRunner {
       });
       if (this.pending === pending) this.pending = null;
       this.failures = 0;
+      this.holeRestores = 0;
       this.healthy = true;
       const refused = new Set(result.refused.map((r) => r.index));
       for (const r of result.refused) {
@@ -191,6 +196,34 @@ export class TransactionRunner {
     if (this.partitions.size === 0) return;
     this.partitions.clear();
     this.deps.telemetry.partitionsLost();
+  }
+
+  /**
+   * The records in hand must start at or below each partition's restored `nextOffset`
+   * (core/input-holes.ts). If they start after it, the restore read stale state or the records
+   * are gone: fail the transaction, so the state is dropped and read again after a back-off.
+   * After `MAX_HOLE_RESTORES` restores in a row that agree, the records are taken as gone for
+   * good (retention deleted them while no processor ran): counted, logged as an error, and
+   * processing goes on (the collector's sequence numbers make the VMs start over there).
+   */
+  private checkHoles(records: readonly ConsumedRecord[]): void {
+    const next = new Map([...this.partitions].map(([p, processor]) => [p, processor.nextOffset]));
+    const holes = findInputHoles(next, records);
+    if (holes.length === 0) return;
+    this.holeRestores += 1;
+    const accepted = this.holeRestores > MAX_HOLE_RESTORES;
+    this.deps.telemetry.inputHole(holes, accepted);
+    if (accepted) {
+      this.holeRestores = 0;
+      return;
+    }
+    throw new TelemetryError(
+      'KAFKA_UNAVAILABLE',
+      'The restored state is behind the records in hand.',
+      {
+        details: { holes },
+      },
+    );
   }
 
   private async restoreMissing(records: readonly ConsumedRecord[]): Promise<void> {
@@ -254,6 +287,8 @@ export class TransactionRunner {
     return { records, kinds };
   }
 }
+
+const MAX_HOLE_RESTORES = 5;
 
 function sameMembership(a: GroupMembership, b: GroupMembership | null): boolean {
   return b !== null && a.generationId === b.generationId && a.memberId === b.memberId;

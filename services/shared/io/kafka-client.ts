@@ -151,20 +151,36 @@ export function createKafkaPort(options: KafkaClientOptions): KafkaPort {
           }
         }
         if (outOfRange.length > 0) {
-          // Records before the log start are gone (retention): read from where the log starts.
+          // OFFSET_OUT_OF_RANGE has two causes. Below the log start, the records are gone
+          // (retention): read on from where the log starts. Otherwise the broker asked is behind
+          // the offset (a replica that just restarted and still believes it leads, stale
+          // metadata): ask again after fresh metadata, and NEVER jump ahead — skipping to the end
+          // here once made a restore miss committed state and the processor lose transitions.
           const starts = await admin.boundaryOffsets(
             adminClient,
             outOfRange,
             'earliest',
             isolation,
           );
+          let behind = false;
           for (const start of starts) {
             const position = positions.get(`${start.topic}:${start.partition}`)!;
-            position.offset =
-              start.offset > position.offset
-                ? start.offset
-                : end.get(`${start.topic}:${start.partition}`)!;
-            lastProgress = Date.now();
+            if (start.offset > position.offset) {
+              logger.warn('Records before the log start are gone; reading on from the start.', {
+                topic: start.topic,
+                partition: start.partition,
+                from: String(position.offset),
+                logStart: String(start.offset),
+              });
+              position.offset = start.offset;
+              lastProgress = Date.now();
+            } else {
+              behind = true;
+            }
+          }
+          if (behind) {
+            reader.clearMetadata();
+            await sleep(READ_BACKOFF_MS);
           }
         }
         if (Date.now() - lastProgress > READ_STALL_MS) {

@@ -398,20 +398,30 @@ export class PortGroupConsumer implements GroupConsumer {
     if (epoch === this.#epoch) this.#positions = positions;
   }
 
-  async #resetOutOfRange(epoch: number, partitions: readonly TopicPartition[]): Promise<void> {
-    const start = await this.#deps.boundaryOffsets(
-      partitions,
-      this.#options.startWith ?? 'earliest',
-      this.#isolation,
-    );
-    if (epoch !== this.#epoch || this.#positions === undefined) return;
+  /**
+   * OFFSET_OUT_OF_RANGE: below the log start the records are gone (retention), so the position
+   * moves to the start. Anything else means the broker asked is behind (a replica that just
+   * restarted, stale metadata): the position stays and the fetch is retried after fresh
+   * metadata. Never a jump to the end, and never back to the beginning of a live log.
+   */
+  async #resetOutOfRange(epoch: number, partitions: readonly TopicPartition[]): Promise<boolean> {
+    const start = await this.#deps.boundaryOffsets(partitions, 'earliest', this.#isolation);
+    if (epoch !== this.#epoch || this.#positions === undefined) return false;
+    let behind = false;
     for (const p of start) {
-      this.#logger.warn('Fetch position out of range; starting over.', {
+      const key = keyOf(p.topic, p.partition);
+      const position = this.#positions.get(key);
+      if (position !== undefined && p.offset <= position.offset) {
+        behind = true;
+        continue;
+      }
+      this.#logger.warn('Records before the log start are gone; reading on from the start.', {
         ...p,
         offset: String(p.offset),
       });
-      this.#positions.set(keyOf(p.topic, p.partition), p);
+      this.#positions.set(key, p);
     }
+    return behind;
   }
 
   async #run(): Promise<void> {
@@ -456,7 +466,9 @@ export class PortGroupConsumer implements GroupConsumer {
           });
         }
         if (this.#buffered() > 0) this.#dataSignal.notify();
-        if (outOfRange.length > 0) await this.#resetOutOfRange(epoch, outOfRange);
+        if (outOfRange.length > 0 && (await this.#resetOutOfRange(epoch, outOfRange))) {
+          retry = true;
+        }
         if (retry) {
           this.#consumer.clearMetadata();
           await sleep(RETRY_BACKOFF_MS);

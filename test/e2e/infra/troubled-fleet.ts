@@ -229,6 +229,12 @@ function processorRegistry(): [Registry, Tick] {
     help: 'transactions committed',
     registers,
   });
+  const inputHoles = new Counter({
+    name: 'vfio_processor_input_holes_total',
+    help: 'restores that found a hole before the records in hand',
+    labelNames: ['result'],
+    registers,
+  });
   const refused = new Counter({
     name: 'vfio_processor_records_refused_total',
     help: 'output records Kafka refused for good',
@@ -250,6 +256,7 @@ function processorRegistry(): [Registry, Tick] {
   restores.inc(2);
   forgotten.inc(1);
   refused.inc({ topic: 'transitions' }, 0);
+  inputHoles.inc({ result: 'restored_again' }, 0);
   lag.set({ partition: '1' }, 0);
   return [
     registry,
