@@ -184,9 +184,15 @@ export interface KafkaPort {
     isolation?: Isolation,
   ): Promise<TopicPartitionOffset[]>;
   /** End offsets: the high watermark (`read_uncommitted`) or the last stable offset. */
-  endOffsets(partitions: readonly TopicPartition[], isolation: Isolation): Promise<TopicPartitionOffset[]>;
+  endOffsets(
+    partitions: readonly TopicPartition[],
+    isolation: Isolation,
+  ): Promise<TopicPartitionOffset[]>;
   /** Offsets committed for a group, asked for as stable (KIP-447 `requireStable`). */
-  committedOffsets(groupId: string, partitions: readonly TopicPartition[]): Promise<TopicPartitionOffset[]>;
+  committedOffsets(
+    groupId: string,
+    partitions: readonly TopicPartition[],
+  ): Promise<TopicPartitionOffset[]>;
   /** Topics that do not exist are absent from the map. */
   describeTopics(names: readonly string[]): Promise<Map<string, TopicDescription>>;
   createTopics(topics: readonly TopicToCreate[]): Promise<void>;
