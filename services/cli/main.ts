@@ -1,5 +1,5 @@
 import { isTelemetryError } from '../shared/core/errors.ts';
-import { processIo, type CommandIo } from './command-io.ts';
+import { processIo, type CommandIo } from '../shared/io/command-io.ts';
 import { runAudit } from './audit/audit-command.ts';
 import { runReplay } from './replay/replay-command.ts';
 import { runSimulate } from '../simulator/simulate-command.ts';

@@ -1,10 +1,9 @@
 import { hostname } from 'node:os';
-import type { CommandIo } from '../cli/command-io.ts';
 import { renderOptionsHelp } from '../shared/core/config-spec.ts';
-import { createLogger, type LogLevel } from '../shared/io/logger.ts';
+import type { CommandIo } from '../shared/io/command-io.ts';
+import { runStage } from '../shared/io/stage-runner.ts';
 import { collectorConfigSpec, parseCollectorConfig } from './config.ts';
 import { startCollector } from './main.ts';
-import { parseServiceArgs, runService } from '../cli/service-command.ts';
 
 export function collectHelp(): string {
   return `Usage: vfio-telemetry collect [--config FILE] [options]
@@ -26,29 +25,24 @@ that overran its deadline, 2 on bad usage or configuration.
 }
 
 /** `vfio-telemetry collect`: runs until SIGINT/SIGTERM, then flushes and exits. */
-export async function runCollect(args: readonly string[], io: CommandIo): Promise<number> {
-  const parsed = await parseServiceArgs(args, collectorConfigSpec(hostname()));
-  if (parsed.help) {
-    await io.write(collectHelp());
-    return 0;
-  }
-  const config = parseCollectorConfig(hostname(), parsed.sources);
-  const logger = createLogger({
-    level: config.logLevel as LogLevel,
-    fields: { service: 'collector', host: config.host },
-  });
-  return runService({
-    name: 'collector',
-    io,
-    logger,
-    shutdownTimeoutMs: config.shutdownTimeoutMs,
-    start: async () => {
-      const collector = await startCollector(config, logger);
-      // Leave a margin of the deadline for closing files and the HTTP server.
-      return {
-        http: collector.http,
-        stop: () => collector.stop(Math.max(0, config.shutdownTimeoutMs - 1000)),
-      };
+export function runCollect(args: readonly string[], io: CommandIo): Promise<number> {
+  return runStage(
+    {
+      name: 'collector',
+      spec: collectorConfigSpec(hostname()),
+      help: collectHelp,
+      parseConfig: (sources) => parseCollectorConfig(hostname(), sources),
+      logFields: (config) => ({ service: 'collector', host: config.host }),
+      start: async (config, { logger }) => {
+        const collector = await startCollector(config, logger);
+        // Leave a margin of the deadline for closing files and the HTTP server.
+        return {
+          http: collector.http,
+          stop: () => collector.stop(Math.max(0, config.shutdownTimeoutMs - 1000)),
+        };
+      },
     },
-  });
+    args,
+    io,
+  );
 }

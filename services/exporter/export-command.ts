@@ -1,9 +1,8 @@
-import type { CommandIo } from '../cli/command-io.ts';
 import { renderOptionsHelp } from '../shared/core/config-spec.ts';
-import { createLogger, type LogLevel } from '../shared/io/logger.ts';
+import type { CommandIo } from '../shared/io/command-io.ts';
+import { runStage } from '../shared/io/stage-runner.ts';
 import { exporterConfigSpec, parseExporterConfig } from './config.ts';
 import { startExporter } from './main.ts';
-import { parseServiceArgs, runService } from '../cli/service-command.ts';
 
 export function exportHelp(): string {
   return `Usage: vfio-telemetry export [--config FILE] [options]
@@ -28,26 +27,22 @@ that overran its deadline, 2 on bad usage or configuration.
 }
 
 /** `vfio-telemetry export`: runs until SIGINT/SIGTERM, then leaves the group and exits. */
-export async function runExport(
+export function runExport(
   args: readonly string[],
   io: CommandIo,
   env: Readonly<Record<string, string | undefined>> = process.env,
 ): Promise<number> {
-  const parsed = await parseServiceArgs(args, exporterConfigSpec(), env);
-  if (parsed.help) {
-    await io.write(exportHelp());
-    return 0;
-  }
-  const config = parseExporterConfig(parsed.sources);
-  const logger = createLogger({
-    level: config.logLevel as LogLevel,
-    fields: { service: 'exporter' },
-  });
-  return runService({
-    name: 'exporter',
+  return runStage(
+    {
+      name: 'exporter',
+      spec: exporterConfigSpec(),
+      help: exportHelp,
+      parseConfig: parseExporterConfig,
+      start: (config, { logger, fail }) =>
+        startExporter(config, logger, { onFatal: () => fail('consumer crashed') }),
+    },
+    args,
     io,
-    logger,
-    shutdownTimeoutMs: config.shutdownTimeoutMs,
-    start: (fail) => startExporter(config, logger, { onFatal: () => fail('consumer crashed') }),
-  });
+    env,
+  );
 }

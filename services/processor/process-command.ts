@@ -1,9 +1,8 @@
-import type { CommandIo } from '../cli/command-io.ts';
 import { renderOptionsHelp } from '../shared/core/config-spec.ts';
-import { createLogger, type LogLevel } from '../shared/io/logger.ts';
+import type { CommandIo } from '../shared/io/command-io.ts';
+import { runStage } from '../shared/io/stage-runner.ts';
 import { parseProcessorConfig, processorConfigSpec } from './config.ts';
 import { startProcessor } from './main.ts';
-import { parseServiceArgs, runService } from '../cli/service-command.ts';
 
 export function processHelp(): string {
   return `Usage: vfio-telemetry process [--config FILE] [options]
@@ -26,22 +25,17 @@ or configuration.
 `;
 }
 
-export async function runProcess(args: readonly string[], io: CommandIo): Promise<number> {
-  const parsed = await parseServiceArgs(args, processorConfigSpec());
-  if (parsed.help) {
-    await io.write(processHelp());
-    return 0;
-  }
-  const config = parseProcessorConfig(parsed.sources);
-  const logger = createLogger({
-    level: config.logLevel as LogLevel,
-    fields: { service: 'processor' },
-  });
-  return runService({
-    name: 'processor',
+/** `vfio-telemetry process`: runs until SIGINT/SIGTERM, then commits and leaves the group. */
+export function runProcess(args: readonly string[], io: CommandIo): Promise<number> {
+  return runStage(
+    {
+      name: 'processor',
+      spec: processorConfigSpec(),
+      help: processHelp,
+      parseConfig: parseProcessorConfig,
+      start: (config, { logger }) => startProcessor(config, logger),
+    },
+    args,
     io,
-    logger,
-    shutdownTimeoutMs: config.shutdownTimeoutMs,
-    start: () => startProcessor(config, logger),
-  });
+  );
 }

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
-import type { CommandIo } from '../cli/command-io.ts';
+import type { CommandIo } from '../shared/io/command-io.ts';
 import { TelemetryError } from '../shared/core/errors.ts';
 import { createLogger } from '../shared/io/logger.ts';
 import { parseSimulateArgs, resolveSimulateConfig, simulateHelp } from './config.ts';

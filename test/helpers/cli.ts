@@ -1,4 +1,4 @@
-import type { CommandIo } from '../../services/cli/command-io.ts';
+import type { CommandIo } from '../../services/shared/io/command-io.ts';
 import { main } from '../../services/cli/main.ts';
 
 /** Runs the CLI in-process with its output captured; resolves with the exit status and text. */

@@ -3,9 +3,8 @@ import { brokersOption, topicNameProblem } from '../../shared/core/kafka-options
 import { EVENTS_TOPIC, TRANSITIONS_TOPIC } from '../../shared/core/topics.ts';
 import { DEFAULT_PREPARE_TIMEOUT_SECONDS } from '../../shared/core/transition-engine.ts';
 import { createKafkaPort } from '../../shared/io/kafka-client.ts';
-import { createLogger, type LogLevel } from '../../shared/io/logger.ts';
-import type { CommandIo } from '../command-io.ts';
-import { parseServiceArgs } from '../service-command.ts';
+import type { CommandIo } from '../../shared/io/command-io.ts';
+import { runCommand } from '../../shared/io/stage-runner.ts';
 import { auditTopics } from './audit-topics.ts';
 import { formatReportJson, formatReportTable } from './format-report.ts';
 
@@ -134,49 +133,54 @@ usage or configuration.
 }
 
 /** `vfio-telemetry audit`: one reconciliation, printed; the exit status says whether it is clean. */
-export async function runAudit(
+export function runAudit(
   args: readonly string[],
   io: CommandIo,
   env: Readonly<Record<string, string | undefined>> = process.env,
 ): Promise<number> {
-  const parsed = await parseServiceArgs(args, auditConfigSpec(), env);
-  if (parsed.help) {
-    await io.write(auditHelp());
-    return 0;
-  }
-  const config = parseConfig(
-    auditConfigSpec(),
-    { envPrefix: AUDIT_ENV_PREFIX, ...parsed.sources },
-    (c) => {
-      const since = parseTimeMs(c.since);
-      const until = parseTimeMs(c.until);
-      return since !== null && until !== null && since >= until
-        ? ['--since must be before --until']
-        : [];
+  return runCommand(
+    {
+      name: 'audit',
+      spec: auditConfigSpec(),
+      help: auditHelp,
+      parseConfig: (sources) =>
+        parseConfig(auditConfigSpec(), { envPrefix: AUDIT_ENV_PREFIX, ...sources }, (c) => {
+          const since = parseTimeMs(c.since);
+          const until = parseTimeMs(c.until);
+          return since !== null && until !== null && since >= until
+            ? ['--since must be before --until']
+            : [];
+        }),
+      logFields: () => ({ command: 'audit' }),
+      run: async (config, { logger }) => {
+        const port = createKafkaPort({
+          brokers: config.brokers,
+          clientId: config.clientId,
+          logger,
+        });
+        let report;
+        try {
+          report = await auditTopics({
+            port,
+            eventsTopic: config.eventsTopic,
+            transitionsTopic: config.transitionsTopic,
+            prepareTimeoutSeconds: config.prepareTimeoutSeconds,
+            ...(config.partitions.length === 0
+              ? {}
+              : { partitions: config.partitions.map(Number) }),
+            range: { sinceMs: parseTimeMs(config.since), untilMs: parseTimeMs(config.until) },
+          });
+        } finally {
+          await port.close();
+        }
+        await io.write(
+          config.format === 'json' ? formatReportJson(report) : formatReportTable(report),
+        );
+        return report.clean ? 0 : 1;
+      },
     },
+    args,
+    io,
+    env,
   );
-  const logger = createLogger({
-    level: config.logLevel as LogLevel,
-    fields: { command: 'audit' },
-  });
-  const port = createKafkaPort({
-    brokers: config.brokers,
-    clientId: config.clientId,
-    logger,
-  });
-  let report;
-  try {
-    report = await auditTopics({
-      port,
-      eventsTopic: config.eventsTopic,
-      transitionsTopic: config.transitionsTopic,
-      prepareTimeoutSeconds: config.prepareTimeoutSeconds,
-      ...(config.partitions.length === 0 ? {} : { partitions: config.partitions.map(Number) }),
-      range: { sinceMs: parseTimeMs(config.since), untilMs: parseTimeMs(config.until) },
-    });
-  } finally {
-    await port.close();
-  }
-  await io.write(config.format === 'json' ? formatReportJson(report) : formatReportTable(report));
-  return report.clean ? 0 : 1;
 }

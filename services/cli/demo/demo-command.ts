@@ -4,7 +4,7 @@ import type { Registry } from 'prom-client';
 import { TelemetryError } from '../../shared/core/errors.ts';
 import { createLifecycle } from '../../shared/io/lifecycle.ts';
 import { createLogger, isLogLevel } from '../../shared/io/logger.ts';
-import type { CommandIo } from '../command-io.ts';
+import type { CommandIo } from '../../shared/io/command-io.ts';
 import { startLocalKafka, type LocalKafka } from './local-kafka.ts';
 import { startPipeline } from './pipeline.ts';
 

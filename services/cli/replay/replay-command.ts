@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import { TelemetryError } from '../../shared/core/errors.ts';
 import { DEFAULT_PREPARE_TIMEOUT_SECONDS } from '../../shared/core/transition-engine.ts';
 import type { TransitionRecord } from '../../shared/core/transition-record.ts';
-import type { CommandIo } from '../command-io.ts';
+import type { CommandIo } from '../../shared/io/command-io.ts';
 import { formatReplayTable } from './format-table.ts';
 import { ReplaySession } from './replay-session.ts';
 import { ReplayStats } from './replay-stats.ts';

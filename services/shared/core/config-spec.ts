@@ -21,8 +21,10 @@ type ValueOf<T extends OptionType> = T extends 'string'
 
 export interface OptionSpec<T extends OptionType = OptionType> {
   type: T;
-  /** Value when no source sets it; an option without a default is required. */
+  /** Value when no source sets it; an option without a default is required unless `optional`. */
   default?: ValueOf<T>;
+  /** May stay unset (no default, not required): the key is then absent from the config. */
+  optional?: boolean;
   /** Environment variable; a `list` is comma-separated there. */
   env?: string;
   /** Long flag name without the dashes; a `list` flag may be repeated or comma-separated. */
@@ -35,15 +37,25 @@ export interface OptionSpec<T extends OptionType = OptionType> {
   oneOf?: readonly string[];
   /** Extra check; returns a problem sentence or null. */
   check?: (value: ValueOf<T>) => string | null;
+  /** Placeholder of the value in `--help` (`DIR`, `SECONDS`); derived from the type without. */
+  metavar?: string;
 }
 
 export type ConfigSpec = Readonly<Record<string, OptionSpec>>;
 
 export type ConfigOf<S extends ConfigSpec> = {
-  readonly [K in keyof S]: S[K] extends OptionSpec<infer T> ? ValueOf<T> : never;
+  readonly [K in keyof S]: S[K] extends OptionSpec<infer T>
+    ? S[K] extends { optional: true }
+      ? ValueOf<T> | undefined
+      : ValueOf<T>
+    : never;
 };
 
 /** Defines one option with its value type checked against `type`. */
+export function option<T extends OptionType>(
+  spec: OptionSpec<T> & { optional: true },
+): OptionSpec<T> & { optional: true };
+export function option<T extends OptionType>(spec: OptionSpec<T>): OptionSpec<T>;
 export function option<T extends OptionType>(spec: OptionSpec<T>): OptionSpec<T> {
   return spec;
 }
@@ -90,6 +102,8 @@ export function parseConfig<S extends ConfigSpec>(
       value = file[key];
     } else if (opt.default !== undefined) {
       out[key] = opt.default;
+      continue;
+    } else if (opt.optional === true) {
       continue;
     } else {
       problems.push(`${key} is required (${whereToSet(key, opt)})`);
@@ -230,8 +244,9 @@ export function renderOptionsHelp(
     const flag = opt.flag === undefined ? `(${key})` : `--${opt.flag}${valueHint(opt)}`;
     const extra: string[] = [];
     if (opt.env !== undefined) extra.push(`env ${opt.env}`);
-    extra.push(opt.default === undefined ? 'required' : `default ${showDefault(opt.default)}`);
-    return { flag, text: `${opt.doc} [${extra.join('; ')}]` };
+    if (opt.default !== undefined) extra.push(`default ${showDefault(opt.default)}`);
+    else if (opt.optional !== true) extra.push('required');
+    return { flag, text: extra.length === 0 ? opt.doc : `${opt.doc} [${extra.join('; ')}]` };
   });
   const rows = [...specRows, ...extraRows];
   const width = Math.max(...rows.map((r) => r.flag.length));
@@ -240,6 +255,7 @@ export function renderOptionsHelp(
 
 function valueHint(opt: OptionSpec): string {
   if (opt.type === 'boolean') return '';
+  if (opt.metavar !== undefined) return ` ${opt.metavar}`;
   if (opt.type === 'list') return ' A,B';
   if (opt.oneOf !== undefined) return ` ${opt.oneOf.join('|')}`;
   return opt.type === 'string' ? ' TEXT' : ' N';

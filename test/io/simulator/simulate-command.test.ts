@@ -3,7 +3,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import type { CommandIo } from '../../../services/cli/command-io.ts';
+import type { CommandIo } from '../../../services/shared/io/command-io.ts';
 import { main } from '../../../services/cli/main.ts';
 
 function captureIo(): CommandIo & { out: string; err: string } {
