@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Registry } from 'prom-client';
 import type { Subscription } from 'rxjs';
+import { backoffCeilingMs, type BackoffPolicy } from '../shared/core/backoff.ts';
 import { isTelemetryError, TelemetryError } from '../shared/core/errors.ts';
 import {
   createEventCodec,
@@ -38,6 +39,7 @@ export interface RunningProcessor {
 
 const IDLE_WAIT_MS = 500;
 const TOPIC_WAIT_MS = 30_000;
+const TOPIC_WAIT_BACKOFF: BackoffPolicy = { initialMs: 100, maxMs: 2000, multiplier: 2 };
 
 export async function startProcessor(
   config: ProcessorConfig,
@@ -204,7 +206,8 @@ async function checkTopics(
   ];
   const deadline = Date.now() + TOPIC_WAIT_MS;
   let described: Map<string, TopicDescription>;
-  for (let delayMs = 100; ; delayMs = Math.min(2000, delayMs * 2)) {
+  for (let attempt = 0; ; attempt++) {
+    const delayMs = backoffCeilingMs(TOPIC_WAIT_BACKOFF, attempt);
     try {
       described = await port.describeTopics(names);
       const leaderless = [...described.values()].some((t) => t.leaders.some((l) => l < 0));

@@ -34,7 +34,7 @@ import type {
   Producer,
   RefusedRecord,
 } from '../../shared/io/kafka-port.ts';
-import { backoffDelayMs, type BackoffPolicy } from '../core/backoff.ts';
+import { backoffDelayMs, type BackoffPolicy } from '../../shared/core/backoff.ts';
 import { donePrefix, storedRecords, type PartitionCount } from '../core/kafka-acks.ts';
 import { partitionFor } from '../core/partitioner.ts';
 import type { SpoolEntry } from '../core/spool-entry.ts';

@@ -20,7 +20,7 @@ import { createConnection, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { QmpDecoder } from '../../shared/core/qmp-decoder.ts';
 import type { QmpEvent, QmpGreeting, QmpInvalid } from '../../shared/core/qmp-message.ts';
-import { backoffDelayMs, type BackoffPolicy } from '../core/backoff.ts';
+import { backoffDelayMs, type BackoffPolicy } from '../../shared/core/backoff.ts';
 import type { QmpAddress, QmpTarget } from '../core/qmp-target.ts';
 
 export const CAPABILITIES_COMMAND = '{"execute":"qmp_capabilities"}\r\n';

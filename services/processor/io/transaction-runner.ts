@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { backoffCeilingMs } from '../../shared/core/backoff.ts';
 import { isTelemetryError, TelemetryError } from '../../shared/core/errors.ts';
 import type { AvroCodec } from '../../shared/io/avro-codec.ts';
 import type {
@@ -185,7 +186,10 @@ export class TransactionRunner {
     if (!retrying && this.pending === pending) this.pending = null;
     this.failures++;
     const delayMs = retrying
-      ? Math.min(this.options.retryMaxMs, 100 * 2 ** Math.min(this.failures, 10))
+      ? backoffCeilingMs(
+          { initialMs: 100, maxMs: this.options.retryMaxMs, multiplier: 2 },
+          Math.min(this.failures, 10),
+        )
       : 0;
     this.deps.telemetry.transactionFailed(error, fenced, retrying, delayMs);
     if (delayMs > 0) await sleep(delayMs);

@@ -4,7 +4,7 @@ import {
   backoffCeilingMs,
   backoffDelayMs,
   DEFAULT_BACKOFF,
-} from '../../../services/collector/core/backoff.ts';
+} from '../../../../services/shared/core/backoff.ts';
 
 const policy = { initialMs: 100, maxMs: 5000, multiplier: 2 };
 
