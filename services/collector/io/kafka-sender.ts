@@ -35,11 +35,11 @@ import type {
   RefusedRecord,
 } from '../../shared/io/kafka-port.ts';
 import { backoffDelayMs, type BackoffPolicy } from '../../shared/core/backoff.ts';
+import { nowMicros } from '../../shared/io/clock.ts';
 import { donePrefix, storedRecords, type PartitionCount } from '../core/kafka-acks.ts';
 import { partitionFor } from '../core/partitioner.ts';
 import type { SpoolEntry } from '../core/spool-entry.ts';
 import type { CollectorTelemetry } from './collector-telemetry.ts';
-import { nowMicros } from './qmp-connection.ts';
 import type { RejectedRecord } from './rejected-record-file.ts';
 import type { Spool, SpoolBatch, SpoolPosition } from './spool.ts';
 

@@ -17,10 +17,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createConnection, type Socket } from 'node:net';
-import { performance } from 'node:perf_hooks';
 import { QmpDecoder } from '../../shared/core/qmp-decoder.ts';
 import type { QmpEvent, QmpGreeting, QmpInvalid } from '../../shared/core/qmp-message.ts';
 import { backoffDelayMs, type BackoffPolicy } from '../../shared/core/backoff.ts';
+import { nowMicros } from '../../shared/io/clock.ts';
 import type { QmpAddress, QmpTarget } from '../core/qmp-target.ts';
 
 export const CAPABILITIES_COMMAND = '{"execute":"qmp_capabilities"}\r\n';
@@ -51,11 +51,6 @@ export interface QmpConnectionOptions {
 }
 
 type State = 'connecting' | 'greeting' | 'negotiating' | 'ready' | 'closed';
-
-/** Wall clock in µs with sub-ms resolution (Date.now() has only ms). */
-export function nowMicros(): number {
-  return Math.round((performance.timeOrigin + performance.now()) * 1000);
-}
 
 export class QmpConnection {
   private readonly options: QmpConnectionOptions;

@@ -15,6 +15,7 @@
  * Ready means: a member of the group holding at least one partition of the topic.
  */
 import { isTelemetryError } from '../../shared/core/errors.ts';
+import { nowMicros as wallClockMicros } from '../../shared/io/clock.ts';
 import type { Readiness } from '../../shared/io/http-server.ts';
 import type {
   GroupConsumer,
@@ -64,7 +65,7 @@ export async function startTransitionConsumer(
   options: TransitionConsumerOptions,
 ): Promise<RunningTransitionConsumer> {
   const { topic, groupId, sink, logger } = options;
-  const nowMicros = options.nowMicros ?? (() => Date.now() * 1000);
+  const nowMicros = options.nowMicros ?? wallClockMicros;
   const consumer: GroupConsumer = await options.port.groupConsumer({
     groupId,
     topics: [topic],

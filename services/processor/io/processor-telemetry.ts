@@ -4,6 +4,7 @@
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { LAG_BUCKETS_SECONDS } from '../../shared/core/bucket-policy.ts';
+import { nowMicros } from '../../shared/io/clock.ts';
 import type { Logger } from '../../shared/io/logger.ts';
 import type { InputHole } from '../core/input-holes.ts';
 import type { SequenceGap } from '../core/partition-processor.ts';
@@ -183,7 +184,7 @@ export function createProcessorTelemetry(registry: Registry, logger: Logger) {
       committed.inc();
       if (prepares > 0) published.inc({ type: 'prepare' }, prepares);
       if (dwells > 0) published.inc({ type: 'dwell' }, dwells);
-      const now = Date.now() * 1000;
+      const now = nowMicros();
       for (const r of receivedMicros) latency.observe(Math.max(0, now - r) / 1e6);
     },
     recordRefused(

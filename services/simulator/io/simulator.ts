@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TelemetryError } from '../../shared/core/errors.ts';
+import { nowMicros } from '../../shared/io/clock.ts';
 import { createLogger, type Logger } from '../../shared/io/logger.ts';
 import {
   DEFAULT_FLEET_CONFIG,
@@ -126,7 +127,7 @@ export async function startSimulator(options: SimulatorOptions): Promise<Simulat
       if (abort.signal.aborted) return;
     }
     const startMs = performance.now();
-    const anchorMicros = options.clockAnchorMicros ?? Date.now() * 1000;
+    const anchorMicros = options.clockAnchorMicros ?? nowMicros();
     log.info('Simulation started.', { vms: vms.length, speed, seed: fleetConfig.seed });
     const players = vms.map((vm: VmSpec, i) =>
       playVm({
