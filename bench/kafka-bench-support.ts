@@ -13,7 +13,6 @@ import { fileURLToPath } from 'node:url';
 import { partitionFor } from '../services/collector/core/partitioner.ts';
 import { createKafkaPort } from '../services/shared/io/kafka-client.ts';
 import type {
-  Isolation,
   KafkaPort,
   TopicPartition,
   TopicPartitionOffset,
@@ -69,8 +68,6 @@ export interface BenchAdmin {
   ): Promise<{ names: string[]; drop: () => Promise<void> }>;
   /** Sum over the topic's partitions of the group's committed offsets (asked for as stable). */
   committedTotal(groupId: string, topic: string, partitions: number): Promise<number>;
-  /** Sum over the topic's partitions of the end offsets (last stable offset when committed). */
-  endTotal(topic: string, partitions: number, isolation: Isolation): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -111,8 +108,6 @@ export function openBenchAdmin(brokers: readonly string[]): BenchAdmin {
     },
     committedTotal: async (groupId, topic, partitions) =>
       sumOffsets(await port.committedOffsets(groupId, partitionsOf(topic, partitions))),
-    endTotal: async (topic, partitions, isolation) =>
-      sumOffsets(await port.endOffsets(partitionsOf(topic, partitions), isolation)),
     close: () => port.close(),
   };
 }
