@@ -8,9 +8,9 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, type Registry } from 
 import { REJECT_REASONS, type QmpInvalid } from '../../shared/core/qmp-message.ts';
 import { LAG_BUCKETS_SECONDS } from '../../shared/core/bucket-policy.ts';
 import type { Logger } from '../../shared/io/logger.ts';
+import { createRateLimitedLog } from '../../shared/io/rate-limited-log.ts';
 
 export const METRIC_PREFIX = 'vfio_collector_';
-const RATE_LIMIT_MS = 10_000;
 
 export type QmpKind = 'greeting' | 'return' | 'error' | 'event';
 export type DropReason = 'spool_full' | 'spool_io' | 'spool_corrupt' | 'invalid_record';
@@ -115,24 +115,7 @@ export function createCollectorTelemetry(registry: Registry, logger: Logger) {
   sessionsRenewed.inc({ reason: 'spool_full' }, 0);
   kafkaUp.set(0);
 
-  const limited = new Map<string, { last: number; suppressed: number }>();
-  /** Logs at most one line per key per RATE_LIMIT_MS; returns nothing, counts suppressed lines. */
-  const rateLimited = (
-    key: string,
-    level: 'warn' | 'error',
-    message: string,
-    fields: Record<string, unknown>,
-  ): void => {
-    const now = Date.now();
-    const state = limited.get(key);
-    if (state !== undefined && now - state.last < RATE_LIMIT_MS) {
-      state.suppressed++;
-      return;
-    }
-    const suppressed = state?.suppressed ?? 0;
-    limited.set(key, { last: now, suppressed: 0 });
-    logger[level](message, suppressed > 0 ? { ...fields, suppressed } : fields);
-  };
+  const rateLimited = createRateLimitedLog(logger);
 
   let kafkaIsUp = false;
   let connected = 0;

@@ -7,12 +7,12 @@
 import { collectDefaultMetrics, Counter, Histogram, type Registry } from 'prom-client';
 import { DURATION_BUCKETS_SECONDS, LAG_BUCKETS_SECONDS } from '../../shared/core/bucket-policy.ts';
 import type { Logger } from '../../shared/io/logger.ts';
+import { createRateLimitedLog } from '../../shared/io/rate-limited-log.ts';
 import { INVALID_REASONS, type InvalidReason } from '../core/invalid-reason.ts';
 import type { MetricSample } from '../core/live-summary.ts';
 import type { LabelFold, Observation } from '../core/transition-observations.ts';
 
 export const PROCESS_METRIC_PREFIX = 'vfio_exporter_';
-const RATE_LIMIT_MS = 10_000;
 
 export interface ExporterTelemetryOptions {
   registry: Registry;
@@ -76,18 +76,7 @@ export function createExporterTelemetry({ registry, logger, hostLabel }: Exporte
     folded.inc({ label }, 0);
   }
 
-  const limited = new Map<string, { last: number; suppressed: number }>();
-  const warnLimited = (key: string, message: string, fields: Record<string, unknown>): void => {
-    const now = Date.now();
-    const state = limited.get(key);
-    if (state !== undefined && now - state.last < RATE_LIMIT_MS) {
-      state.suppressed++;
-      return;
-    }
-    limited.set(key, { last: now, suppressed: 0 });
-    const suppressed = state?.suppressed ?? 0;
-    logger.warn(message, suppressed > 0 ? { ...fields, suppressed } : fields);
-  };
+  const rateLimited = createRateLimitedLog(logger);
 
   return {
     recordsConsumed(count: number): void {
@@ -95,13 +84,17 @@ export function createExporterTelemetry({ registry, logger, hostLabel }: Exporte
     },
     recordInvalid(reason: InvalidReason, where: Record<string, unknown>): void {
       invalid.inc({ reason });
-      warnLimited(`invalid:${reason}`, 'A transition record was skipped.', { reason, ...where });
+      rateLimited(`invalid:${reason}`, 'warn', 'A transition record was skipped.', {
+        reason,
+        ...where,
+      });
     },
     labelsFolded(folds: readonly LabelFold[]): void {
       for (const fold of folds) {
         folded.inc({ label: fold.label });
-        warnLimited(
+        rateLimited(
           `folded:${fold.label}`,
+          'warn',
           'A label value was folded into "other": the label has reached its limit of distinct values.',
           { label: fold.label, value: fold.value },
         );

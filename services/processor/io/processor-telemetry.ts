@@ -1,11 +1,13 @@
 /**
  * The processor's self-telemetry as named events: each function counts (names of
- * docs/metrics.md) and logs, so logs and metrics never disagree. Warnings are rate-limited.
+ * docs/metrics.md) and logs, so logs and metrics never disagree. Warnings are rate-limited per
+ * event (one line per 10 s, with the number suppressed); counting never is.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { LAG_BUCKETS_SECONDS } from '../../shared/core/bucket-policy.ts';
 import { nowMicros } from '../../shared/io/clock.ts';
 import type { Logger } from '../../shared/io/logger.ts';
+import { createRateLimitedLog } from '../../shared/io/rate-limited-log.ts';
 import type { InputHole } from '../core/input-holes.ts';
 import type { SequenceGap } from '../core/partition-processor.ts';
 import type { BatchCounts } from '../core/process-batch.ts';
@@ -24,7 +26,6 @@ const DEAD_LETTER_REASONS = [
   'bad_timestamp',
   'bad_vfio_data',
 ] as const;
-const RATE_LIMIT_MS = 10_000;
 
 export type ProcessorTelemetry = ReturnType<typeof createProcessorTelemetry>;
 
@@ -134,14 +135,7 @@ export function createProcessorTelemetry(registry: Registry, logger: Logger) {
   for (const type of ['prepare', 'dwell']) published.inc({ type }, 0);
   for (const reason of DEAD_LETTER_REASONS) deadLettered.inc({ reason }, 0);
 
-  const lastLog = new Map<string, number>();
-  const limited = (key: string, log: () => void): void => {
-    const now = Date.now();
-    if ((lastLog.get(key) ?? 0) + RATE_LIMIT_MS <= now) {
-      lastLog.set(key, now);
-      log();
-    }
-  };
+  const rateLimited = createRateLimitedLog(logger);
 
   return {
     batchProcessed(counts: BatchCounts): void {
@@ -156,24 +150,20 @@ export function createProcessorTelemetry(registry: Registry, logger: Logger) {
     },
     recordDeadLettered(reason: string, partition: number, offset: number, detail: string): void {
       deadLettered.inc({ reason });
-      limited(`dlq:${reason}`, () =>
-        logger.warn('A record went to the dead-letter topic.', {
-          reason,
-          partition,
-          offset,
-          detail,
-        }),
-      );
+      rateLimited(`dlq:${reason}`, 'warn', 'A record went to the dead-letter topic.', {
+        reason,
+        partition,
+        offset,
+        detail,
+      });
     },
     sequenceGap(gap: SequenceGap & { partition: number }): void {
       gaps.inc();
-      limited(`gap:${gap.host}/${gap.vm}`, () =>
-        logger.warn(
-          'Events are missing in a QMP session; the VM starts over as after a new session.',
-          {
-            ...gap,
-          },
-        ),
+      rateLimited(
+        `gap:${gap.host}/${gap.vm}`,
+        'warn',
+        'Events are missing in a QMP session; the VM starts over as after a new session.',
+        { ...gap },
       );
     },
     transactionCommitted(
@@ -193,24 +183,20 @@ export function createProcessorTelemetry(registry: Registry, logger: Logger) {
       detail: string,
     ): void {
       refused.inc({ topic });
-      const log = () =>
-        logger.error('Kafka refused an output record for good; it is not in the transaction.', {
-          topic,
-          reason,
-          detail,
-        });
-      if (topic === 'state') log();
-      else limited(`refused:${topic}`, log);
+      const message = 'Kafka refused an output record for good; it is not in the transaction.';
+      const fields = { topic, reason, detail };
+      if (topic === 'state') logger.error(message, fields);
+      else rateLimited(`refused:${topic}`, 'error', message, fields);
     },
     transactionFailed(error: unknown, fenced: boolean, retrying: boolean, delayMs: number): void {
       failures.inc({ kind: fenced ? 'fenced' : 'failed' });
-      limited(`txn:${String(fenced)}`, () =>
-        logger.warn(
-          fenced
-            ? 'The transaction was fenced (this member is a zombie); partition state dropped.'
-            : 'The transaction failed and was aborted; partition state dropped.',
-          { error, retrying, delayMs },
-        ),
+      rateLimited(
+        `txn:${String(fenced)}`,
+        'warn',
+        fenced
+          ? 'The transaction was fenced (this member is a zombie); partition state dropped.'
+          : 'The transaction failed and was aborted; partition state dropped.',
+        { error, retrying, delayMs },
       );
     },
     inputHole(holes: readonly InputHole[], accepted: boolean): void {
