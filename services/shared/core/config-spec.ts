@@ -19,12 +19,12 @@ type ValueOf<T extends OptionType> = T extends 'string'
       ? boolean
       : readonly string[];
 
-export interface OptionSpec<T extends OptionType = OptionType> {
+export interface OptionSpec<T extends OptionType = OptionType, O extends boolean = boolean> {
   type: T;
   /** Value when no source sets it; an option without a default is required unless `optional`. */
   default?: ValueOf<T>;
   /** May stay unset (no default, not required): the key is then absent from the config. */
-  optional?: boolean;
+  optional?: O;
   /** Environment variable; a `list` is comma-separated there. */
   env?: string;
   /** Long flag name without the dashes; a `list` flag may be repeated or comma-separated. */
@@ -44,8 +44,8 @@ export interface OptionSpec<T extends OptionType = OptionType> {
 export type ConfigSpec = Readonly<Record<string, OptionSpec>>;
 
 export type ConfigOf<S extends ConfigSpec> = {
-  readonly [K in keyof S]: S[K] extends OptionSpec<infer T>
-    ? S[K] extends { optional: true }
+  readonly [K in keyof S]: S[K] extends OptionSpec<infer T, infer O>
+    ? O extends true
       ? ValueOf<T> | undefined
       : ValueOf<T>
     : never;
@@ -53,9 +53,9 @@ export type ConfigOf<S extends ConfigSpec> = {
 
 /** Defines one option with its value type checked against `type`. */
 export function option<T extends OptionType>(
-  spec: OptionSpec<T> & { optional: true },
-): OptionSpec<T> & { optional: true };
-export function option<T extends OptionType>(spec: OptionSpec<T>): OptionSpec<T>;
+  spec: OptionSpec<T, true> & { optional: true },
+): OptionSpec<T, true>;
+export function option<T extends OptionType>(spec: OptionSpec<T, false>): OptionSpec<T, false>;
 export function option<T extends OptionType>(spec: OptionSpec<T>): OptionSpec<T> {
   return spec;
 }
@@ -166,7 +166,8 @@ function fromText(type: OptionType, raw: string | boolean | readonly string[]): 
   }
   const text = typeof raw === 'string' ? raw : raw.join(',');
   if (type === 'integer' || type === 'number') {
-    return text.trim() === '' ? text : Number(text);
+    const value = Number(text);
+    return text.trim() === '' || Number.isNaN(value) ? text : value;
   }
   if (type === 'boolean') {
     if (text === 'true' || text === '1') return true;

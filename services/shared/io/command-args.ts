@@ -1,16 +1,23 @@
 import { parseArgs } from 'node:util';
 import type { ConfigSources, ConfigSpec, OptionSpec } from '../core/config-spec.ts';
-import { TelemetryError } from '../core/errors.ts';
 import { readConfigFile } from './config-file.ts';
 
 /**
  * The command line every command shares: one flag per option of its config spec (`--no-<flag>`
  * turns off a boolean), `--config FILE`, `-h, --help`, and FILE... for the commands that read
- * files. Every bad argument is reported in one USAGE error, not only the first; what the flags
- * say is validated with the rest of the config by `parseConfig`.
+ * files. Every bad argument is returned in `problems`, not only the first, so that the runner
+ * reports them with the config's own problems in one go; what the flags say is validated with
+ * the rest of the config by `parseConfig`.
  */
 export type CommandArgs =
-  { help: true } | { help: false; sources: ConfigSources; positionals: readonly string[] };
+  | { help: true }
+  | {
+      help: false;
+      sources: ConfigSources;
+      positionals: readonly string[];
+      /** Unknown options, missing values, unexpected arguments. */
+      problems: readonly string[];
+    };
 
 export interface CommandArgsOptions {
   env?: Readonly<Record<string, string | undefined>>;
@@ -88,7 +95,6 @@ export async function parseCommandArgs(
     if (flags[flag] === true) problems.push(`--${flag} and --no-${flag} contradict each other`);
     else flags[flag] = false;
   }
-  if (problems.length > 0) throw new TelemetryError('USAGE', problems.join('; '));
   const file = configFile === undefined ? undefined : await readConfigFile(configFile);
   return {
     help: false,
@@ -99,5 +105,6 @@ export async function parseCommandArgs(
       flags,
     },
     positionals,
+    problems,
   };
 }

@@ -1,4 +1,5 @@
 import type { ConfigSources, ConfigSpec } from '../core/config-spec.ts';
+import { isTelemetryError, TelemetryError } from '../core/errors.ts';
 import { parseCommandArgs } from './command-args.ts';
 import type { CommandIo } from './command-io.ts';
 import { createLifecycle } from './lifecycle.ts';
@@ -82,7 +83,7 @@ async function prepare<C>(
     await io.write(command.help());
     return 'help';
   }
-  const config = command.parseConfig(parsed.sources, parsed.positionals);
+  const config = parseConfigReportingUsage(command, parsed);
   const level = (config as { logLevel?: string }).logLevel ?? 'info';
   const logger = createLogger({
     level: level as LogLevel,
@@ -90,6 +91,24 @@ async function prepare<C>(
     fields: command.logFields?.(config) ?? { service: command.name },
   });
   return { config, logger, positionals: parsed.positionals };
+}
+
+/** One USAGE error listing the bad arguments and the config's problems, when there are any. */
+function parseConfigReportingUsage<C>(
+  command: CommandDefinition<C>,
+  parsed: { sources: ConfigSources; positionals: readonly string[]; problems: readonly string[] },
+): C {
+  let config: C;
+  try {
+    config = command.parseConfig(parsed.sources, parsed.positionals);
+  } catch (error) {
+    if (parsed.problems.length === 0 || !isTelemetryError(error, 'CONFIG_INVALID')) throw error;
+    const more = error.details['problems'];
+    const problems = [...parsed.problems, ...(Array.isArray(more) ? (more as string[]) : [])];
+    throw new TelemetryError('USAGE', problems.join('; '), { cause: error });
+  }
+  if (parsed.problems.length > 0) throw new TelemetryError('USAGE', parsed.problems.join('; '));
+  return config;
 }
 
 /** Runs a one-shot command; resolves with its exit status (0 after --help). */

@@ -59,5 +59,17 @@ test('vfio-telemetry simulate runs to its migration limit, logs progress as JSON
 test('vfio-telemetry simulate with bad flags exits 2 naming them all', async () => {
   const io = captureIo();
   assert.equal(await main(['simulate', '--vms', '0', '--speed', 'slow', '--nope'], io), 2);
-  for (const part of ['--speed', '--nope']) assert.ok(io.err.includes(part), io.err);
+  for (const part of ['--vms', '--speed', '--nope']) assert.ok(io.err.includes(part), io.err);
+  const all = captureIo();
+  const args = ['--vms', 'x', '--bogus', '--rate', '-1', 'extra', '--pretty=yes', '--seed'];
+  assert.equal(await main(['simulate', ...args], all), 2);
+  for (const part of ['--vms', '--bogus', '--rate', '"extra"', '--pretty', '--seed']) {
+    assert.ok(all.err.includes(part), `${part} in: ${all.err}`);
+  }
+});
+
+test('vfio-telemetry simulate --help lists the options', async () => {
+  const io = captureIo();
+  assert.equal(await main(['simulate', '--vms', '2', '-h'], io), 0);
+  assert.match(io.out, /--speed X\|max/);
 });
