@@ -3,7 +3,7 @@
  * values. The samples have prom-client's `get()` shape, but as plain data: this module neither
  * imports prom-client nor reads a clock.
  */
-import { KNOWN_OUTCOMES } from './transition-observations.ts';
+import { PREPARE_OUTCOMES } from '../../shared/core/transition-record.ts';
 import type { QuantilePoint } from './quantile-history.ts';
 
 export interface MetricSample {
@@ -115,7 +115,7 @@ export function buildLiveSummary(input: LiveSummaryInput): LiveSummary {
           count === 0 || budgetIndex < 0 ? null : (cumulative[budgetIndex] as number) / count,
       };
     });
-  const outcomes = [...KNOWN_OUTCOMES, ...input.outcomeCounts.keys()]
+  const outcomes = [...PREPARE_OUTCOMES, ...input.outcomeCounts.keys()]
     .filter((o, i, all) => all.indexOf(o) === i)
     .map((outcome) => ({ outcome, count: input.outcomeCounts.get(outcome) ?? 0 }));
   return {

@@ -16,25 +16,8 @@
  * fields are set" rule are reported as invalid, never thrown.
  */
 import { PREPARE_OUTCOMES } from '../../shared/core/transition-record.ts';
+import { KNOWN_PREPARE_TARGETS, VFIO_MIGRATION_STATES } from '../../shared/core/vm-event.ts';
 import { createLabelGuard, type LabelGuard } from './label-guard.ts';
-
-/** `QapiVfioMigrationState` (QEMU `qapi/vfio.json`; `pre-copy-p2p-prepare` since 11.0). */
-export const VFIO_MIGRATION_STATES = [
-  'stop',
-  'running',
-  'stop-copy',
-  'resuming',
-  'running-p2p',
-  'pre-copy',
-  'pre-copy-p2p',
-  'pre-copy-p2p-prepare',
-] as const;
-
-/** Prepare targets QEMU announces today: every state a `*-prepare` state can name. */
-export const KNOWN_TARGETS: readonly string[] = VFIO_MIGRATION_STATES.filter(
-  (s) => !s.endsWith('-prepare'),
-);
-export const KNOWN_OUTCOMES: readonly string[] = PREPARE_OUTCOMES;
 
 /**
  * A transition record as the Avro schema allows it on the wire (`schemas/vfio-transition.avsc`
@@ -159,8 +142,8 @@ export interface LabelGuardLimits {
 
 export function createLabelGuards(limits: LabelGuardLimits): LabelGuards {
   const guards: LabelGuards = {
-    target: createLabelGuard(limits.maxLabelValues, KNOWN_TARGETS),
-    outcome: createLabelGuard(limits.maxLabelValues, KNOWN_OUTCOMES),
+    target: createLabelGuard(limits.maxLabelValues, KNOWN_PREPARE_TARGETS),
+    outcome: createLabelGuard(limits.maxLabelValues, PREPARE_OUTCOMES),
     state: createLabelGuard(limits.maxLabelValues, VFIO_MIGRATION_STATES),
   };
   if (limits.maxHosts !== null) guards.host = createLabelGuard(limits.maxHosts);

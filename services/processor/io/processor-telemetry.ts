@@ -5,6 +5,7 @@
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { LAG_BUCKETS_SECONDS } from '../../shared/core/bucket-policy.ts';
+import { TRANSITION_TYPES } from '../../shared/core/transition-record.ts';
 import { nowMicros } from '../../shared/io/clock.ts';
 import type { Logger } from '../../shared/io/logger.ts';
 import { createRateLimitedLog } from '../../shared/io/rate-limited-log.ts';
@@ -132,7 +133,7 @@ export function createProcessorTelemetry(registry: Registry, logger: Logger) {
   for (const kind of ['fenced', 'failed']) failures.inc({ kind }, 0);
   for (const result of ['restored_again', 'accepted']) inputHoles.inc({ result }, 0);
   for (const topic of ['transitions', 'dead_letter', 'state']) refused.inc({ topic }, 0);
-  for (const type of ['prepare', 'dwell']) published.inc({ type }, 0);
+  for (const type of TRANSITION_TYPES) published.inc({ type }, 0);
   for (const reason of DEAD_LETTER_REASONS) deadLettered.inc({ reason }, 0);
 
   const rateLimited = createRateLimitedLog(logger);

@@ -13,6 +13,10 @@ export const PREPARE_OUTCOMES = [
 ] as const;
 export type PrepareOutcome = (typeof PREPARE_OUTCOMES)[number];
 
+/** The `type` of a transition record: a prepare and how it ended, or the dwell in one state. */
+export const TRANSITION_TYPES = ['prepare', 'dwell'] as const;
+export type TransitionType = (typeof TRANSITION_TYPES)[number];
+
 interface DeviceRef {
   host: string;
   vm: string;

@@ -52,6 +52,23 @@ export function prepareTarget(state: string): string | null {
     : null;
 }
 
+/** `QapiVfioMigrationState` (QEMU `qapi/vfio.json`; `pre-copy-p2p-prepare` since 11.0). */
+export const VFIO_MIGRATION_STATES = [
+  'stop',
+  'running',
+  'stop-copy',
+  'resuming',
+  'running-p2p',
+  'pre-copy',
+  'pre-copy-p2p',
+  'pre-copy-p2p-prepare',
+] as const;
+
+/** Prepare targets QEMU announces today: every state a prepare state can name. */
+export const KNOWN_PREPARE_TARGETS: readonly string[] = VFIO_MIGRATION_STATES.filter(
+  (s) => prepareTarget(s) === null,
+);
+
 export interface VfioMigrationData {
   qomPath: string;
   deviceId: string;
