@@ -1,16 +1,47 @@
 import { createReadStream } from 'node:fs';
 import { access, constants } from 'node:fs/promises';
 import { basename, extname } from 'node:path';
-import { parseArgs } from 'node:util';
+import {
+  option,
+  parseConfig,
+  renderOptionsHelp,
+  type ConfigSources,
+} from '../../shared/core/config-spec.ts';
 import { TelemetryError } from '../../shared/core/errors.ts';
 import { DEFAULT_PREPARE_TIMEOUT_SECONDS } from '../../shared/core/transition-engine.ts';
 import type { TransitionRecord } from '../../shared/core/transition-record.ts';
 import type { CommandIo } from '../../shared/io/command-io.ts';
+import { runCommand } from '../../shared/io/stage-runner.ts';
 import { formatReplayTable } from './format-table.ts';
 import { ReplaySession } from './replay-session.ts';
 import { ReplayStats } from './replay-stats.ts';
 
-export const REPLAY_HELP = `Usage: vfio-telemetry replay [--prepare-timeout SECONDS] [--format table|json] FILE...
+/** `replay`'s options: flags only (no environment, no config file). */
+export function replayConfigSpec() {
+  return {
+    prepareTimeoutSeconds: option({
+      type: 'number',
+      default: DEFAULT_PREPARE_TIMEOUT_SECONDS,
+      flag: 'prepare-timeout',
+      metavar: 'SECONDS',
+      doc: "open prepares older than the VM's newest event by more than this end as timed_out",
+      check: (seconds) =>
+        seconds > 0 ? null : `must be a positive number of seconds, got ${seconds}`,
+    }),
+    format: option({
+      type: 'string',
+      default: 'table',
+      oneOf: ['table', 'json'],
+      flag: 'format',
+      doc:
+        'table: counts and p50/p90/p99/max per target and outcome, dwell per state; ' +
+        'json: one JSON object per line per record, then a summary line',
+    }),
+  } as const;
+}
+
+export function replayHelp(): string {
+  return `Usage: vfio-telemetry replay [--prepare-timeout SECONDS] [--format table|json] FILE...
 
 Replays captured QMP transcripts through the same transition engine the live processor runs,
 and reports prepare-to-completion latency and time in each state.
@@ -20,60 +51,26 @@ pretty=on monitors too). The VM name is the file name without its extension. Fil
 same VM name are read as one transcript, in the order given.
 
 Options:
-  --prepare-timeout SECONDS  open prepares older than the VM's newest event by more than this
-                             end as timed_out (default ${DEFAULT_PREPARE_TIMEOUT_SECONDS})
-  --format table|json        table (default): counts and p50/p90/p99/max per target and outcome,
-                             dwell per state; json: one JSON object per line per record, then
-                             a summary line
-  -h, --help                 show this help
+${renderOptionsHelp(replayConfigSpec(), [{ flag: '-h, --help', text: 'show this help' }])}
 
 Exit status: 0 on success, 1 when a file cannot be read, 2 on bad usage.
 `;
+}
 
 interface ReplayOptions {
-  files: string[];
+  files: readonly string[];
   format: 'table' | 'json';
   prepareTimeoutSeconds: number;
 }
 
-export function parseReplayArgs(args: readonly string[]): ReplayOptions | 'help' {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: [...args],
-      allowPositionals: true,
-      strict: true,
-      options: {
-        'prepare-timeout': { type: 'string' },
-        format: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (error) {
-    throw new TelemetryError('USAGE', (error as Error).message, { cause: error });
-  }
-  const { values, positionals } = parsed;
-  if (values.help === true) return 'help';
-  const format = values.format ?? 'table';
-  if (format !== 'table' && format !== 'json') {
-    throw new TelemetryError('USAGE', `--format must be table or json, got "${format}"`);
-  }
-  let prepareTimeoutSeconds = DEFAULT_PREPARE_TIMEOUT_SECONDS;
-  if (values['prepare-timeout'] !== undefined) {
-    prepareTimeoutSeconds = Number(values['prepare-timeout']);
-    if (
-      values['prepare-timeout'].trim() === '' ||
-      !Number.isFinite(prepareTimeoutSeconds) ||
-      prepareTimeoutSeconds <= 0
-    ) {
-      throw new TelemetryError(
-        'USAGE',
-        `--prepare-timeout must be a positive number of seconds, got "${values['prepare-timeout']}"`,
-      );
-    }
-  }
-  if (positionals.length === 0) throw new TelemetryError('USAGE', 'replay needs at least one FILE');
-  return { files: positionals, format, prepareTimeoutSeconds };
+function parseReplayConfig(sources: ConfigSources, files: readonly string[]): ReplayOptions {
+  const config = parseConfig(replayConfigSpec(), sources);
+  if (files.length === 0) throw new TelemetryError('USAGE', 'replay needs at least one FILE');
+  return {
+    files,
+    format: config.format as ReplayOptions['format'],
+    prepareTimeoutSeconds: config.prepareTimeoutSeconds,
+  };
 }
 
 /** The VM a transcript belongs to: its file name without the extension. */
@@ -83,12 +80,23 @@ export function vmNameOf(file: string): string {
   return ext === '' || ext === name ? name : name.slice(0, -ext.length);
 }
 
-export async function runReplay(args: readonly string[], io: CommandIo): Promise<number> {
-  const options = parseReplayArgs(args);
-  if (options === 'help') {
-    await io.write(REPLAY_HELP);
-    return 0;
-  }
+export function runReplay(args: readonly string[], io: CommandIo): Promise<number> {
+  return runCommand(
+    {
+      name: 'replay',
+      spec: replayConfigSpec(),
+      help: replayHelp,
+      positionals: true,
+      configFile: false,
+      parseConfig: parseReplayConfig,
+      run: (options) => replay(options, io),
+    },
+    args,
+    io,
+  );
+}
+
+async function replay(options: ReplayOptions, io: CommandIo): Promise<number> {
   // Check every file before any output, so a typo fails fast and alone.
   const unreadable: string[] = [];
   for (const file of options.files) {

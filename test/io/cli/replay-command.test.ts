@@ -76,11 +76,11 @@ describe('vfio-telemetry replay', () => {
   test('bad flags and unreadable files: a clear message and a non-zero status', async () => {
     const cases: Array<[string[], number, RegExp]> = [
       [['replay'], 2, /needs at least one FILE/],
-      [['replay', '--format', 'xml', 'x.qmp'], 2, /--format must be table or json/],
+      [['replay', '--format', 'xml', 'x.qmp'], 2, /--format: must be one of table, json/],
       [
         ['replay', '--prepare-timeout=-3', 'x.qmp'],
         2,
-        /--prepare-timeout must be a positive number/,
+        /--prepare-timeout: must be a positive number/,
       ],
       [['replay', '--bogus', 'x.qmp'], 2, /Unknown option '--bogus'/],
       [['replay', '/no/such/file.qmp'], 1, /cannot read \/no\/such\/file\.qmp: ENOENT/],
