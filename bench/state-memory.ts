@@ -11,7 +11,6 @@ import {
 } from '../services/processor/core/partition-processor.ts';
 import type { PublishedTransition } from '../services/processor/core/published-transition.ts';
 import { TransitionEngine } from '../services/shared/core/transition-engine.ts';
-import type { TransitionRecord } from '../services/shared/core/transition-record.ts';
 
 const DEVICES = 100_000;
 const DEVICES_PER_VM = 4;
@@ -32,28 +31,23 @@ const STATES = ['pre-copy', 'pre-copy-p2p-prepare'];
 
 export function engineBytesPerDevice(): number {
   const before = heapAfterGc();
-  const engine = new TransitionEngine({ trackChanges: true });
-  const out: TransitionRecord[] = [];
+  const engine = new TransitionEngine();
   for (let i = 0; i < DEVICES; i++) {
     for (let s = 0; s < STATES.length; s++) {
       const vm = vms[Math.floor(i / DEVICES_PER_VM)] as string;
       const qomPath = paths[i % DEVICES_PER_VM] as string;
       const deviceState = STATES[s] as string;
-      engine.apply(
-        {
-          kind: 'vfio',
-          host: 'h1',
-          vm,
-          timestampMicros: 1e15 + i * 2 + s,
-          qomPath,
-          deviceId: '',
-          deviceState,
-        },
-        out,
-      );
+      engine.apply({
+        kind: 'vfio',
+        host: 'h1',
+        vm,
+        timestampMicros: 1e15 + i * 2 + s,
+        qomPath,
+        deviceId: '',
+        deviceState,
+      });
     }
   }
-  engine.takeChangedVms();
   const bytes = (heapAfterGc() - before) / DEVICES;
   if (engine.stats().openPrepares !== DEVICES)
     throw new Error('expected every device to hold an open prepare');

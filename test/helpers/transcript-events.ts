@@ -40,7 +40,7 @@ export function engineTransitions(events: readonly EventRecord[]): TransitionRec
   const out: TransitionRecord[] = [];
   for (const record of events) {
     const event = vmEventFromRecord(record);
-    if (event.kind !== 'invalid') engine.apply(event, out);
+    if (event.kind !== 'invalid') out.push(...engine.apply(event));
   }
   return out;
 }

@@ -67,8 +67,7 @@ export class ReplaySession {
 
   /** Ends the replay: open prepares become `unfinished`. */
   finish(): { records: TransitionRecord[]; summary: ReplaySummary } {
-    const records: TransitionRecord[] = [];
-    this.engine.finish(records);
+    const records = this.engine.finish();
     this.count(records);
     let devices = 0;
     for (const paths of this.devicesByVm.values()) devices += paths.size;
@@ -108,7 +107,7 @@ export class ReplaySession {
     }
     this.events++;
     if (event.kind === 'vfio') devices.add(event.qomPath);
-    this.engine.apply(event, out);
+    out.push(...this.engine.apply(event));
   }
 
   private count(records: TransitionRecord[]): void {

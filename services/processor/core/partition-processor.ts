@@ -1,22 +1,19 @@
 import type { EventRecord } from '../../shared/core/event-record.ts';
 import type { RejectReason } from '../../shared/core/qmp-message.ts';
-import { TransitionEngine } from '../../shared/core/transition-engine.ts';
+import { prepareTimeoutMicros } from '../../shared/core/transition-engine.ts';
 import type { TransitionRecord } from '../../shared/core/transition-record.ts';
 import { vmEventFromRecord } from '../../shared/core/vm-event.ts';
 import type { PublishedTransition } from './published-transition.ts';
 import type { PartitionMeta, VmStateValue } from './state-changelog.ts';
-import {
-  judgeEvent,
-  NO_EARLIER_SESSIONS,
-  recordApplied,
-  type VmSessionState,
-} from './vm-sessions.ts';
+import { newVmRecord, restoreVmRecord, vmStateValue, type VmRecord } from './vm-record.ts';
+import { judgeEvent, recordApplied } from './vm-sessions.ts';
 
 /**
  * The processor's logic for one partition of the events topic, pure and deterministic from the
  * partition's records in offset order: the same transition engine as `replay`, plus what a
  * long-running consumer needs around it — sessions and sequence gaps, VMs that fall silent,
- * VMs to forget, and the state to persist and restore. It has no clock of its own.
+ * VMs to forget, and the state to persist and restore — in one record per VM (`vm-record.ts`).
+ * It has no clock of its own.
  *
  * Time is data. QEMU timestamps drive the engine. The partition's clock is the newest collector
  * `receivedMicros` seen on it (every event record carries one). Rule, applied before each record
@@ -29,7 +26,7 @@ import {
  * records. Collector hosts' clocks are assumed to agree to well within the prepare timeout.
  *
  * One VM's events always share a partition (the collector keys records by host+VM), so each
- * partition has its own engine and a rebalance moves whole VMs.
+ * partition has its own VMs and a rebalance moves whole VMs.
  */
 export interface PartitionProcessorOptions {
   prepareTimeoutSeconds: number;
@@ -75,18 +72,13 @@ export type ApplyResult =
   | { kind: 'invalid'; reason: RejectReason; detail: string }
   | { kind: 'gap'; gap: SequenceGap };
 
-interface VmTracking extends VmSessionState {
-  lastReceivedMicros: number;
-  /** False once the VM shut down or a new session cleared it: forgotten when it falls silent. */
-  hasDevices: boolean;
-}
-
 export class PartitionProcessor {
   readonly partition: number;
-  private readonly engine: TransitionEngine;
   private readonly timeoutMicros: number;
   /** Per host, per VM. Nested maps rather than a "host/vm" key: no key string per VM. */
-  private readonly vms = new Map<string, Map<string, VmTracking>>();
+  private readonly vms = new Map<string, Map<string, VmRecord>>();
+  /** VMs to save at the next `takeChanges()`: changed by an event, a timeout or the sessions. */
+  private changed = new Set<VmRecord>();
   private next = 0;
   private clock = 0;
   /** A lower bound of the earliest moment the silence rule can act; -∞ forces a look. */
@@ -96,11 +88,7 @@ export class PartitionProcessor {
 
   constructor(partition: number, options: PartitionProcessorOptions) {
     this.partition = partition;
-    this.engine = new TransitionEngine({
-      prepareTimeoutSeconds: options.prepareTimeoutSeconds,
-      trackChanges: true,
-    });
-    this.timeoutMicros = Math.round(options.prepareTimeoutSeconds * 1_000_000);
+    this.timeoutMicros = prepareTimeoutMicros(options.prepareTimeoutSeconds);
   }
 
   /** The next offset to apply: every record below it is reflected in the state. */
@@ -114,18 +102,8 @@ export class PartitionProcessor {
 
   /** Rebuilds the partition from its saved state (the folded changelog). */
   restore(values: Iterable<VmStateValue>, meta: PartitionMeta | null): void {
-    for (const value of values) {
-      this.engine.restoreVm(value);
-      this.trackingOf(value.host).set(value.vm, {
-        sessionId: value.sessionId,
-        lastSequence: value.lastSequence,
-        earlierSessions:
-          value.earlierSessions.length === 0 ? NO_EARLIER_SESSIONS : value.earlierSessions,
-        lastReceivedMicros: value.lastReceivedMicros,
-        hasDevices: value.devices.length > 0,
-      });
-    }
-    this.engine.takeChangedVms();
+    for (const value of values) this.vmsOf(value.host).set(value.vm, restoreVmRecord(value));
+    this.changed.clear();
     this.next = meta?.nextOffset ?? 0;
     this.clock = meta?.clockMicros ?? 0;
     this.nextDeadline = Number.NEGATIVE_INFINITY;
@@ -155,84 +133,83 @@ export class PartitionProcessor {
       return { kind: 'invalid', reason: event.reason, detail: event.detail };
 
     const { host, vm, sessionId, sequence } = record;
-    let tracking = this.vms.get(host)?.get(vm);
-    const verdict = judgeEvent(tracking, sessionId, sequence);
+    let vmRecord = this.vms.get(host)?.get(vm);
+    const verdict = judgeEvent(vmRecord, sessionId, sequence);
     if (verdict === 'redelivery') {
       counts.redeliveries++;
       return { kind: 'done' };
     }
     let result: ApplyResult = { kind: 'done' };
-    if (tracking !== undefined && verdict !== 'apply') {
+    if (vmRecord !== undefined && verdict !== 'apply') {
       if (verdict === 'gap') {
         counts.sequenceGaps++;
         result = {
           kind: 'gap',
-          gap: { host, vm, sessionId, expected: tracking.lastSequence + 1, got: sequence },
+          gap: { host, vm, sessionId, expected: vmRecord.lastSequence + 1, got: sequence },
         };
       } else {
         counts.newSessions++;
       }
-      this.emit(tracking.sessionId, out, (o) => this.engine.abortVm(host, vm, o));
-      tracking.hasDevices = false;
+      emit(vmRecord.sessionId, vmRecord.transitions.abort(), out);
     }
-    if (tracking === undefined) {
-      tracking = {
-        sessionId,
-        lastSequence: sequence,
-        earlierSessions: NO_EARLIER_SESSIONS,
-        lastReceivedMicros: record.receivedMicros,
-        hasDevices: false,
-      };
-      this.trackingOf(host).set(vm, tracking);
+    if (vmRecord === undefined) {
+      vmRecord = newVmRecord(host, vm, sessionId, sequence, record.receivedMicros);
+      this.vmsOf(host).set(vm, vmRecord);
       this.forgotten.delete(`${host}\u0000${vm}`);
     } else {
-      recordApplied(tracking, sessionId, sequence);
-      tracking.lastReceivedMicros = record.receivedMicros;
+      recordApplied(vmRecord, sessionId, sequence);
+      vmRecord.lastReceivedMicros = record.receivedMicros;
     }
-    if (event.kind === 'vfio') tracking.hasDevices = true;
-    else if (event.kind === 'shutdown') tracking.hasDevices = false;
 
-    const changed = this.emit(sessionId, out, (o) => this.engine.apply(event, o));
-    if (changed) counts.applied++;
+    const transitions = vmRecord.transitions.apply(event, this.timeoutMicros);
+    if (transitions === null) counts.identical++;
     else {
-      counts.identical++;
-      // The engine saw nothing new, but the session bookkeeping moved: it must be saved.
-      this.engine.touchVm(host, vm);
+      counts.applied++;
+      emit(sessionId, transitions, out);
     }
-    const deadline = tracking.lastReceivedMicros + this.timeoutMicros;
+    // Saved even when the engine saw nothing new: the session bookkeeping moved.
+    this.changed.add(vmRecord);
+    const deadline = vmRecord.lastReceivedMicros + this.timeoutMicros;
     if (deadline < this.nextDeadline) this.nextDeadline = deadline;
     return result;
   }
 
   /**
-   * The silence rule (see the file comment). Candidates are handled in a fixed order (last
+   * The silence rule (see the file comment). A VM with no devices left (shut down, or a new
+   * session that brought none) is forgotten. Candidates are handled in a fixed order (last
    * receive time, host, VM), not in map order, which differs after a restore.
    */
   private sweepSilent(out: PublishedTransition[], counts: ApplyCounts): void {
     const limit = this.clock - this.timeoutMicros;
-    const silent: Array<{ host: string; vm: string; open: number; tracking: VmTracking }> = [];
+    const silent: VmRecord[] = [];
     let nextDeadline = Number.POSITIVE_INFINITY;
-    for (const [host, vm, , open] of this.engine.watermarks()) {
-      const tracking = this.vms.get(host)?.get(vm);
-      if (tracking === undefined || (open === 0 && tracking.hasDevices)) continue;
-      if (tracking.lastReceivedMicros < limit) silent.push({ host, vm, open, tracking });
-      else nextDeadline = Math.min(nextDeadline, tracking.lastReceivedMicros + this.timeoutMicros);
+    for (const vms of this.vms.values()) {
+      for (const vmRecord of vms.values()) {
+        const { openPrepares, deviceCount } = vmRecord.transitions;
+        if (openPrepares === 0 && deviceCount > 0) continue;
+        if (vmRecord.lastReceivedMicros < limit) silent.push(vmRecord);
+        else {
+          nextDeadline = Math.min(nextDeadline, vmRecord.lastReceivedMicros + this.timeoutMicros);
+        }
+      }
     }
     this.nextDeadline = nextDeadline;
     silent.sort(
       (a, b) =>
-        a.tracking.lastReceivedMicros - b.tracking.lastReceivedMicros ||
-        compare(a.host, b.host) ||
-        compare(a.vm, b.vm),
+        a.lastReceivedMicros - b.lastReceivedMicros ||
+        compare(a.transitions.host, b.transitions.host) ||
+        compare(a.transitions.vm, b.transitions.vm),
     );
-    for (const { host, vm, open, tracking } of silent) {
-      if (open > 0) {
+    for (const vmRecord of silent) {
+      const { host, vm } = vmRecord.transitions;
+      if (vmRecord.transitions.openPrepares > 0) {
         counts.silentTimeouts++;
-        this.emit(tracking.sessionId, out, (o) => this.engine.timeOutVm(host, vm, o));
+        emit(vmRecord.sessionId, vmRecord.transitions.timeOut(), out);
+        this.changed.add(vmRecord);
       }
-      if (!tracking.hasDevices) {
+      if (vmRecord.transitions.deviceCount === 0) {
         counts.forgottenVms++;
-        this.engine.forgetVm(host, vm);
+        this.changed.delete(vmRecord);
         const vms = this.vms.get(host);
         vms?.delete(vm);
         if (vms?.size === 0) this.vms.delete(host);
@@ -243,27 +220,28 @@ export class PartitionProcessor {
 
   /** The VMs changed and forgotten since the last call. */
   takeChanges(): { values: VmStateValue[]; forgotten: Array<[host: string, vm: string]> } {
-    const values = this.engine.takeChangedVms().map((snapshot): VmStateValue => {
-      const t = this.vms.get(snapshot.host)?.get(snapshot.vm);
-      return {
-        ...snapshot,
-        sessionId: t?.sessionId ?? '',
-        lastSequence: t?.lastSequence ?? 0,
-        earlierSessions: t?.earlierSessions ?? NO_EARLIER_SESSIONS,
-        lastReceivedMicros: t?.lastReceivedMicros ?? 0,
-      };
-    });
+    const values = [...this.changed].map(vmStateValue);
+    this.changed = new Set();
     const forgotten = [...this.forgotten.values()];
     this.forgotten = new Map();
     return { values, forgotten };
   }
 
   stats(): { devices: number; openPrepares: number; vms: number } {
-    const { devices, openPrepares, vms } = this.engine.stats();
+    let vms = 0;
+    let devices = 0;
+    let openPrepares = 0;
+    for (const byVm of this.vms.values()) {
+      for (const { transitions } of byVm.values()) {
+        vms++;
+        devices += transitions.deviceCount;
+        openPrepares += transitions.openPrepares;
+      }
+    }
     return { devices, openPrepares, vms };
   }
 
-  private trackingOf(host: string): Map<string, VmTracking> {
+  private vmsOf(host: string): Map<string, VmRecord> {
     let vms = this.vms.get(host);
     if (vms === undefined) {
       vms = new Map();
@@ -271,18 +249,15 @@ export class PartitionProcessor {
     }
     return vms;
   }
+}
 
-  /** Runs an engine step and moves what it emitted to `out`, tagged with the session. */
-  private emit<R>(
-    sessionId: string,
-    out: PublishedTransition[],
-    step: (emitted: TransitionRecord[]) => R,
-  ): R {
-    const emitted: TransitionRecord[] = [];
-    const result = step(emitted);
-    for (const record of emitted) out.push({ ...record, sessionId });
-    return result;
-  }
+/** Moves what an engine step completed to `out`, tagged with the session. */
+function emit(
+  sessionId: string,
+  transitions: readonly TransitionRecord[],
+  out: PublishedTransition[],
+): void {
+  for (const record of transitions) out.push({ ...record, sessionId });
 }
 
 function compare(a: string, b: string): number {

@@ -1,10 +1,10 @@
-import type { PrepareOutcome, PrepareRecord, TransitionRecord } from './transition-record.ts';
+import type { PrepareOutcome, TransitionRecord } from './transition-record.ts';
 import { prepareTarget, type VmEvent } from './vm-event.ts';
 
 /**
  * The transition engine: per device, turns VFIO_MIGRATION states into prepare and dwell records.
  * Deterministic: time comes only from QEMU's event timestamps, so replaying the same events in
- * the same order gives the same records, live or offline.
+ * the same order gives the same records, live or offline. The rules (README, "What is measured"):
  *
  * Per device (host, VM, qom-path):
  * - A state ending in `-prepare` announces its target (the state without the suffix). The
@@ -21,16 +21,34 @@ import { prepareTarget, type VmEvent } from './vm-event.ts';
  *   prepares older than the watermark by more than the prepare timeout end as `timed_out`.
  * - `SHUTDOWN` ends open prepares as `aborted` and forgets the VM's devices: the QEMU process is
  *   going away, and a later QEMU with the same name starts new timelines.
- * - `finish()` ends what is still open as `unfinished`.
+ * - The end of the input ends what is still open as `unfinished`.
+ *
+ * API. `VmTransitions` is one VM's state and these rules; every step returns the records it
+ * completes, in order, and changes nothing else:
+ * - `apply(event, timeoutMicros)` — one event of the VM; `null` for a duplicate;
+ * - `abort()` — open prepares end as `aborted`, devices are forgotten (what `SHUTDOWN` does;
+ *   the processor's rule for a new QMP session of the VM);
+ * - `timeOut()` — open prepares end as `timed_out`, watermark kept (the processor's rule for a
+ *   VM silent on its own clock, so later events are judged by QEMU's clock alone);
+ * - `finish()` — open prepares end as `unfinished`;
+ * - `snapshot()` / `VmTransitions.restore()` — the state as plain data and back.
+ * Whoever holds VMs (the processor, keyed with its session bookkeeping) decides which VM an
+ * event belongs to and when its state is saved. `TransitionEngine` holds the VMs of a whole
+ * stream, for `replay`: `apply(event)`, `finish()`, `stats()`.
  */
 export interface TransitionEngineOptions {
   /** How long a prepare may stay open, in event time, before it ends as `timed_out`. */
   prepareTimeoutSeconds: number;
-  /**
-   * Remember which VMs changed, for `takeChangedVms()`: a processor persists exactly those to
-   * its state changelog after each batch. Off for replay.
-   */
-  trackChanges: boolean;
+}
+
+export const DEFAULT_PREPARE_TIMEOUT_SECONDS = 10;
+
+/** The prepare timeout in µs, for `VmTransitions.apply`; throws for anything but a positive number. */
+export function prepareTimeoutMicros(seconds: number): number {
+  if (!(seconds > 0) || !Number.isFinite(seconds)) {
+    throw new RangeError(`prepareTimeoutSeconds must be a positive number, got ${seconds}`);
+  }
+  return Math.round(seconds * 1_000_000);
 }
 
 /** Everything the engine knows about one device of a VM: enough to rebuild it after a restart. */
@@ -45,15 +63,13 @@ export interface DeviceSnapshot {
   prepareMicros: number;
 }
 
-/** One VM with its devices: the unit a processor persists and restores. */
+/** One VM with its devices, as plain data. */
 export interface VmSnapshot {
   host: string;
   vm: string;
   watermarkMicros: number;
   devices: DeviceSnapshot[];
 }
-
-export const DEFAULT_PREPARE_TIMEOUT_SECONDS = 10;
 
 export interface TransitionEngineStats {
   vms: number;
@@ -85,137 +101,30 @@ class DeviceState {
   }
 }
 
-class VmState {
+/** One VM's devices and watermark, and the rules above. */
+export class VmTransitions {
   readonly host: string;
   readonly vm: string;
-  watermarkMicros = -1;
-  readonly devices = new Map<string, DeviceState>();
+  private watermark = -1;
+  private readonly devices = new Map<string, DeviceState>();
   /** Devices with an open prepare; they are found by scanning `devices` (a VM has few). */
-  openPrepares = 0;
+  private open = 0;
   /**
    * A lower bound of the open prepares' timestamps, exact after each sweep. It lets the sweep
    * after every event cost O(1) unless something may have expired, even with thousands of
    * devices in one VM.
    */
-  oldestOpenMicros = Number.POSITIVE_INFINITY;
+  private oldestOpenMicros = Number.POSITIVE_INFINITY;
 
   constructor(host: string, vm: string) {
     this.host = host;
     this.vm = vm;
   }
-}
 
-export class TransitionEngine {
-  private readonly timeoutMicros: number;
-  private readonly hosts = new Map<string, Map<string, VmState>>();
-  private duplicates = 0;
-  private readonly changed: Set<VmState> | null;
-
-  constructor(options: Partial<TransitionEngineOptions> = {}) {
-    this.changed = options.trackChanges === true ? new Set() : null;
-    const seconds = options.prepareTimeoutSeconds ?? DEFAULT_PREPARE_TIMEOUT_SECONDS;
-    if (!(seconds > 0) || !Number.isFinite(seconds)) {
-      throw new RangeError(`prepareTimeoutSeconds must be a positive number, got ${seconds}`);
-    }
-    this.timeoutMicros = Math.round(seconds * 1_000_000);
-  }
-
-  /** Applies one event; records it completes are appended to `out`. Returns false for a duplicate. */
-  apply(event: VmEvent, out: TransitionRecord[]): boolean {
-    const vm = this.vmState(event.host, event.vm);
-    const ts = event.timestampMicros;
-    if (event.kind === 'vfio') {
-      let device = vm.devices.get(event.qomPath);
-      if (
-        device !== undefined &&
-        device.lastMicros === ts &&
-        device.lastState === event.deviceState
-      ) {
-        this.duplicates++;
-        return false;
-      }
-      if (ts > vm.watermarkMicros) vm.watermarkMicros = ts;
-      if (device === undefined) {
-        device = new DeviceState(event.qomPath, event.deviceId);
-        vm.devices.set(event.qomPath, device);
-      } else {
-        device.deviceId = event.deviceId;
-      }
-      applyState(vm, device, event.deviceState, ts, out);
-    } else {
-      if (ts > vm.watermarkMicros) vm.watermarkMicros = ts;
-      if (event.kind === 'shutdown') {
-        closeAllOpen(vm, 'aborted', out);
-        vm.devices.clear();
-      }
-    }
-    expireOpen(vm, vm.watermarkMicros - this.timeoutMicros, out);
-    this.changed?.add(vm);
-    return true;
-  }
-
-  /**
-   * Ends a VM's open prepares as `timed_out` without an event: a processor does this when the
-   * VM has been silent, on its own clock, for longer than the prepare timeout. The watermark
-   * stays where the VM's events put it, so later events are judged by QEMU's clock alone.
-   */
-  timeOutVm(host: string, vm: string, out: TransitionRecord[]): void {
-    const state = this.hosts.get(host)?.get(vm);
-    if (state === undefined || state.openPrepares === 0) return;
-    closeAllOpen(state, 'timed_out', out);
-    this.changed?.add(state);
-  }
-
-  /** Ends a VM's open prepares as `aborted` and forgets its devices (e.g. a new QMP session). */
-  abortVm(host: string, vm: string, out: TransitionRecord[]): void {
-    const state = this.hosts.get(host)?.get(vm);
-    if (state === undefined) return;
-    closeAllOpen(state, 'aborted', out);
-    state.devices.clear();
-    this.changed?.add(state);
-  }
-
-  /**
-   * Forgets a VM entirely (a processor drops a shut-down VM that fell silent, so state does not
-   * grow with every VM name ever seen). Returns whether it was known.
-   */
-  forgetVm(host: string, vm: string): boolean {
-    const vms = this.hosts.get(host);
-    const state = vms?.get(vm);
-    if (vms === undefined || state === undefined) return false;
-    vms.delete(vm);
-    if (vms.size === 0) this.hosts.delete(host);
-    this.changed?.delete(state);
-    return true;
-  }
-
-  /** Reports a VM in the next `takeChangedVms()` although no event changed it (its owner's bookkeeping did). */
-  touchVm(host: string, vm: string): void {
-    const state = this.hosts.get(host)?.get(vm);
-    if (state !== undefined) this.changed?.add(state);
-  }
-
-  /** Drops every VM and device; what a processor does when it loses a partition. */
-  clear(): void {
-    this.hosts.clear();
-    this.changed?.clear();
-  }
-
-  /** VMs changed since the last call, with all their devices (needs `trackChanges`). */
-  takeChangedVms(): VmSnapshot[] {
-    if (this.changed === null) throw new Error('takeChangedVms() needs trackChanges: true');
-    const result = [...this.changed].map(snapshotVm);
-    this.changed.clear();
-    return result;
-  }
-
-  /** Puts back a VM exactly as `takeChangedVms()` reported it (state rebuild after a restart). */
-  restoreVm(snapshot: VmSnapshot): void {
-    const vm = this.vmState(snapshot.host, snapshot.vm);
-    vm.watermarkMicros = snapshot.watermarkMicros;
-    vm.devices.clear();
-    vm.openPrepares = 0;
-    vm.oldestOpenMicros = Number.POSITIVE_INFINITY;
+  /** A VM exactly as `snapshot()` gave it. */
+  static restore(snapshot: VmSnapshot): VmTransitions {
+    const vm = new VmTransitions(snapshot.host, snapshot.vm);
+    vm.watermark = snapshot.watermarkMicros;
     for (const d of snapshot.devices) {
       const device = new DeviceState(d.qomPath, d.deviceId);
       device.state = d.state;
@@ -226,26 +135,209 @@ export class TransitionEngine {
       device.prepareMicros = d.prepareMicros;
       vm.devices.set(d.qomPath, device);
       if (device.prepareState !== null) {
-        vm.openPrepares++;
+        vm.open++;
         if (device.prepareMicros < vm.oldestOpenMicros) vm.oldestOpenMicros = device.prepareMicros;
       }
     }
+    return vm;
   }
 
-  /** Ends every open prepare as `unfinished` (end of input). */
-  finish(out: TransitionRecord[]): void {
+  /** The largest timestamp of any event of the VM, -1 before the first. */
+  get watermarkMicros(): number {
+    return this.watermark;
+  }
+
+  get openPrepares(): number {
+    return this.open;
+  }
+
+  get deviceCount(): number {
+    return this.devices.size;
+  }
+
+  /**
+   * Applies one event of this VM (`timeoutMicros` from `prepareTimeoutMicros`); returns the
+   * records it completes, or null for a duplicate, which changes nothing.
+   */
+  apply(event: VmEvent, timeoutMicros: number): TransitionRecord[] | null {
+    const ts = event.timestampMicros;
+    const out: TransitionRecord[] = [];
+    if (event.kind === 'vfio') {
+      let device = this.devices.get(event.qomPath);
+      if (
+        device !== undefined &&
+        device.lastMicros === ts &&
+        device.lastState === event.deviceState
+      ) {
+        return null;
+      }
+      if (ts > this.watermark) this.watermark = ts;
+      if (device === undefined) {
+        device = new DeviceState(event.qomPath, event.deviceId);
+        this.devices.set(event.qomPath, device);
+      } else {
+        device.deviceId = event.deviceId;
+      }
+      this.applyState(device, event.deviceState, ts, out);
+    } else {
+      if (ts > this.watermark) this.watermark = ts;
+      if (event.kind === 'shutdown') this.closeAllAndForget(out);
+    }
+    this.expireOpen(this.watermark - timeoutMicros, out);
+    return out;
+  }
+
+  /** Open prepares end as `aborted` and the devices are forgotten. */
+  abort(): TransitionRecord[] {
+    const out: TransitionRecord[] = [];
+    this.closeAllAndForget(out);
+    return out;
+  }
+
+  /** Open prepares end as `timed_out`; the watermark stays where the VM's events put it. */
+  timeOut(): TransitionRecord[] {
+    const out: TransitionRecord[] = [];
+    this.closeAllOpen('timed_out', out);
+    return out;
+  }
+
+  /** Open prepares end as `unfinished` (end of input). */
+  finish(): TransitionRecord[] {
+    const out: TransitionRecord[] = [];
+    this.closeAllOpen('unfinished', out);
+    return out;
+  }
+
+  snapshot(): VmSnapshot {
+    return {
+      host: this.host,
+      vm: this.vm,
+      watermarkMicros: this.watermark,
+      devices: [...this.devices.values()].map(snapshotDevice),
+    };
+  }
+
+  private applyState(
+    device: DeviceState,
+    state: string,
+    ts: number,
+    out: TransitionRecord[],
+  ): void {
+    const target = prepareTarget(state);
+    if (target !== null) {
+      if (device.prepareState !== null) this.closePrepare(device, 'failed', state, ts, out);
+      device.prepareState = state;
+      device.prepareMicros = ts;
+      this.open++;
+      if (ts < this.oldestOpenMicros) this.oldestOpenMicros = ts;
+    } else {
+      if (device.prepareState !== null) {
+        const outcome = state === prepareTarget(device.prepareState) ? 'completed' : 'failed';
+        this.closePrepare(device, outcome, state, ts, out);
+      }
+      if (device.state === null) {
+        device.state = state;
+        device.stateSinceMicros = ts;
+      } else if (device.state !== state) {
+        out.push({
+          type: 'dwell',
+          host: this.host,
+          vm: this.vm,
+          qomPath: device.qomPath,
+          deviceId: device.deviceId,
+          state: device.state,
+          next: state,
+          seconds: elapsedSeconds(device.stateSinceMicros, ts),
+          startMicros: device.stateSinceMicros,
+          endMicros: ts,
+        });
+        device.state = state;
+        device.stateSinceMicros = ts;
+      }
+    }
+    device.lastState = state;
+    device.lastMicros = ts;
+  }
+
+  private closePrepare(
+    device: DeviceState,
+    outcome: PrepareOutcome,
+    next: string | null,
+    endMicros: number | null,
+    out: TransitionRecord[],
+  ): void {
+    const prepareState = device.prepareState ?? '';
+    out.push({
+      type: 'prepare',
+      host: this.host,
+      vm: this.vm,
+      qomPath: device.qomPath,
+      deviceId: device.deviceId,
+      target: prepareTarget(prepareState) ?? '',
+      prepareState,
+      outcome,
+      next,
+      seconds: endMicros === null ? null : elapsedSeconds(device.prepareMicros, endMicros),
+      startMicros: device.prepareMicros,
+      endMicros,
+    });
+    device.prepareState = null;
+    this.open--;
+  }
+
+  private expireOpen(limitMicros: number, out: TransitionRecord[]): void {
+    if (this.oldestOpenMicros >= limitMicros) return;
+    let oldest = Number.POSITIVE_INFINITY;
+    for (const device of this.devices.values()) {
+      if (device.prepareState === null) continue;
+      if (device.prepareMicros < limitMicros) {
+        this.closePrepare(device, 'timed_out', null, null, out);
+      } else if (device.prepareMicros < oldest) oldest = device.prepareMicros;
+    }
+    this.oldestOpenMicros = oldest;
+  }
+
+  private closeAllOpen(outcome: PrepareOutcome, out: TransitionRecord[]): void {
+    if (this.open === 0) return;
+    for (const device of this.devices.values()) {
+      if (device.prepareState !== null) this.closePrepare(device, outcome, null, null, out);
+    }
+  }
+
+  private closeAllAndForget(out: TransitionRecord[]): void {
+    this.closeAllOpen('aborted', out);
+    this.devices.clear();
+  }
+}
+
+/** The VMs of one stream of events, keyed by host and VM (what `replay` runs). */
+export class TransitionEngine {
+  private readonly timeoutMicros: number;
+  /** Per host, per VM. Nested maps rather than a "host/vm" key: no key string per event. */
+  private readonly hosts = new Map<string, Map<string, VmTransitions>>();
+  private duplicates = 0;
+
+  constructor(options: Partial<TransitionEngineOptions> = {}) {
+    this.timeoutMicros = prepareTimeoutMicros(
+      options.prepareTimeoutSeconds ?? DEFAULT_PREPARE_TIMEOUT_SECONDS,
+    );
+  }
+
+  /** Applies one event; returns the records it completes (none for a duplicate, counted). */
+  apply(event: VmEvent): readonly TransitionRecord[] {
+    const out = this.vmOf(event.host, event.vm).apply(event, this.timeoutMicros);
+    if (out !== null) return out;
+    this.duplicates++;
+    return NO_TRANSITIONS;
+  }
+
+  /** Ends every open prepare as `unfinished` (end of input); returns those records. */
+  finish(): TransitionRecord[] {
+    const out: TransitionRecord[] = [];
     for (const vms of this.hosts.values()) {
-      for (const vm of vms.values()) closeAllOpen(vm, 'unfinished', out);
+      for (const vm of vms.values()) out.push(...vm.finish());
     }
-  }
-
-  /** VM watermarks, for a processor that tracks silence (host, vm, µs). */
-  *watermarks(): IterableIterator<
-    [host: string, vm: string, micros: number, openPrepares: number]
-  > {
-    for (const [host, vms] of this.hosts) {
-      for (const [vm, state] of vms) yield [host, vm, state.watermarkMicros, state.openPrepares];
-    }
+    return out;
   }
 
   stats(): TransitionEngineStats {
@@ -255,14 +347,14 @@ export class TransitionEngine {
     for (const byVm of this.hosts.values()) {
       for (const vm of byVm.values()) {
         vms++;
-        devices += vm.devices.size;
+        devices += vm.deviceCount;
         openPrepares += vm.openPrepares;
       }
     }
     return { vms, devices, openPrepares, duplicates: this.duplicates };
   }
 
-  private vmState(host: string, vm: string): VmState {
+  private vmOf(host: string, vm: string): VmTransitions {
     let vms = this.hosts.get(host);
     if (vms === undefined) {
       vms = new Map();
@@ -270,21 +362,14 @@ export class TransitionEngine {
     }
     let state = vms.get(vm);
     if (state === undefined) {
-      state = new VmState(host, vm);
+      state = new VmTransitions(host, vm);
       vms.set(vm, state);
     }
     return state;
   }
 }
 
-function snapshotVm(vm: VmState): VmSnapshot {
-  return {
-    host: vm.host,
-    vm: vm.vm,
-    watermarkMicros: vm.watermarkMicros,
-    devices: [...vm.devices.values()].map(snapshotDevice),
-  };
-}
+const NO_TRANSITIONS: readonly TransitionRecord[] = Object.freeze([]);
 
 function snapshotDevice(device: DeviceState): DeviceSnapshot {
   return {
@@ -297,95 +382,6 @@ function snapshotDevice(device: DeviceState): DeviceSnapshot {
     prepareState: device.prepareState,
     prepareMicros: device.prepareMicros,
   };
-}
-
-function applyState(
-  vm: VmState,
-  device: DeviceState,
-  state: string,
-  ts: number,
-  out: TransitionRecord[],
-): void {
-  const target = prepareTarget(state);
-  if (target !== null) {
-    if (device.prepareState !== null) closePrepare(vm, device, 'failed', state, ts, out);
-    device.prepareState = state;
-    device.prepareMicros = ts;
-    vm.openPrepares++;
-    if (ts < vm.oldestOpenMicros) vm.oldestOpenMicros = ts;
-  } else {
-    if (device.prepareState !== null) {
-      const outcome = state === prepareTarget(device.prepareState) ? 'completed' : 'failed';
-      closePrepare(vm, device, outcome, state, ts, out);
-    }
-    if (device.state === null) {
-      device.state = state;
-      device.stateSinceMicros = ts;
-    } else if (device.state !== state) {
-      out.push({
-        type: 'dwell',
-        host: vm.host,
-        vm: vm.vm,
-        qomPath: device.qomPath,
-        deviceId: device.deviceId,
-        state: device.state,
-        next: state,
-        seconds: elapsedSeconds(device.stateSinceMicros, ts),
-        startMicros: device.stateSinceMicros,
-        endMicros: ts,
-      });
-      device.state = state;
-      device.stateSinceMicros = ts;
-    }
-  }
-  device.lastState = state;
-  device.lastMicros = ts;
-}
-
-function closePrepare(
-  vm: VmState,
-  device: DeviceState,
-  outcome: PrepareOutcome,
-  next: string | null,
-  endMicros: number | null,
-  out: TransitionRecord[],
-): void {
-  const prepareState = device.prepareState ?? '';
-  const record: PrepareRecord = {
-    type: 'prepare',
-    host: vm.host,
-    vm: vm.vm,
-    qomPath: device.qomPath,
-    deviceId: device.deviceId,
-    target: prepareTarget(prepareState) ?? '',
-    prepareState,
-    outcome,
-    next,
-    seconds: endMicros === null ? null : elapsedSeconds(device.prepareMicros, endMicros),
-    startMicros: device.prepareMicros,
-    endMicros,
-  };
-  out.push(record);
-  device.prepareState = null;
-  vm.openPrepares--;
-}
-
-function expireOpen(vm: VmState, limitMicros: number, out: TransitionRecord[]): void {
-  if (vm.oldestOpenMicros >= limitMicros) return;
-  let oldest = Number.POSITIVE_INFINITY;
-  for (const device of vm.devices.values()) {
-    if (device.prepareState === null) continue;
-    if (device.prepareMicros < limitMicros) closePrepare(vm, device, 'timed_out', null, null, out);
-    else if (device.prepareMicros < oldest) oldest = device.prepareMicros;
-  }
-  vm.oldestOpenMicros = oldest;
-}
-
-function closeAllOpen(vm: VmState, outcome: PrepareOutcome, out: TransitionRecord[]): void {
-  if (vm.openPrepares === 0) return;
-  for (const device of vm.devices.values()) {
-    if (device.prepareState !== null) closePrepare(vm, device, outcome, null, null, out);
-  }
 }
 
 /** Whole microseconds to seconds, clamped at 0 (the wall clock can step back). */

@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { TransitionEngine } from '../../../../services/shared/core/transition-engine.ts';
+import {
+  prepareTimeoutMicros,
+  TransitionEngine,
+  VmTransitions,
+} from '../../../../services/shared/core/transition-engine.ts';
 import type { TransitionRecord } from '../../../../services/shared/core/transition-record.ts';
 import type { VmEvent } from '../../../../services/shared/core/vm-event.ts';
 
@@ -26,9 +30,12 @@ function vfio(
 }
 
 function run(engine: TransitionEngine, events: VmEvent[]): TransitionRecord[] {
-  const out: TransitionRecord[] = [];
-  for (const event of events) engine.apply(event, out);
-  return out;
+  return events.flatMap((event) => engine.apply(event));
+}
+
+/** One VM's events through `VmTransitions`, as a processor runs them. */
+function runVm(vm: VmTransitions, events: VmEvent[], timeoutSeconds = 10): TransitionRecord[] {
+  return events.flatMap((event) => vm.apply(event, prepareTimeoutMicros(timeoutSeconds)) ?? []);
 }
 
 const brief = (r: TransitionRecord): string =>
@@ -68,14 +75,18 @@ describe('transition engine', () => {
   });
 
   test('an identical event is a duplicate; the same state at a new time is a repeat', () => {
+    const vm = new VmTransitions('h1', 'vm1');
+    const timeout = prepareTimeoutMicros(10);
+    assert.deepEqual(vm.apply(vfio(0, 'running'), timeout), []);
+    assert.equal(vm.apply(vfio(0, 'running'), timeout), null);
+    assert.deepEqual(vm.apply(vfio(5, 'running'), timeout), []);
+    assert.deepEqual(vm.apply(vfio(9, 'stop'), timeout)?.map(brief), [
+      'h1/vm1 dwell running->stop 0.009',
+    ]);
     const engine = new TransitionEngine();
-    const out: TransitionRecord[] = [];
-    assert.equal(engine.apply(vfio(0, 'running'), out), true);
-    assert.equal(engine.apply(vfio(0, 'running'), out), false);
-    assert.equal(engine.apply(vfio(5, 'running'), out), true);
-    engine.apply(vfio(9, 'stop'), out);
+    const out = run(engine, [vfio(0, 'running'), vfio(0, 'running'), vfio(9, 'stop')]);
     assert.deepEqual(out.map(brief), ['h1/vm1 dwell running->stop 0.009']);
-    assert.equal(engine.stats().duplicates, 1);
+    assert.equal(engine.stats().duplicates, 1, 'the engine counts duplicates');
   });
 
   test('timeouts use the VM watermark, which any event of the VM moves, never backwards', () => {
@@ -93,18 +104,17 @@ describe('transition engine', () => {
     assert.deepEqual(late.map(brief), ['h1/vm1 prepare pre-copy-p2p timed_out - -']);
   });
 
-  test('timeOutVm (a VM silent on the processor clock) ends its open prepares, watermark kept', () => {
-    const engine = new TransitionEngine({ prepareTimeoutSeconds: 2 });
-    run(engine, [vfio(0, 'pre-copy-p2p-prepare')]);
-    const out: TransitionRecord[] = [];
-    engine.timeOutVm('h1', 'vm1', out);
-    assert.deepEqual(out.map(brief), ['h1/vm1 prepare pre-copy-p2p timed_out - -']);
-    assert.equal(engine.stats().openPrepares, 0);
+  test('timeOut (a VM silent on the processor clock) ends its open prepares, watermark kept', () => {
+    const vm = new VmTransitions('h1', 'vm1');
+    runVm(vm, [vfio(0, 'pre-copy-p2p-prepare')], 2);
+    assert.deepEqual(vm.timeOut().map(brief), ['h1/vm1 prepare pre-copy-p2p timed_out - -']);
+    assert.equal(vm.openPrepares, 0);
+    assert.equal(vm.watermarkMicros, ms(0));
     // A new prepare just after is judged by QEMU time only: not timed out at once.
-    assert.deepEqual(run(engine, [vfio(1, 'pre-copy-p2p-prepare')]), []);
+    assert.deepEqual(runVm(vm, [vfio(1, 'pre-copy-p2p-prepare')], 2), []);
   });
 
-  test('takeChangedVms and restoreVm rebuild an engine that continues identically', () => {
+  test('snapshot and restore rebuild a VM that continues identically', () => {
     const events = [
       vfio(0, 'pre-copy'),
       vfio(0, 'pre-copy', '/machine/peripheral/vf1'),
@@ -116,24 +126,24 @@ describe('transition engine', () => {
       vfio(40, 'stop', '/machine/peripheral/vf1'),
       vfio(50, 'stop-copy'),
     ];
-    const original = new TransitionEngine({ trackChanges: true });
-    run(original, events);
-    const snapshots = original.takeChangedVms();
-    assert.equal(snapshots.length, 1);
-    assert.deepEqual(original.takeChangedVms(), [], 'changes are taken once');
-    const rebuilt = new TransitionEngine({ trackChanges: true });
-    for (const snapshot of JSON.parse(JSON.stringify(snapshots)) as typeof snapshots)
-      rebuilt.restoreVm(snapshot);
-    assert.deepEqual(run(rebuilt, later), run(original, later));
-    assert.deepEqual(rebuilt.stats(), original.stats());
+    const original = new VmTransitions('h1', 'vm1');
+    runVm(original, events);
+    const snapshot = original.snapshot();
+    const rebuilt = VmTransitions.restore(JSON.parse(JSON.stringify(snapshot)) as typeof snapshot);
+    assert.deepEqual(rebuilt.snapshot(), snapshot);
+    assert.deepEqual(runVm(rebuilt, later), runVm(original, later));
+    assert.deepEqual(
+      [rebuilt.openPrepares, rebuilt.deviceCount, rebuilt.watermarkMicros],
+      [original.openPrepares, original.deviceCount, original.watermarkMicros],
+    );
   });
 
-  test('abortVm ends open prepares as aborted and starts new device timelines', () => {
-    const engine = new TransitionEngine();
-    run(engine, [vfio(0, 'pre-copy'), vfio(10, 'pre-copy-p2p-prepare')]);
-    const out: TransitionRecord[] = [];
-    engine.abortVm('h1', 'vm1', out);
-    out.push(...run(engine, [vfio(20, 'running'), vfio(25, 'stop')]));
+  test('abort ends open prepares as aborted and starts new device timelines', () => {
+    const vm = new VmTransitions('h1', 'vm1');
+    runVm(vm, [vfio(0, 'pre-copy'), vfio(10, 'pre-copy-p2p-prepare')]);
+    const out = vm.abort();
+    assert.equal(vm.deviceCount, 0);
+    out.push(...runVm(vm, [vfio(20, 'running'), vfio(25, 'stop')]));
     assert.deepEqual(out.map(brief), [
       'h1/vm1 prepare pre-copy-p2p aborted - -',
       'h1/vm1 dwell running->stop 0.005',
@@ -147,7 +157,7 @@ describe('transition engine', () => {
       vfio(0, 'pre-copy-p2p-prepare', undefined, 'vm2'),
       { kind: 'shutdown', host: 'h1', vm: 'vm1', timestampMicros: ms(3) },
     ]);
-    engine.finish(out);
+    out.push(...engine.finish());
     assert.deepEqual(out.map(brief), [
       'h1/vm1 prepare pre-copy-p2p aborted - -',
       'h1/vm2 prepare pre-copy-p2p unfinished - -',
@@ -167,6 +177,7 @@ describe('transition engine', () => {
   test('rejects a prepare timeout that is not a positive number', () => {
     for (const bad of [0, -1, Number.NaN, Number.POSITIVE_INFINITY]) {
       assert.throws(() => new TransitionEngine({ prepareTimeoutSeconds: bad }), RangeError);
+      assert.throws(() => prepareTimeoutMicros(bad), RangeError);
     }
   });
 });
