@@ -5,7 +5,7 @@
  * 10% MIGRATION, over `devicesPerVm` devices per VM.
  */
 import { randomUUID } from 'node:crypto';
-import { buildEventRecord } from '../services/collector/core/event-record-builder.ts';
+import { buildEventRecord } from '../services/shared/core/event-record-builder.ts';
 import { eventKey } from '../services/collector/core/partitioner.ts';
 import type { QmpEvent } from '../services/shared/core/qmp-message.ts';
 import { createEventCodec } from '../services/shared/io/avro-codec.ts';

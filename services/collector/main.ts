@@ -7,13 +7,13 @@ import { randomUUID } from 'node:crypto';
 import { Registry } from 'prom-client';
 import { isTelemetryError } from '../shared/core/errors.ts';
 import type { EventRecord } from '../shared/core/event-record.ts';
+import { buildEventRecord } from '../shared/core/event-record-builder.ts';
 import { createEventCodec } from '../shared/io/avro-codec.ts';
 import { startHttpServer, type RunningHttpServer } from '../shared/io/http-server.ts';
 import { createKafkaPort } from '../shared/io/kafka-client.ts';
 import type { KafkaPort } from '../shared/io/kafka-port.ts';
 import type { Logger } from '../shared/io/logger.ts';
 import type { CollectorConfig } from './config.ts';
-import { buildEventRecord } from './core/event-record-builder.ts';
 import { eventKey } from './core/partitioner.ts';
 import { RecordNumbering, type RecordNumber } from './core/record-numbering.ts';
 import {

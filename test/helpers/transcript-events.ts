@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { buildEventRecord } from '../../services/collector/core/event-record-builder.ts';
+import { buildEventRecord } from '../../services/shared/core/event-record-builder.ts';
 import type { EventRecord } from '../../services/shared/core/event-record.ts';
 import { QmpDecoder } from '../../services/shared/core/qmp-decoder.ts';
 import { TransitionEngine } from '../../services/shared/core/transition-engine.ts';

@@ -1,4 +1,5 @@
 import type { EventRecord } from './event-record.ts';
+import { buildEventRecord, SHUTDOWN, VFIO_MIGRATION } from './event-record-builder.ts';
 import { invalid, type QmpEvent, type QmpInvalid } from './qmp-message.ts';
 
 /**
@@ -40,9 +41,6 @@ export interface OtherEvent extends VmEventBase {
   name: string;
 }
 
-export const VFIO_MIGRATION = 'VFIO_MIGRATION';
-export const SHUTDOWN = 'SHUTDOWN';
-export const MIGRATION = 'MIGRATION';
 const PREPARE_SUFFIX = '-prepare';
 
 /** The state a prepare state announces, or null when `state` is not a prepare state. */
@@ -69,41 +67,11 @@ export const KNOWN_PREPARE_TARGETS: readonly string[] = VFIO_MIGRATION_STATES.fi
   (s) => prepareTarget(s) === null,
 );
 
-export interface VfioMigrationData {
-  qomPath: string;
-  deviceId: string;
-  deviceState: string;
-}
-
-/** The members of a VFIO_MIGRATION event's `data`, or why they are unusable. */
-export function readVfioData(
-  data: Readonly<Record<string, unknown>>,
-): VfioMigrationData | QmpInvalid {
-  const qomPath = data['qom-path'];
-  const deviceState = data['device-state'];
-  if (typeof qomPath !== 'string' || typeof deviceState !== 'string') {
-    return invalid('bad_vfio_data', 'VFIO_MIGRATION without a string qom-path and device-state');
-  }
-  const deviceId = data['device-id'];
-  return { qomPath, deviceId: typeof deviceId === 'string' ? deviceId : '', deviceState };
-}
-
-/** Turns a decoded QMP event of one VM into the event model, rejecting malformed VFIO data. */
-export function toVmEvent(host: string, vm: string, event: QmpEvent): VmEvent | QmpInvalid {
-  const timestampMicros = event.timestampMicros;
-  if (event.name === VFIO_MIGRATION) {
-    const fields = readVfioData(event.data);
-    if ('kind' in fields) return fields;
-    // Fields named one by one, not spread: this runs for every event, and a spread of a fresh
-    // object defeats V8's escape analysis (measured on the core bench).
-    const { qomPath, deviceId, deviceState } = fields;
-    return { kind: 'vfio', host, vm, timestampMicros, qomPath, deviceId, deviceState };
-  }
-  if (event.name === SHUTDOWN) return { kind: 'shutdown', host, vm, timestampMicros };
-  return { kind: 'other', host, vm, timestampMicros, name: event.name };
-}
-
-/** The same model from a record of the events topic, so live and replay feed the engine alike. */
+/**
+ * The one adapter from a record of the events topic to the event model. The live processor feeds
+ * it the records it consumes; replay feeds it the records `toVmEvent` builds, so both run the
+ * engine on the same input.
+ */
 export function vmEventFromRecord(record: EventRecord): VmEvent | QmpInvalid {
   const { host, vm, qemuTimestampMicros: timestampMicros } = record;
   if (!Number.isInteger(timestampMicros) || timestampMicros < 0) {
@@ -125,4 +93,16 @@ export function vmEventFromRecord(record: EventRecord): VmEvent | QmpInvalid {
   }
   if (record.event === SHUTDOWN) return { kind: 'shutdown', host, vm, timestampMicros };
   return { kind: 'other', host, vm, timestampMicros, name: record.event };
+}
+
+/**
+ * A decoded QMP event of one VM in the event model, by way of the record the collector would
+ * publish for it (`buildEventRecord`, then `vmEventFromRecord`).
+ */
+export function toVmEvent(host: string, vm: string, event: QmpEvent): VmEvent | QmpInvalid {
+  const record = buildEventRecord(
+    { host, vm, sessionId: '', sequence: 0, receivedMicros: 0 },
+    event,
+  );
+  return 'kind' in record ? record : vmEventFromRecord(record);
 }

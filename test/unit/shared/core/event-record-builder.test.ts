@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { buildEventRecord } from '../../../services/collector/core/event-record-builder.ts';
-import type { QmpEvent } from '../../../services/shared/core/qmp-message.ts';
+import { buildEventRecord } from '../../../../services/shared/core/event-record-builder.ts';
+import type { QmpEvent } from '../../../../services/shared/core/qmp-message.ts';
 
 const origin = { host: 'h', vm: 'vm1', sessionId: 's', sequence: 3, receivedMicros: 2_000_000 };
 const event = (name: string, data: Record<string, unknown> = {}): QmpEvent => ({

@@ -1,6 +1,9 @@
-import type { EventRecord } from '../../shared/core/event-record.ts';
-import type { QmpEvent, QmpInvalid } from '../../shared/core/qmp-message.ts';
-import { MIGRATION, readVfioData, VFIO_MIGRATION } from '../../shared/core/vm-event.ts';
+import type { EventRecord } from './event-record.ts';
+import { invalid, type QmpEvent, type QmpInvalid } from './qmp-message.ts';
+
+export const VFIO_MIGRATION = 'VFIO_MIGRATION';
+export const SHUTDOWN = 'SHUTDOWN';
+const MIGRATION = 'MIGRATION';
 
 /** Where an event was read: which VM, which connection, which position in it. */
 export interface EventOrigin {
@@ -9,6 +12,23 @@ export interface EventOrigin {
   sessionId: string;
   sequence: number;
   receivedMicros: number;
+}
+
+interface VfioMigrationData {
+  qomPath: string;
+  deviceId: string;
+  deviceState: string;
+}
+
+/** The members of a VFIO_MIGRATION event's `data`, or why they are unusable. */
+function readVfioData(data: Readonly<Record<string, unknown>>): VfioMigrationData | QmpInvalid {
+  const qomPath = data['qom-path'];
+  const deviceState = data['device-state'];
+  if (typeof qomPath !== 'string' || typeof deviceState !== 'string') {
+    return invalid('bad_vfio_data', 'VFIO_MIGRATION without a string qom-path and device-state');
+  }
+  const deviceId = data['device-id'];
+  return { qomPath, deviceId: typeof deviceId === 'string' ? deviceId : '', deviceState };
 }
 
 /**
