@@ -111,7 +111,7 @@ describe('Grafana', () => {
 
   test('dashboards and rules use only documented metrics and recording rules', async () => {
     const doc = await readFile(join(ROOT, 'docs/metrics.md'), 'utf8');
-    const documented = new Set([...doc.matchAll(/^\| `([a-z_:]+)` \|/gm)].map((m) => m[1]));
+    const documented = new Set([...doc.matchAll(/^\| `([a-z_:]+)` +\|/gm)].map((m) => m[1]));
     const ruleFiles = (await readdir(RULES))
       .filter((f) => f.endsWith('.rules.yml'))
       .map((f) => join(RULES, f));

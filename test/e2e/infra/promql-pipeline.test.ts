@@ -64,7 +64,7 @@ test('a running pipeline scraped by Prometheus: documented names, and every pane
 
   const documented = new Set(
     [
-      ...(await readFile(join(ROOT, 'docs/metrics.md'), 'utf8')).matchAll(/^\| `([a-z_:]+)` \|/gm),
+      ...(await readFile(join(ROOT, 'docs/metrics.md'), 'utf8')).matchAll(/^\| `([a-z_:]+)` +\|/gm),
     ].map((m) => m[1] as string),
   );
   const served = new Set<string>();

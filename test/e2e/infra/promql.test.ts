@@ -40,7 +40,7 @@ async function listFiles(dir: string, suffix: string): Promise<string[]> {
 /** The names in the tables of docs/metrics.md. */
 async function documentedMetricNames(): Promise<Set<string>> {
   const text = await readFile(join(ROOT, 'docs/metrics.md'), 'utf8');
-  return new Set([...text.matchAll(/^\| `([a-z_:]+)` \|/gm)].map((m) => m[1] as string));
+  return new Set([...text.matchAll(/^\| `([a-z_:]+)` +\|/gm)].map((m) => m[1] as string));
 }
 
 interface VectorResult {
