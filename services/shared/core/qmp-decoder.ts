@@ -1,4 +1,4 @@
-import { isUtf8 } from 'node:buffer';
+import { isUtf8 } from './is-utf8.ts';
 import { classifyQmp, excerpt, invalid, type QmpMessage } from './qmp-message.ts';
 
 /**
