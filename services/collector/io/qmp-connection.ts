@@ -20,6 +20,7 @@ import { createConnection, type Socket } from 'node:net';
 import { QmpDecoder } from '../../shared/core/qmp-decoder.ts';
 import type { QmpEvent, QmpGreeting, QmpInvalid } from '../../shared/core/qmp-message.ts';
 import { backoffDelayMs, type BackoffPolicy } from '../../shared/core/backoff.ts';
+import { TelemetryError } from '../../shared/core/errors.ts';
 import { nowMicros } from '../../shared/io/clock.ts';
 import type { QmpAddress, QmpTarget } from '../core/qmp-target.ts';
 
@@ -121,7 +122,10 @@ export class QmpConnection {
     socket.on('connect', () => {
       this.state = 'greeting';
       this.greetingTimer = setTimeout(() => {
-        failure = new Error(`no QMP greeting within ${this.options.greetingTimeoutMs} ms`);
+        failure = new TelemetryError(
+          'QMP_CONNECT_FAILED',
+          `no QMP greeting within ${this.options.greetingTimeoutMs} ms`,
+        );
         socket.destroy();
       }, this.options.greetingTimeoutMs);
     });
@@ -145,7 +149,7 @@ export class QmpConnection {
       if (!wasReady) {
         this.options.handler.connectFailed(
           this.vm,
-          failure ?? new Error('closed before negotiation'),
+          failure ?? new TelemetryError('QMP_CONNECT_FAILED', 'closed before negotiation'),
           delay,
         );
       }
@@ -177,7 +181,11 @@ export class QmpConnection {
       } else if (message.kind === 'error') {
         if (this.state === 'negotiating') {
           socket.destroy(
-            new Error(`qmp_capabilities failed: ${message.errorClass} ${message.desc}`),
+            new TelemetryError(
+              'QMP_PROTOCOL',
+              `qmp_capabilities failed: ${message.errorClass} ${message.desc}`,
+              { details: { errorClass: message.errorClass } },
+            ),
           );
           return;
         }

@@ -14,12 +14,8 @@ export const ERROR_CODES = [
   'KAFKA_UNAVAILABLE',
   'KAFKA_PUBLISH_FAILED',
   'KAFKA_FENCED',
-  'KAFKA_RECORD_REFUSED',
   'QMP_CONNECT_FAILED',
   'QMP_PROTOCOL',
-  'SPOOL_CORRUPT',
-  'SPOOL_FULL',
-  'SPOOL_IO',
   'SHUTDOWN_TIMEOUT',
   'INTERNAL',
 ] as const;
@@ -31,7 +27,6 @@ const RETRIABLE: ReadonlySet<ErrorCode> = new Set([
   'KAFKA_UNAVAILABLE',
   'KAFKA_PUBLISH_FAILED',
   'QMP_CONNECT_FAILED',
-  'SPOOL_IO',
 ]);
 
 export interface TelemetryErrorOptions {
