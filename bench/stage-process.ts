@@ -100,7 +100,7 @@ async function startStage(spec: StageSpec): Promise<Running> {
     }
     case 'processor': {
       const { parseProcessorConfig } = await import('../services/processor/config.ts');
-      const { startProcessor } = await import('../services/processor/io/processor-service.ts');
+      const { startProcessor } = await import('../services/processor/main.ts');
       const processor = await startProcessor(
         parseProcessorConfig({ env: {}, flags: spec.flags }),
         logger,

@@ -6,7 +6,7 @@ import { startCollector, type RunningCollector } from '../../collector/main.ts';
 import { parseExporterConfig } from '../../exporter/config.ts';
 import { startExporter, type RunningExporter } from '../../exporter/main.ts';
 import { parseProcessorConfig } from '../../processor/config.ts';
-import { startProcessor, type RunningProcessor } from '../../processor/io/processor-service.ts';
+import { startProcessor, type RunningProcessor } from '../../processor/main.ts';
 import {
   EVENTS_DLQ_TOPIC,
   EVENTS_TOPIC,

@@ -14,10 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { ReplaySession } from '../../../services/cli/replay/replay-session.ts';
 import { startCollector } from '../../../services/collector/main.ts';
 import { parseProcessorConfig } from '../../../services/processor/config.ts';
-import {
-  startProcessor,
-  type RunningProcessor,
-} from '../../../services/processor/io/processor-service.ts';
+import { startProcessor, type RunningProcessor } from '../../../services/processor/main.ts';
 import type { TransitionRecord } from '../../../services/shared/core/transition-record.ts';
 import { createTransitionCodec } from '../../../services/shared/io/avro-codec.ts';
 import { startSimulator, type Simulator } from '../../../services/simulator/io/simulator.ts';
