@@ -90,7 +90,7 @@ export function processorConfigSpec() {
       max: 60_000,
       env: 'VFIO_PROCESSOR_COMMIT_INTERVAL_MS',
       flag: 'commit-interval-ms',
-      doc: 'records gather for at most this long before their transaction commits (latency vs throughput)',
+      doc: 'the longest a record waits for its transaction; a transaction commits sooner when no more records are waiting (group commit), so this bounds latency under load',
     }),
     maxRecordsPerTransaction: option({
       type: 'integer',

@@ -21,8 +21,9 @@ import { restorePartitions } from './state-restore.ts';
  * The processor's read-process-write loop (Kafka Streams `exactly_once_v2`), as the two stages
  * of `transactionPipeline`:
  *
- * - `collect`: records from the group consumer (read_committed) for at most the commit
- *   interval, at most `maxRecordsPerTransaction` of them, all of one group membership.
+ * - `collect`: records from the group consumer (read_committed) until none is waiting, their
+ *   first has waited the commit interval, or there are `maxRecordsPerTransaction` of them; all
+ *   of one group membership.
  * - `commit`: restore partitions new in this generation, `processBatch`, then ONE transaction
  *   with the transitions, dead letters, changed and forgotten VMs' state, each input partition's
  *   meta record and the input offsets with the membership (`commitTransaction`).
@@ -111,12 +112,20 @@ export class TransactionRunner {
     while (!this.stopping) {
       const count = this.pending?.records.length ?? 0;
       if (count >= maxRecordsPerTransaction) break;
-      const waitMs =
-        count === 0 ? idleWaitMs : Math.max(0, firstAt + commitIntervalMs - Date.now());
-      if (count > 0 && waitMs === 0) break;
-      const batch = await this.deps.consumer.nextBatch(maxRecordsPerTransaction - count, waitMs);
+      // Group commit: a transaction closes as soon as no more records are waiting, or when its
+      // first record has waited the commit interval. At low rates a record waits one commit
+      // round trip; at high rates records pile up while the previous transaction commits, so
+      // transactions grow (up to the interval or the record cap) and throughput holds.
+      if (count > 0 && Date.now() >= firstAt + commitIntervalMs) break;
+      const batch = await this.deps.consumer.nextBatch(
+        maxRecordsPerTransaction - count,
+        count === 0 ? idleWaitMs : 0,
+      );
       if (batch === null) break;
-      if (batch.records.length === 0) continue;
+      if (batch.records.length === 0) {
+        if (count > 0) break;
+        continue;
+      }
       if (this.pending !== null && !sameMembership(this.pending.membership, batch.membership)) {
         this.pending = null;
       }
