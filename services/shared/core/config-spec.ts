@@ -222,20 +222,6 @@ function whereToSet(key: string, opt: OptionSpec): string {
   return `set ${ways.join(', ')}`;
 }
 
-/** `node:util` parseArgs options for every option that has a flag. */
-export function flagOptions(
-  spec: ConfigSpec,
-): Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> {
-  const out: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> = {};
-  for (const opt of Object.values(spec)) {
-    if (opt.flag === undefined) continue;
-    if (opt.type === 'boolean') out[opt.flag] = { type: 'boolean' };
-    else if (opt.type === 'list') out[opt.flag] = { type: 'string', multiple: true };
-    else out[opt.flag] = { type: 'string' };
-  }
-  return out;
-}
-
 /** The options part of `--help`: flag, env, default and doc of every option. */
 export function renderOptionsHelp(
   spec: ConfigSpec,

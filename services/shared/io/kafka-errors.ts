@@ -57,12 +57,6 @@ export function errorResponses(error: unknown): unknown[] {
   return responses;
 }
 
-/** True when the client itself is closed (`NetworkError` with `closed: true`). */
-export function isClientClosed(error: unknown): boolean {
-  for (const node of walk(error)) if (node['closed'] === true) return true;
-  return false;
-}
-
 /** Wraps `error` (kept as `cause`) unless it already is a TelemetryError. */
 export function kafkaError(
   code: ErrorCode,

@@ -18,7 +18,6 @@
  *   are aborted by the broker.
  * - Group consumers and `readToEnd` read `read_committed` unless told otherwise.
  */
-import type { ErrorCode } from '../core/errors.ts';
 
 export type Isolation = 'read_committed' | 'read_uncommitted';
 
@@ -202,10 +201,3 @@ export interface KafkaPort {
   brokerIds(): Promise<number[]>;
   close(): Promise<void>;
 }
-
-/** Error codes the port raises (all `TelemetryError`). */
-export const KAFKA_PORT_ERRORS = [
-  'KAFKA_UNAVAILABLE',
-  'KAFKA_PUBLISH_FAILED',
-  'KAFKA_FENCED',
-] as const satisfies readonly ErrorCode[];

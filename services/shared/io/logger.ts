@@ -56,7 +56,3 @@ function serializeError(error: unknown): unknown {
   if (error.cause !== undefined) out['cause'] = serializeError(error.cause);
   return out;
 }
-
-export function isLogLevel(value: string): value is LogLevel {
-  return value in LEVEL_RANK;
-}
