@@ -112,7 +112,7 @@ export async function auditTopics(options: AuditOptions): Promise<AuditReport> {
         undecodable.push({
           partition: r.partition,
           offset: r.offset,
-          reason: decoded === null ? 'empty-value' : decoded.reason,
+          reason: decoded === null ? 'empty_value' : decoded.reason,
         });
       }
     },

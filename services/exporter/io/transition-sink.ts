@@ -5,7 +5,6 @@
  */
 import type { TransitionRecord } from '../../shared/core/transition-record.ts';
 import type { AvroCodec } from '../../shared/io/avro-codec.ts';
-import { invalidReasonOfDecode } from '../core/invalid-reason.ts';
 import { observationsOf, type LabelGuards } from '../core/transition-observations.ts';
 import type { ExporterTelemetry } from './exporter-telemetry.ts';
 
@@ -33,7 +32,7 @@ export function createTransitionSink(
       }
       const decoded = codec.decode(value);
       if (decoded.kind === 'invalid') {
-        telemetry.recordInvalid(invalidReasonOfDecode(decoded.reason), {
+        telemetry.recordInvalid(decoded.reason, {
           ...where,
           code: decoded.code,
           ...(decoded.fingerprint === undefined ? {} : { fingerprint: decoded.fingerprint }),

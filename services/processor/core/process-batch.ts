@@ -35,7 +35,7 @@ export interface DeadLetter {
   readonly offset: number;
   readonly key: Buffer | null;
   readonly value: Buffer | null;
-  /** The decoder's or the event model's reason, e.g. `bad-marker`, `bad_vfio_data`, `empty`. */
+  /** The decoder's or the event model's reason, e.g. `bad_marker`, `bad_vfio_data`, `empty`. */
   readonly reason: string;
   readonly detail: string;
 }

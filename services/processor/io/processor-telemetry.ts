@@ -4,6 +4,7 @@
  * event (one line per 10 s, with the number suppressed); counting never is.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { AVRO_DECODE_INVALID_REASONS } from '../../shared/core/avro/decode-reasons.ts';
 import { LAG_BUCKETS_SECONDS } from '../../shared/core/bucket-policy.ts';
 import { TRANSITION_TYPES } from '../../shared/core/transition-record.ts';
 import { nowMicros } from '../../shared/io/clock.ts';
@@ -18,12 +19,7 @@ export const METRIC_PREFIX = 'vfio_processor_';
 /** Why a record goes to the dead-letter topic: the Avro codec's reasons, an empty value, a bad event. */
 const DEAD_LETTER_REASONS = [
   'empty',
-  'short-frame',
-  'bad-marker',
-  'unknown-schema',
-  'truncated-body',
-  'trailing-bytes',
-  'bad-body',
+  ...AVRO_DECODE_INVALID_REASONS,
   'bad_timestamp',
   'bad_vfio_data',
 ] as const;

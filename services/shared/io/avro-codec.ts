@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import avsc from 'avsc';
 import type { Type } from 'avsc';
 import { crc64Avro } from '../core/avro/crc64-avro.ts';
+import type { AvroDecodeInvalidReason } from '../core/avro/decode-reasons.ts';
 import {
   parseSingleObjectFrame,
   SINGLE_OBJECT_HEADER_LENGTH,
@@ -24,13 +25,7 @@ import type { TransitionRecord } from '../core/transition-record.ts';
 export type AvroSchema = Parameters<typeof avsc.Type.forSchema>[0];
 type Resolver = ReturnType<Type['createResolver']>;
 
-export type AvroDecodeInvalidReason =
-  | 'short-frame'
-  | 'bad-marker'
-  | 'unknown-schema'
-  | 'truncated-body'
-  | 'trailing-bytes'
-  | 'bad-body';
+export type { AvroDecodeInvalidReason };
 
 export type AvroDecodeResult<T> =
   | { kind: 'record'; value: T }
@@ -40,7 +35,7 @@ export type AvroDecodeResult<T> =
       code: Extract<ErrorCode, 'AVRO_BAD_FRAME' | 'AVRO_UNKNOWN_SCHEMA' | 'AVRO_INVALID_RECORD'>;
       /** The frame's writer fingerprint (hex of the unsigned value), once the header was read. */
       fingerprint?: string;
-      /** What avsc threw, for `bad-body`. */
+      /** What avsc threw, for `bad_body`. */
       error?: TelemetryError;
     };
 
@@ -181,7 +176,7 @@ export function createCodec<T>(options: CreateCodecOptions): AvroCodec<T> {
     if (writer === undefined) {
       return {
         kind: 'invalid',
-        reason: 'unknown-schema',
+        reason: 'unknown_schema',
         code: 'AVRO_UNKNOWN_SCHEMA',
         fingerprint: fingerprintHex(header.fingerprint),
       };
@@ -195,7 +190,7 @@ export function createCodec<T>(options: CreateCodecOptions): AvroCodec<T> {
     } catch (cause) {
       return {
         kind: 'invalid',
-        reason: 'bad-body',
+        reason: 'bad_body',
         code: 'AVRO_INVALID_RECORD',
         fingerprint: fingerprintHex(header.fingerprint),
         error: new TelemetryError('AVRO_INVALID_RECORD', 'The Avro datum cannot be decoded.', {
@@ -206,7 +201,7 @@ export function createCodec<T>(options: CreateCodecOptions): AvroCodec<T> {
     if (decoded.offset < 0 || decoded.offset !== buf.length) {
       return {
         kind: 'invalid',
-        reason: decoded.offset < 0 ? 'truncated-body' : 'trailing-bytes',
+        reason: decoded.offset < 0 ? 'truncated_body' : 'trailing_bytes',
         code: 'AVRO_INVALID_RECORD',
         fingerprint: fingerprintHex(header.fingerprint),
       };

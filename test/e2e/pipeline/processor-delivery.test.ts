@@ -168,9 +168,9 @@ describe('processor: live transitions equal replay of the same events', () => {
       'vfio-source-topic': topics.events,
       'vfio-source-partition': '0',
       'vfio-source-offset': '1',
-      'vfio-error': 'bad-marker',
+      'vfio-error': 'bad_marker',
     });
     const metrics = await processor.registry.metrics();
-    assert.match(metrics, /vfio_processor_records_dead_lettered_total\{reason="bad-marker"\} 1/);
+    assert.match(metrics, /vfio_processor_records_dead_lettered_total\{reason="bad_marker"\} 1/);
   });
 });

@@ -286,7 +286,7 @@ void test('evolution: an old reader reads new data once it knows the new writer 
 
   const unaware = createEventCodec().decode(frame);
   assert.equal(unaware.kind, 'invalid');
-  assert.equal(unaware.kind === 'invalid' && unaware.reason, 'unknown-schema');
+  assert.equal(unaware.kind === 'invalid' && unaware.reason, 'unknown_schema');
   assert.equal(unaware.kind === 'invalid' && unaware.code, 'AVRO_UNKNOWN_SCHEMA');
   assert.equal(unaware.kind === 'invalid' && unaware.fingerprint, fingerprintHex(v2.fingerprint));
 });
@@ -313,18 +313,18 @@ void test('poison: bad frames, unknown schemas, truncated and padded bodies are 
     assert.equal(result.kind === 'invalid' && result.code, code);
   };
 
-  expectInvalid(new Uint8Array(0), 'short-frame', 'AVRO_BAD_FRAME');
-  expectInvalid(Buffer.from('{"host":"host-a"}'), 'bad-marker', 'AVRO_BAD_FRAME');
-  expectInvalid(frame.subarray(0, 9), 'short-frame', 'AVRO_BAD_FRAME');
+  expectInvalid(new Uint8Array(0), 'short_frame', 'AVRO_BAD_FRAME');
+  expectInvalid(Buffer.from('{"host":"host-a"}'), 'bad_marker', 'AVRO_BAD_FRAME');
+  expectInvalid(frame.subarray(0, 9), 'short_frame', 'AVRO_BAD_FRAME');
 
   const unknown = Buffer.from(frame);
   unknown[9] = unknown[9]! ^ 0xff;
-  expectInvalid(unknown, 'unknown-schema', 'AVRO_UNKNOWN_SCHEMA');
+  expectInvalid(unknown, 'unknown_schema', 'AVRO_UNKNOWN_SCHEMA');
 
   for (let end = 10; end < frame.length; end++) {
-    expectInvalid(frame.subarray(0, end), 'truncated-body', 'AVRO_INVALID_RECORD');
+    expectInvalid(frame.subarray(0, end), 'truncated_body', 'AVRO_INVALID_RECORD');
   }
-  expectInvalid(Buffer.concat([frame, Buffer.from([0])]), 'trailing-bytes', 'AVRO_INVALID_RECORD');
+  expectInvalid(Buffer.concat([frame, Buffer.from([0])]), 'trailing_bytes', 'AVRO_INVALID_RECORD');
 
   // host, vm, sessionId empty; then a sequence varint beyond 2^53.
   const overflow = Buffer.concat([
@@ -332,7 +332,7 @@ void test('poison: bad frames, unknown schemas, truncated and padded bodies are 
     Buffer.from([0, 0, 0, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]),
   ]);
   const result = codec.decode(overflow);
-  assert.equal(result.kind === 'invalid' && result.reason, 'bad-body');
+  assert.equal(result.kind === 'invalid' && result.reason, 'bad_body');
   assert.ok(result.kind === 'invalid' && isTelemetryError(result.error, 'AVRO_INVALID_RECORD'));
 });
 

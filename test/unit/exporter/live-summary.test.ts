@@ -6,7 +6,6 @@ import {
   sumBy,
   type MetricSample,
 } from '../../../services/exporter/core/live-summary.ts';
-import { invalidReasonOfDecode } from '../../../services/exporter/core/invalid-reason.ts';
 
 const bounds = [0.01, 0.05];
 const series = (
@@ -67,10 +66,4 @@ test('buildLiveSummary: per-bucket counts, share within budget, all outcomes lis
     { outcome: 'unfinished', count: 0 },
     { outcome: 'weird', count: 1 },
   ]);
-});
-
-test('invalidReasonOfDecode: Avro reasons with underscores; unknown ones count as bad_body', () => {
-  assert.equal(invalidReasonOfDecode('short-frame'), 'short_frame');
-  assert.equal(invalidReasonOfDecode('unknown-schema'), 'unknown_schema');
-  assert.equal(invalidReasonOfDecode('something-new'), 'bad_body');
 });

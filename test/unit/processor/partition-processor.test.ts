@@ -142,7 +142,7 @@ describe('processBatch', () => {
       out.deadLetters.map((d) => [d.partition, d.offset, d.reason]),
       [
         [1, 3, 'empty'],
-        [1, 4, 'bad-body'],
+        [1, 4, 'bad_body'],
       ],
     );
     assert.deepEqual(

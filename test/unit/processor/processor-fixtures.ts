@@ -47,7 +47,7 @@ export function decodeEvent(value: Uint8Array): EventDecodeResult {
   try {
     return { kind: 'record', value: JSON.parse(Buffer.from(value).toString()) as EventRecord };
   } catch {
-    return { kind: 'invalid', reason: 'bad-body' };
+    return { kind: 'invalid', reason: 'bad_body' };
   }
 }
 

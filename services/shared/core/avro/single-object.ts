@@ -14,12 +14,13 @@
  * > helps avoid expensive lookups that resolve the schema from a fingerprint, when the message is
  * > not an encoded Avro payload.
  */
+import type { AvroFrameInvalidReason } from './decode-reasons.ts';
 
 export const SINGLE_OBJECT_MARKER: readonly [number, number] = [0xc3, 0x01];
 export const FINGERPRINT_LENGTH = 8;
 export const SINGLE_OBJECT_HEADER_LENGTH = SINGLE_OBJECT_MARKER.length + FINGERPRINT_LENGTH;
 
-export type SingleObjectFrameInvalidReason = 'short-frame' | 'bad-marker';
+export type SingleObjectFrameInvalidReason = AvroFrameInvalidReason;
 
 export type SingleObjectFrame =
   | {
@@ -61,16 +62,16 @@ export function createSingleObjectHeader(fingerprint: Uint8Array): Uint8Array {
 
 /**
  * Reads the header of a single-object frame; never throws. A payload whose first bytes are not the
- * marker is `bad-marker` even when it is also short, since it is not Avro at all.
+ * marker is `bad_marker` even when it is also short, since it is not Avro at all.
  */
 export function parseSingleObjectFrame(frame: Uint8Array): SingleObjectFrame {
   if (
     (frame.length >= 1 && frame[0] !== SINGLE_OBJECT_MARKER[0]) ||
     (frame.length >= 2 && frame[1] !== SINGLE_OBJECT_MARKER[1])
   ) {
-    return { kind: 'invalid', reason: 'bad-marker' };
+    return { kind: 'invalid', reason: 'bad_marker' };
   }
-  if (frame.length < SINGLE_OBJECT_HEADER_LENGTH) return { kind: 'invalid', reason: 'short-frame' };
+  if (frame.length < SINGLE_OBJECT_HEADER_LENGTH) return { kind: 'invalid', reason: 'short_frame' };
   const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
   return {
     kind: 'frame',

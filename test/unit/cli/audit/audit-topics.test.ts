@@ -152,7 +152,7 @@ test('a transition on the wrong partition, a poison record: not clean, each repo
   );
   assert.deepEqual(
     report.transitions.undecodable.map((u) => [u.partition, u.reason]),
-    [[0, 'bad-marker']],
+    [[0, 'bad_marker']],
   );
 });
 

@@ -53,26 +53,26 @@ void test('a header with an empty body is still a frame; the datum decoder judge
 });
 
 const INVALID_FRAMES: readonly { name: string; bytes: number[]; reason: string }[] = [
-  { name: 'empty', bytes: [], reason: 'short-frame' },
-  { name: 'marker only', bytes: [0xc3, 0x01], reason: 'short-frame' },
-  { name: 'one marker byte', bytes: [0xc3], reason: 'short-frame' },
+  { name: 'empty', bytes: [], reason: 'short_frame' },
+  { name: 'marker only', bytes: [0xc3, 0x01], reason: 'short_frame' },
+  { name: 'one marker byte', bytes: [0xc3], reason: 'short_frame' },
   {
     name: 'fingerprint cut short',
     bytes: [0xc3, 0x01, 1, 2, 3, 4, 5, 6, 7],
-    reason: 'short-frame',
+    reason: 'short_frame',
   },
-  { name: 'JSON text', bytes: [...Buffer.from('{"host":"a"}')], reason: 'bad-marker' },
-  { name: 'wrong version', bytes: [0xc3, 0x02, 1, 2, 3, 4, 5, 6, 7, 8, 0], reason: 'bad-marker' },
+  { name: 'JSON text', bytes: [...Buffer.from('{"host":"a"}')], reason: 'bad_marker' },
+  { name: 'wrong version', bytes: [0xc3, 0x02, 1, 2, 3, 4, 5, 6, 7, 8, 0], reason: 'bad_marker' },
   {
     name: 'marker bytes swapped',
     bytes: [0x01, 0xc3, 1, 2, 3, 4, 5, 6, 7, 8],
-    reason: 'bad-marker',
+    reason: 'bad_marker',
   },
-  { name: 'short and not Avro', bytes: [0x7b], reason: 'bad-marker' },
+  { name: 'short and not Avro', bytes: [0x7b], reason: 'bad_marker' },
   {
     name: 'object container file',
     bytes: [0x4f, 0x62, 0x6a, 1, 0, 0, 0, 0, 0, 0],
-    reason: 'bad-marker',
+    reason: 'bad_marker',
   },
 ];
 
