@@ -7,6 +7,7 @@ import { Histogram, Registry } from 'prom-client';
 import { bucketIndex, DURATION_BUCKETS_SECONDS } from '../services/shared/core/bucket-policy.ts';
 import { QmpDecoder } from '../services/shared/core/qmp-decoder.ts';
 import { TransitionEngine } from '../services/shared/core/transition-engine.ts';
+import type { TransitionRecord } from '../services/shared/core/transition-record.ts';
 import { toVmEvent } from '../services/shared/core/vm-event.ts';
 import { measure, type BenchSection, type RunResult } from './harness.ts';
 import { buildWorkload, type Workload } from './qmp-workload.ts';
@@ -35,20 +36,23 @@ function corePipeline(workload: Workload): () => number {
     });
     const decoder = new QmpDecoder();
     const engine = new TransitionEngine();
+    const out: TransitionRecord[] = [];
     let observed = 0;
     for (const chunk of workload.chunks) {
       for (const message of decoder.push(chunk)) {
         if (message.kind !== 'event') continue;
         const event = toVmEvent('host-1', 'vm-1', message);
         if (event.kind === 'invalid') continue;
-        for (const record of engine.apply(event)) {
-          if (record.type === 'prepare') {
-            if (record.seconds !== null)
-              prepare.observe({ target: record.target, outcome: record.outcome }, record.seconds);
-          } else dwell.observe({ state: record.state, next: record.next }, record.seconds);
-          observed++;
-        }
+        for (const record of engine.apply(event)) out.push(record);
       }
+      for (const record of out) {
+        if (record.type === 'prepare') {
+          if (record.seconds !== null)
+            prepare.observe({ target: record.target, outcome: record.outcome }, record.seconds);
+        } else dwell.observe({ state: record.state, next: record.next }, record.seconds);
+        observed++;
+      }
+      out.length = 0;
     }
     return observed;
   };

@@ -159,9 +159,9 @@ export class VmTransitions {
    * Applies one event of this VM (`timeoutMicros` from `prepareTimeoutMicros`); returns the
    * records it completes, or null for a duplicate, which changes nothing.
    */
-  apply(event: VmEvent, timeoutMicros: number): TransitionRecord[] | null {
+  apply(event: VmEvent, timeoutMicros: number): readonly TransitionRecord[] | null {
     const ts = event.timestampMicros;
-    const out: TransitionRecord[] = [];
+    let out: TransitionRecord[] | null = null;
     if (event.kind === 'vfio') {
       let device = this.devices.get(event.qomPath);
       if (
@@ -178,34 +178,27 @@ export class VmTransitions {
       } else {
         device.deviceId = event.deviceId;
       }
-      this.applyState(device, event.deviceState, ts, out);
+      out = this.applyState(device, event.deviceState, ts);
     } else {
       if (ts > this.watermark) this.watermark = ts;
-      if (event.kind === 'shutdown') this.closeAllAndForget(out);
+      if (event.kind === 'shutdown') out = this.closeAllAndForget();
     }
-    this.expireOpen(this.watermark - timeoutMicros, out);
-    return out;
+    return this.expireOpen(this.watermark - timeoutMicros, out) ?? NO_TRANSITIONS;
   }
 
   /** Open prepares end as `aborted` and the devices are forgotten. */
-  abort(): TransitionRecord[] {
-    const out: TransitionRecord[] = [];
-    this.closeAllAndForget(out);
-    return out;
+  abort(): readonly TransitionRecord[] {
+    return this.closeAllAndForget() ?? NO_TRANSITIONS;
   }
 
   /** Open prepares end as `timed_out`; the watermark stays where the VM's events put it. */
-  timeOut(): TransitionRecord[] {
-    const out: TransitionRecord[] = [];
-    this.closeAllOpen('timed_out', out);
-    return out;
+  timeOut(): readonly TransitionRecord[] {
+    return this.closeAllOpen('timed_out') ?? NO_TRANSITIONS;
   }
 
   /** Open prepares end as `unfinished` (end of input). */
-  finish(): TransitionRecord[] {
-    const out: TransitionRecord[] = [];
-    this.closeAllOpen('unfinished', out);
-    return out;
+  finish(): readonly TransitionRecord[] {
+    return this.closeAllOpen('unfinished') ?? NO_TRANSITIONS;
   }
 
   snapshot(): VmSnapshot {
@@ -217,15 +210,16 @@ export class VmTransitions {
     };
   }
 
-  private applyState(
-    device: DeviceState,
-    state: string,
-    ts: number,
-    out: TransitionRecord[],
-  ): void {
+  /*
+   * The steps below return the records completed so far: `out` with theirs appended, allocated
+   * on the first (most events complete at most one record; none allocates nothing).
+   */
+
+  private applyState(device: DeviceState, state: string, ts: number): TransitionRecord[] | null {
+    let out: TransitionRecord[] | null = null;
     const target = prepareTarget(state);
     if (target !== null) {
-      if (device.prepareState !== null) this.closePrepare(device, 'failed', state, ts, out);
+      if (device.prepareState !== null) out = this.closePrepare(device, 'failed', state, ts, out);
       device.prepareState = state;
       device.prepareMicros = ts;
       this.open++;
@@ -233,13 +227,13 @@ export class VmTransitions {
     } else {
       if (device.prepareState !== null) {
         const outcome = state === prepareTarget(device.prepareState) ? 'completed' : 'failed';
-        this.closePrepare(device, outcome, state, ts, out);
+        out = this.closePrepare(device, outcome, state, ts, out);
       }
       if (device.state === null) {
         device.state = state;
         device.stateSinceMicros = ts;
       } else if (device.state !== state) {
-        out.push({
+        out = append(out, {
           type: 'dwell',
           host: this.host,
           vm: this.vm,
@@ -257,6 +251,7 @@ export class VmTransitions {
     }
     device.lastState = state;
     device.lastMicros = ts;
+    return out;
   }
 
   private closePrepare(
@@ -264,10 +259,10 @@ export class VmTransitions {
     outcome: PrepareOutcome,
     next: string | null,
     endMicros: number | null,
-    out: TransitionRecord[],
-  ): void {
+    out: TransitionRecord[] | null,
+  ): TransitionRecord[] {
     const prepareState = device.prepareState ?? '';
-    out.push({
+    const record: TransitionRecord = {
       type: 'prepare',
       host: this.host,
       vm: this.vm,
@@ -280,34 +275,48 @@ export class VmTransitions {
       seconds: endMicros === null ? null : elapsedSeconds(device.prepareMicros, endMicros),
       startMicros: device.prepareMicros,
       endMicros,
-    });
+    };
     device.prepareState = null;
     this.open--;
+    return append(out, record);
   }
 
-  private expireOpen(limitMicros: number, out: TransitionRecord[]): void {
-    if (this.oldestOpenMicros >= limitMicros) return;
+  private expireOpen(
+    limitMicros: number,
+    out: TransitionRecord[] | null,
+  ): TransitionRecord[] | null {
+    if (this.oldestOpenMicros >= limitMicros) return out;
     let oldest = Number.POSITIVE_INFINITY;
     for (const device of this.devices.values()) {
       if (device.prepareState === null) continue;
       if (device.prepareMicros < limitMicros) {
-        this.closePrepare(device, 'timed_out', null, null, out);
+        out = this.closePrepare(device, 'timed_out', null, null, out);
       } else if (device.prepareMicros < oldest) oldest = device.prepareMicros;
     }
     this.oldestOpenMicros = oldest;
+    return out;
   }
 
-  private closeAllOpen(outcome: PrepareOutcome, out: TransitionRecord[]): void {
-    if (this.open === 0) return;
+  private closeAllOpen(outcome: PrepareOutcome): TransitionRecord[] | null {
+    let out: TransitionRecord[] | null = null;
+    if (this.open === 0) return out;
     for (const device of this.devices.values()) {
-      if (device.prepareState !== null) this.closePrepare(device, outcome, null, null, out);
+      if (device.prepareState !== null) out = this.closePrepare(device, outcome, null, null, out);
     }
+    return out;
   }
 
-  private closeAllAndForget(out: TransitionRecord[]): void {
-    this.closeAllOpen('aborted', out);
+  private closeAllAndForget(): TransitionRecord[] | null {
+    const out = this.closeAllOpen('aborted');
     this.devices.clear();
+    return out;
   }
+}
+
+function append(out: TransitionRecord[] | null, record: TransitionRecord): TransitionRecord[] {
+  if (out === null) return [record];
+  out.push(record);
+  return out;
 }
 
 /** The VMs of one stream of events, keyed by host and VM (what `replay` runs). */
@@ -326,9 +335,8 @@ export class TransitionEngine {
   /** Applies one event; returns the records it completes (none for a duplicate, counted). */
   apply(event: VmEvent): readonly TransitionRecord[] {
     const out = this.vmOf(event.host, event.vm).apply(event, this.timeoutMicros);
-    if (out !== null) return out;
-    this.duplicates++;
-    return NO_TRANSITIONS;
+    if (out === null) this.duplicates++;
+    return out ?? NO_TRANSITIONS;
   }
 
   /** Ends every open prepare as `unfinished` (end of input); returns those records. */

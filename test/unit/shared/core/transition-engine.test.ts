@@ -141,7 +141,7 @@ describe('transition engine', () => {
   test('abort ends open prepares as aborted and starts new device timelines', () => {
     const vm = new VmTransitions('h1', 'vm1');
     runVm(vm, [vfio(0, 'pre-copy'), vfio(10, 'pre-copy-p2p-prepare')]);
-    const out = vm.abort();
+    const out = [...vm.abort()];
     assert.equal(vm.deviceCount, 0);
     out.push(...runVm(vm, [vfio(20, 'running'), vfio(25, 'stop')]));
     assert.deepEqual(out.map(brief), [
