@@ -76,8 +76,12 @@ export interface ProducerDeps {
 /** Upper bound of the record batches one produce request carries. */
 const MAX_REQUEST_BYTES = 16 * 1024 * 1024;
 const TRANSACTION_RETRY_DELAY_MS = 20;
-/** 20 ms apart: about as long in all as the shared 3 × 250 ms before a call gives up. */
-const TRANSACTION_RETRIES = 30;
+/**
+ * 20 ms apart, about 2 s in all: a coordinator busy under load answers CONCURRENT_TRANSACTIONS
+ * for longer than the shared 3 × 250 ms, and a transaction given up on is redone from restored
+ * state (correct, but costly).
+ */
+const TRANSACTION_RETRIES = 100;
 const DEFAULT_TRANSACTION_TIMEOUT_MS = 10_000;
 
 /** Kafka error codes (protocol guide) of `RECORD_REFUSALS`, as they appear in a produce response. */
