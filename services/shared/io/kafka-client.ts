@@ -12,6 +12,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Admin, Consumer } from '@platformatic/kafka';
 import { TelemetryError } from '../core/errors.ts';
+import { outOfRangeAction } from '../core/out-of-range.ts';
 import * as admin from './kafka-admin.ts';
 import { baseOptions, observeClient, type KafkaClientOptions } from './kafka-base-options.ts';
 import { kafkaError } from './kafka-errors.ts';
@@ -151,11 +152,7 @@ export function createKafkaPort(options: KafkaClientOptions): KafkaPort {
           }
         }
         if (outOfRange.length > 0) {
-          // OFFSET_OUT_OF_RANGE has two causes. Below the log start, the records are gone
-          // (retention): read on from where the log starts. Otherwise the broker asked is behind
-          // the offset (a replica that just restarted and still believes it leads, stale
-          // metadata): ask again after fresh metadata, and NEVER jump ahead — skipping to the end
-          // here once made a restore miss committed state and the processor lose transitions.
+          // shared/core/out-of-range.ts: move to the log start or retry, never skip ahead.
           const starts = await admin.boundaryOffsets(
             adminClient,
             outOfRange,
@@ -165,14 +162,15 @@ export function createKafkaPort(options: KafkaClientOptions): KafkaPort {
           let behind = false;
           for (const start of starts) {
             const position = positions.get(`${start.topic}:${start.partition}`)!;
-            if (start.offset > position.offset) {
+            const action = outOfRangeAction(position.offset, start.offset);
+            if (action.kind === 'move_to_log_start') {
               logger.warn('Records before the log start are gone; reading on from the start.', {
                 topic: start.topic,
                 partition: start.partition,
                 from: String(position.offset),
-                logStart: String(start.offset),
+                logStart: String(action.offset),
               });
-              position.offset = start.offset;
+              position.offset = action.offset;
               lastProgress = Date.now();
             } else {
               behind = true;

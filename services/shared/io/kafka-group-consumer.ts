@@ -40,6 +40,7 @@ import {
   type GroupAssignment,
 } from '@platformatic/kafka';
 import { TelemetryError } from '../core/errors.ts';
+import { outOfRangeAction } from '../core/out-of-range.ts';
 import {
   DEFAULT_CONNECT_TIMEOUT_MS,
   DEFAULT_REQUEST_TIMEOUT_MS,
@@ -398,12 +399,7 @@ export class PortGroupConsumer implements GroupConsumer {
     if (epoch === this.#epoch) this.#positions = positions;
   }
 
-  /**
-   * OFFSET_OUT_OF_RANGE: below the log start the records are gone (retention), so the position
-   * moves to the start. Anything else means the broker asked is behind (a replica that just
-   * restarted, stale metadata): the position stays and the fetch is retried after fresh
-   * metadata. Never a jump to the end, and never back to the beginning of a live log.
-   */
+  /** OFFSET_OUT_OF_RANGE: shared/core/out-of-range.ts; true when a fetch must be retried. */
   async #resetOutOfRange(epoch: number, partitions: readonly TopicPartition[]): Promise<boolean> {
     const start = await this.#deps.boundaryOffsets(partitions, 'earliest', this.#isolation);
     if (epoch !== this.#epoch || this.#positions === undefined) return false;
@@ -411,13 +407,17 @@ export class PortGroupConsumer implements GroupConsumer {
     for (const p of start) {
       const key = keyOf(p.topic, p.partition);
       const position = this.#positions.get(key);
-      if (position !== undefined && p.offset <= position.offset) {
+      const action =
+        position === undefined
+          ? ({ kind: 'move_to_log_start', offset: p.offset } as const)
+          : outOfRangeAction(position.offset, p.offset);
+      if (action.kind === 'retry') {
         behind = true;
         continue;
       }
       this.#logger.warn('Records before the log start are gone; reading on from the start.', {
         ...p,
-        offset: String(p.offset),
+        offset: String(action.offset),
       });
       this.#positions.set(key, p);
     }
