@@ -30,6 +30,9 @@ declare -A needs=(
   [chromium]=chromium
   [java]=openjdk-17-jre-headless
   [mvn]=maven
+  [libvirtd]=libvirt-daemon
+  [virsh]=libvirt-clients
+  [systemd-analyze]=systemd
 )
 missing=()
 for cmd in "${!needs[@]}"; do
@@ -40,6 +43,8 @@ if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
 
+# libvirtd alone cannot start a QEMU domain: its QEMU driver is a separate package.
+[[ " ${missing[*]} " == *" libvirt-daemon "* ]] && missing+=(libvirt-daemon-driver-qemu)
 mapfile -t packages < <(printf '%s\n' "${missing[@]}" | sort -u)
 if [ "$(id -u)" -ne 0 ]; then
   if command -v sudo >/dev/null 2>&1; then

@@ -5,7 +5,8 @@ import {
   type ConfigSources,
 } from '../shared/core/config-spec.ts';
 import { EVENTS_TOPIC } from '../shared/core/topics.ts';
-import { parseQmpTarget } from './core/qmp-target.ts';
+import { describeAddress, parseQmpTarget } from './core/qmp-target.ts';
+import { duplicateVmNames } from './core/vm-names.ts';
 import { brokersOption, topicNameProblem } from '../shared/core/kafka-options.ts';
 import { serviceOptions } from '../shared/core/service-options.ts';
 
@@ -183,6 +184,14 @@ export function parseCollectorConfig(hostname: string, sources: ConfigSources): 
       if (c.socketDir === '' && c.sockets.length === 0) {
         problems.push('no QMP sockets: set socketDir (--socket-dir) or sockets (--socket)');
       }
+      const targets = c.sockets.map((text) => ({ text, target: parseQmpTarget(text) }));
+      problems.push(
+        ...duplicateVmNames(
+          targets.flatMap(({ target }) =>
+            'problem' in target ? [] : [{ vm: target.vm, source: describeAddress(target.address) }],
+          ),
+        ),
+      );
       if (c.spoolSegmentBytes * 2 > c.spoolMaxBytes) {
         problems.push('spoolMaxBytes must be at least twice spoolSegmentBytes');
       }

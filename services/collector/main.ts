@@ -28,6 +28,7 @@ import { QmpConnection, type QmpConnectionHandler, type QmpSession } from './io/
 import { RejectedRecordFile } from './io/rejected-record-file.ts';
 import { SocketDirWatcher } from './io/socket-dir-watcher.ts';
 import { Spool } from './io/spool.ts';
+import { VmNames } from './core/vm-names.ts';
 
 export interface RunningCollector {
   http: RunningHttpServer;
@@ -148,8 +149,16 @@ export async function startCollector(
     maxMs: config.reconnectMaxMs,
     multiplier: 2,
   };
+  // One VM name, one source, across the socket directory, explicit targets and libvirt.
+  const vmNames = new VmNames();
   const addTarget = (id: string, target: QmpTarget): void => {
     if (connections.has(id)) return;
+    const source = describeAddress(target.address);
+    const claim = vmNames.claim(target.vm, source);
+    if (!claim.ok) {
+      telemetry.vmNameConflict(target.vm, source, claim.owner, claim.problem);
+      return;
+    }
     const connection = new QmpConnection({
       target,
       backoff,
@@ -165,6 +174,7 @@ export async function startCollector(
     const connection = connections.get(id);
     if (connection === undefined) return;
     connections.delete(id);
+    vmNames.release(connection.vm, describeAddress(connection.target.address));
     telemetry.vmRemoved(connection.vm, id);
     // Read what the VM wrote before its socket vanished; stop is still there for shutdown.
     retiring.add(connection);

@@ -102,6 +102,11 @@ export function createCollectorTelemetry(registry: Registry, logger: Logger) {
     labelNames: ['reason'],
     registers,
   });
+  const vmNameConflicts = new Counter({
+    name: `${METRIC_PREFIX}vm_name_conflicts_total`,
+    help: 'Sources refused because another source already yields the same VM name.',
+    registers,
+  });
   const kafkaUp = new Gauge({
     name: `${METRIC_PREFIX}kafka_up`,
     help: '1 when the last produce succeeded.',
@@ -169,6 +174,20 @@ export function createCollectorTelemetry(registry: Registry, logger: Logger) {
         retryInMs,
         error,
       });
+    },
+    vmNameConflict(vm: string, source: string, owner: string, problem: string): void {
+      vmNameConflicts.inc();
+      rateLimited(
+        `vm-name:${vm}:${source}`,
+        'error',
+        'A source was refused: its VM name is taken.',
+        {
+          vm,
+          source,
+          owner,
+          problem,
+        },
+      );
     },
     watchFailed(dir: string, error: unknown): void {
       rateLimited(`watch:${dir}`, 'error', 'The socket directory cannot be listed.', {

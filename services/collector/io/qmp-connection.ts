@@ -69,6 +69,10 @@ export class QmpConnection {
     this.options = options;
   }
 
+  get target(): QmpTarget {
+    return this.options.target;
+  }
+
   get vm(): string {
     return this.options.target.vm;
   }

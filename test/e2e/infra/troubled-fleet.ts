@@ -119,6 +119,11 @@ function collectorRegistry(kind: 'busy' | 'idle'): [Registry, Tick] {
     buckets: lagBuckets,
     registers,
   });
+  new Counter({
+    name: 'vfio_collector_vm_name_conflicts_total',
+    help: 'sources refused because their VM name is taken',
+    registers,
+  });
   const kafkaUp = new Gauge({
     name: 'vfio_collector_kafka_up',
     help: '1 when the last produce succeeded',
