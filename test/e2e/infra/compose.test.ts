@@ -48,14 +48,58 @@ async function loadCompose(): Promise<Compose> {
   }) as Compose;
 }
 
-function run(cmd: string, args: string[]): Promise<{ code: number; output: string }> {
+function run(
+  cmd: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<{ code: number; output: string; stdout: string }> {
   return new Promise((resolve) => {
-    execFile(cmd, args, { cwd: ROOT }, (error, stdout, stderr) => {
+    execFile(cmd, args, { cwd: ROOT, env }, (error, stdout, stderr) => {
       const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
-      resolve({ code, output: `${stdout}${stderr}` });
+      resolve({ code, output: `${stdout}${stderr}`, stdout });
     });
   });
 }
+
+/** `docker compose` when Docker has the plugin, else the plugin binary standalone. */
+async function composeCommand(): Promise<[string, string[]]> {
+  const plugin = join(homedir(), '.docker/cli-plugins/docker-compose');
+  const viaDocker = (await run('docker', ['compose', 'version'])).code === 0;
+  return viaDocker ? ['docker', ['compose']] : [plugin, []];
+}
+
+/**
+ * The environment of a `docker compose config` run: the caller's, less the variables the file
+ * reads (so a developer's shell cannot change the outcome), plus `vars`.
+ */
+function composeEnv(vars: Record<string, string>): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  delete env['GRAFANA_ADMIN_PASSWORD'];
+  delete env['VFIO_BIND_ADDRESS'];
+  return { ...env, ...vars };
+}
+
+interface ResolvedService {
+  command?: string[];
+  environment?: Record<string, string | null>;
+  ports?: { host_ip?: string; target: number; published: string }[];
+}
+
+/** `docker compose config --format json`: the file as compose runs it, variables resolved. */
+async function resolvedCompose(
+  vars: Record<string, string>,
+): Promise<Record<string, ResolvedService>> {
+  const [cmd, prefix] = await composeCommand();
+  const { code, output, stdout } = await run(
+    cmd,
+    [...prefix, '-f', 'docker-compose.yml', 'config', '--format', 'json'],
+    composeEnv(vars),
+  );
+  assert.equal(code, 0, `${cmd} config: ${output}`);
+  return (JSON.parse(stdout) as { services: Record<string, ResolvedService> }).services;
+}
+
+const PASSWORD = 'a-test-password';
 
 const isOneShot = (compose: Compose, name: string): boolean =>
   compose.services[name]?.restart === 'no' &&
@@ -73,16 +117,12 @@ function mounts(service: Service): { source: string; target: string; bind: boole
 
 describe('docker-compose.yml', () => {
   test('docker compose config accepts it', async () => {
-    const plugin = join(homedir(), '.docker/cli-plugins/docker-compose');
-    const viaDocker = (await run('docker', ['compose', 'version'])).code === 0;
-    const [cmd, prefix] = viaDocker ? ['docker', ['compose']] : [plugin, []];
-    const { code, output } = await run(cmd, [
-      ...prefix,
-      '-f',
-      'docker-compose.yml',
-      'config',
-      '--quiet',
-    ]);
+    const [cmd, prefix] = await composeCommand();
+    const { code, output } = await run(
+      cmd,
+      [...prefix, '-f', 'docker-compose.yml', 'config', '--quiet'],
+      composeEnv({ GRAFANA_ADMIN_PASSWORD: PASSWORD }),
+    );
     assert.equal(
       code,
       0,
@@ -91,9 +131,7 @@ describe('docker-compose.yml', () => {
   });
 
   test('docker compose config rejects a broken file (so the check above can fail)', async () => {
-    const plugin = join(homedir(), '.docker/cli-plugins/docker-compose');
-    const viaDocker = (await run('docker', ['compose', 'version'])).code === 0;
-    const [cmd, prefix] = viaDocker ? ['docker', ['compose']] : [plugin, []];
+    const [cmd, prefix] = await composeCommand();
     const broken = join(ROOT, 'test/fixtures/compose/broken-compose.yml');
     const { code } = await run(cmd, [...prefix, '-f', broken, 'config', '--quiet']);
     assert.notEqual(code, 0);
@@ -216,5 +254,63 @@ describe('docker-compose.yml', () => {
     assert.equal(dashboards?.target, provider.providers[0]?.options.path);
     const provisioning = grafanaMounts.find((m) => m.source === './infra/grafana/provisioning');
     assert.equal(provisioning?.target, '/etc/grafana/provisioning');
+  });
+});
+
+describe('docker-compose.yml is safe by default (docker compose config)', () => {
+  test('refuses to start without a Grafana admin password, naming the variable', async () => {
+    const [cmd, prefix] = await composeCommand();
+    for (const vars of [{}, { GRAFANA_ADMIN_PASSWORD: '' }]) {
+      const { code, output } = await run(
+        cmd,
+        [...prefix, '-f', 'docker-compose.yml', 'config', '--quiet'],
+        composeEnv(vars),
+      );
+      assert.notEqual(code, 0, `accepted without a password (${JSON.stringify(vars)})`);
+      assert.match(output, /GRAFANA_ADMIN_PASSWORD/);
+    }
+  });
+
+  test('Grafana takes the admin password from the environment; anonymous visitors are Viewers', async () => {
+    const grafana = (await resolvedCompose({ GRAFANA_ADMIN_PASSWORD: PASSWORD }))['grafana'];
+    const env = grafana?.environment ?? {};
+    assert.equal(env['GF_SECURITY_ADMIN_PASSWORD'], PASSWORD);
+    assert.equal(env['GF_AUTH_ANONYMOUS_ENABLED'], 'true');
+    assert.equal(env['GF_AUTH_ANONYMOUS_ORG_ROLE'], 'Viewer');
+    assert.notEqual(env['GF_USERS_ALLOW_SIGN_UP'], 'true');
+  });
+
+  test('every published port listens on 127.0.0.1 unless VFIO_BIND_ADDRESS opts in', async () => {
+    const byDefault = await resolvedCompose({ GRAFANA_ADMIN_PASSWORD: PASSWORD });
+    const published = Object.entries(byDefault).flatMap(([name, s]) =>
+      (s.ports ?? []).map((p) => ({ name, ...p })),
+    );
+    assert.deepEqual(
+      published.map((p) => `${p.name} ${p.host_ip ?? 'all interfaces'}:${p.published}`).sort(),
+      [
+        'alertmanager 127.0.0.1:9093',
+        'exporter 127.0.0.1:9466',
+        'grafana 127.0.0.1:3000',
+        'prometheus 127.0.0.1:9090',
+      ],
+    );
+    const optedIn = await resolvedCompose({
+      GRAFANA_ADMIN_PASSWORD: PASSWORD,
+      VFIO_BIND_ADDRESS: '0.0.0.0',
+    });
+    for (const [name, s] of Object.entries(optedIn)) {
+      for (const p of s.ports ?? []) assert.equal(p.host_ip, '0.0.0.0', `${name} opts in`);
+    }
+  });
+
+  test('Prometheus has no lifecycle or admin API; Alertmanager opens no cluster port', async () => {
+    const services = await resolvedCompose({ GRAFANA_ADMIN_PASSWORD: PASSWORD });
+    const prometheus = services['prometheus']?.command ?? [];
+    assert.ok(prometheus.includes('--config.file=/etc/prometheus/prometheus.yml'), 'the command');
+    for (const flag of ['--web.enable-lifecycle', '--web.enable-admin-api']) {
+      assert.ok(!prometheus.some((a) => a.startsWith(flag)), `prometheus runs with ${flag}`);
+    }
+    const alertmanager = services['alertmanager']?.command ?? [];
+    assert.ok(alertmanager.includes('--cluster.listen-address='), alertmanager.join(' '));
   });
 });
