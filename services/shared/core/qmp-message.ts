@@ -24,7 +24,12 @@ export const REJECT_REASONS = [
   'invalid_utf8',
   /** A message over the size limit (1 MiB); never buffered whole. */
   'too_large',
-  /** An event whose timestamp is missing, negative, or has microseconds outside 0..999999. */
+  /** A message nested deeper than `MAX_JSON_DEPTH` objects and arrays (QEMU's own limit). */
+  'too_deep',
+  /**
+   * An event whose timestamp is missing, negative, beyond 2^53 µs, or has microseconds outside
+   * 0..999999.
+   */
   'bad_timestamp',
   /** A VFIO_MIGRATION event whose data lacks a string `qom-path` or `device-state`. */
   'bad_vfio_data',
@@ -72,8 +77,18 @@ export type QmpMessage = QmpGreeting | QmpReturn | QmpError | QmpEvent | QmpInva
 
 const MAX_MICROSECONDS = 999_999;
 
+/**
+ * Objects and arrays nested in one message, the message itself included. QEMU refuses deeper
+ * input itself (`qobject/json-streamer.c`: `MAX_NESTING (1 << 10)`), so a real monitor never sends
+ * more; deeper input would make `JSON.stringify` (the record's `data`) throw `RangeError`.
+ */
+export const MAX_JSON_DEPTH = 1024;
+
 /** Sorts a parsed JSON object into a QMP message kind. Never throws. */
 export function classifyQmp(value: Record<string, unknown>): QmpMessage {
+  if (nestedDeeperThan(value, MAX_JSON_DEPTH)) {
+    return invalid('too_deep', `nested deeper than ${MAX_JSON_DEPTH} levels`);
+  }
   const event = value['event'];
   if (event !== undefined) {
     if (typeof event !== 'string') return invalid('not_qmp', 'event member is not a string');
@@ -102,6 +117,21 @@ export function classifyQmp(value: Record<string, unknown>): QmpMessage {
 
 const EMPTY_DATA: Readonly<Record<string, unknown>> = Object.freeze({});
 
+/** Whether parsed JSON nests objects/arrays deeper than `max`; iterative, so any depth is safe. */
+function nestedDeeperThan(root: object, max: number): boolean {
+  const stack: { value: object; depth: number }[] = [{ value: root, depth: 1 }];
+  for (let item = stack.pop(); item !== undefined; item = stack.pop()) {
+    if (item.depth > max) return true;
+    const children = Array.isArray(item.value) ? item.value : Object.values(item.value);
+    for (const child of children) {
+      if (typeof child === 'object' && child !== null) {
+        stack.push({ value: child as object, depth: item.depth + 1 });
+      }
+    }
+  }
+  return false;
+}
+
 /** µs since the epoch, or -1 when the timestamp is missing or out of range. */
 function readTimestamp(timestamp: unknown): number {
   if (!isObject(timestamp)) return -1;
@@ -110,7 +140,9 @@ function readTimestamp(timestamp: unknown): number {
   if (typeof seconds !== 'number' || typeof micros !== 'number') return -1;
   if (!Number.isInteger(seconds) || !Number.isInteger(micros)) return -1;
   if (seconds < 0 || micros < 0 || micros > MAX_MICROSECONDS) return -1;
-  return seconds * 1_000_000 + micros;
+  const total = seconds * 1_000_000 + micros;
+  // Beyond 2^53 µs (year 2255) the sum is no longer exact, and Avro's long would refuse it.
+  return Number.isSafeInteger(total) ? total : -1;
 }
 
 function toGreeting(greeting: Record<string, unknown>): QmpGreeting {

@@ -197,6 +197,7 @@ const CASES: Case[] = [
         not_qmp: 1,
         invalid_utf8: 1,
         too_large: 0,
+        too_deep: 0,
         bad_timestamp: 3,
         bad_vfio_data: 2,
       },

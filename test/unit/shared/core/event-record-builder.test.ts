@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { buildEventRecord } from '../../../../services/shared/core/event-record-builder.ts';
-import type { QmpEvent } from '../../../../services/shared/core/qmp-message.ts';
+import { decodeQmpBytes } from '../../../../services/shared/core/qmp-decoder.ts';
+import { MAX_JSON_DEPTH, type QmpEvent } from '../../../../services/shared/core/qmp-message.ts';
 
 const origin = { host: 'h', vm: 'vm1', sessionId: 's', sequence: 3, receivedMicros: 2_000_000 };
 const event = (name: string, data: Record<string, unknown> = {}): QmpEvent => ({
@@ -44,4 +45,33 @@ test('MIGRATION carries its status; STOP has no data; others keep data as JSON',
   const d = buildEventRecord(origin, event('SHUTDOWN', { guest: false, reason: 'host-qmp-quit' }));
   assert.ok(!('kind' in d));
   assert.equal(d.data, '{"guest":false,"reason":"host-qmp-quit"}');
+});
+
+test('regression: deeply nested data is rejected as too_deep instead of throwing RangeError', () => {
+  const depth = 200_000;
+  const line = `{"event": "X", "timestamp": {"seconds": 1, "microseconds": 0}, "data": {"a": ${'['.repeat(depth)}${']'.repeat(depth)}}}\n`;
+  const [message] = decodeQmpBytes(Buffer.from(line));
+  assert.ok(message !== undefined);
+  const outcome = message.kind === 'event' ? buildEventRecord(origin, message) : message;
+  assert.ok('kind' in outcome, 'no record for a message nested deeper than QEMU allows');
+  assert.equal(outcome.kind === 'invalid' && outcome.reason, 'too_deep');
+});
+
+test(`data nested ${MAX_JSON_DEPTH} levels (QEMU's own limit) still becomes a record`, () => {
+  let data: Record<string, unknown> = {};
+  for (let i = 1; i < MAX_JSON_DEPTH - 1; i++) data = { d: data };
+  const line = JSON.stringify({ event: 'X', timestamp: { seconds: 1, microseconds: 0 }, data });
+  const [message] = decodeQmpBytes(Buffer.from(`${line}\n`));
+  assert.equal(message?.kind, 'event');
+  const record = buildEventRecord(origin, message);
+  assert.ok(!('kind' in record));
+  assert.equal(record.data, JSON.stringify(data));
+});
+
+test('seconds too large to be an exact µs count are rejected as bad_timestamp', () => {
+  for (const seconds of [9_007_199_254, 1e300]) {
+    const line = `{"event": "STOP", "timestamp": {"seconds": ${seconds}, "microseconds": 999999}}\n`;
+    const [message] = decodeQmpBytes(Buffer.from(line));
+    assert.equal(message?.kind === 'invalid' && message.reason, 'bad_timestamp', String(seconds));
+  }
 });
