@@ -33,6 +33,7 @@ declare -A needs=(
   [libvirtd]=libvirt-daemon
   [virsh]=libvirt-clients
   [systemd-analyze]=systemd
+  [strace]=strace
 )
 missing=()
 for cmd in "${!needs[@]}"; do

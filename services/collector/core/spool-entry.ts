@@ -20,6 +20,8 @@ export const ENTRY_HEADER_BYTES = 8;
 const BODY_FIXED_BYTES = 10;
 /** Far above any QMP event (QMP messages are capped at 1 MiB); a bigger length is corruption. */
 export const MAX_ENTRY_BODY_BYTES = 4 * 1024 * 1024;
+/** The key's length is a u16. */
+export const MAX_KEY_BYTES = 0xffff;
 
 export interface SpoolEntry {
   receivedMicros: number;
@@ -36,6 +38,17 @@ export type SpoolRead =
 
 export function encodedEntryLength(key: string, value: Uint8Array): number {
   return ENTRY_HEADER_BYTES + BODY_FIXED_BYTES + Buffer.byteLength(key) + value.length;
+}
+
+/** Why an entry cannot be written in this format, or null when it can. */
+export function unwritableEntry(entry: SpoolEntry): string | null {
+  const keyBytes = Buffer.byteLength(entry.key);
+  if (keyBytes > MAX_KEY_BYTES) return `key of ${keyBytes} bytes (at most ${MAX_KEY_BYTES})`;
+  const bodyBytes = BODY_FIXED_BYTES + keyBytes + entry.value.length;
+  if (bodyBytes > MAX_ENTRY_BODY_BYTES) {
+    return `entry of ${bodyBytes} bytes (at most ${MAX_ENTRY_BODY_BYTES})`;
+  }
+  return null;
 }
 
 /** Writes one entry at `offset` of `target`; returns the offset after it. */
@@ -87,4 +100,23 @@ export function readSpoolEntry(source: Buffer, offset: number): SpoolRead {
     },
     next: end,
   };
+}
+
+/**
+ * Where reading resumes after damage at `offset` (an entry that reads as corrupt, or incomplete
+ * before the end of a finished segment): the next offset that holds a whole entry, or
+ * `source.length` when none follows. When the damaged entry's length still leads to a whole entry
+ * (or to the end), only that entry is lost; otherwise the bytes are searched for the next entry
+ * whose length and CRC-32 match (a false match is a 1 in 2^32 chance per position). Never throws.
+ */
+export function resumeAfterDamage(source: Buffer, offset: number): number {
+  if (source.length - offset >= ENTRY_HEADER_BYTES) {
+    const next = offset + ENTRY_HEADER_BYTES + source.readUInt32LE(offset);
+    if (next === source.length) return next;
+    if (next < source.length && readSpoolEntry(source, next).kind === 'entry') return next;
+  }
+  for (let at = offset + 1; at + ENTRY_HEADER_BYTES <= source.length; at++) {
+    if (readSpoolEntry(source, at).kind === 'entry') return at;
+  }
+  return source.length;
 }

@@ -8,13 +8,18 @@
  * Writes: `append` queues an entry and the queue is written with ONE write call per event-loop
  * turn (group commit), so a burst from 1,000 VMs costs one syscall. Written data is in the page
  * cache at once — a SIGKILL of the collector loses nothing written — and `fdatasync` runs every
- * `fsyncIntervalMs`, so an OS crash or power loss loses at most that interval. Between `append`
- * and the write there is at most one event-loop turn; an event counts as accepted once written.
+ * `fsyncIntervalMs` (with an fsync of the directory after a segment was created), so an OS crash
+ * or power loss loses at most that interval. Between `append` and the write there is at most one
+ * event-loop turn; an event counts as accepted (`written`) once written. A write that fails
+ * (the segment cannot be opened: ENOENT, EACCES, EMFILE, ENOSPC; or the write itself) drops that
+ * group commit, counted as `spool_io`, and the next one tries again; it never throws. Every I/O
+ * error in the background (fdatasync, the acknowledged position, deleting a segment) is reported
+ * through `ioFailed`, never ignored and never thrown.
  *
  * Reads: the sender reads batches from the acknowledged position in order and calls `ack` with
  * the longest prefix of a batch that Kafka has stored (one position, not a set: an entry is only
- * acknowledged with everything before it); the position is persisted (temp file + rename) at most once per fsync interval,
- * so a crash resends at most that much (at-least-once; the processor dedupes by session and
+ * acknowledged with everything before it); the position is persisted (temp file, fdatasync,
+ * rename, fsync of the directory) at most once per fsync interval, so a crash resends at most that much (at-least-once; the processor dedupes by session and
  * sequence). Segments wholly before the acknowledged position are deleted.
  *
  * Bound: when the bytes on disk plus the queue would exceed `maxBytes`, the NEW entry is refused
@@ -22,12 +27,15 @@
  *
  * Recovery on open: the tail of the last segment is checked entry by entry; a torn or
  * zero-filled tail (a crash in the middle of a write) is detected by length/CRC and truncated.
- * A corrupt entry inside an older segment (disk damage) skips the rest of that segment, counted.
+ * A corrupt entry elsewhere (disk damage) costs the damaged entries only: reading resumes at the
+ * next whole entry (`resumeAfterDamage`), and each damaged stretch is counted as `spool_corrupt`
+ * (one entry when its length field survived, which is exact; at least one otherwise).
  */
 import {
   closeSync,
   fdatasync,
   fdatasyncSync,
+  fsyncSync,
   ftruncateSync,
   mkdirSync,
   openSync,
@@ -37,7 +45,6 @@ import {
   renameSync,
   statSync,
   unlinkSync,
-  writeFileSync,
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
@@ -48,6 +55,8 @@ import {
   encodeSpoolEntries,
   MAX_ENTRY_BODY_BYTES,
   readSpoolEntry,
+  resumeAfterDamage,
+  unwritableEntry,
   type SpoolEntry,
 } from '../core/spool-entry.ts';
 
@@ -69,7 +78,7 @@ export interface SpoolEvents {
   written(count: number, bytes: number): void;
   /** `keys` are the message keys of the dropped entries when they are known. */
   dropped(
-    reason: 'spool_full' | 'spool_io' | 'spool_corrupt',
+    reason: 'spool_full' | 'spool_io' | 'spool_corrupt' | 'invalid_record',
     count: number,
     detail?: unknown,
     keys?: readonly string[],
@@ -77,7 +86,10 @@ export interface SpoolEvents {
   recovered(events: number, bytes: number): void;
   tornTailTruncated(segment: number, offset: number, bytes: number): void;
   changed(events: number, bytes: number): void;
-  /** A background write (the acknowledged position) failed; it is tried again next interval. */
+  /**
+   * Background I/O failed (fdatasync, the acknowledged position, deleting a segment); what it
+   * protects is tried again at the next interval.
+   */
   ioFailed?(what: string, error: unknown): void;
 }
 
@@ -110,6 +122,8 @@ export class Spool {
   private queueBytes = 0;
   private flushScheduled = false;
   private syncDirty = false;
+  /** A segment file was created since the directory was last fsynced. */
+  private dirDirty = false;
   private syncTimer: NodeJS.Timeout | undefined;
   private unackedEvents = 0;
   private diskBytes = 0;
@@ -144,9 +158,17 @@ export class Spool {
     return !this.closed && !this.full;
   }
 
-  /** Queues an entry for the next group commit; false when it was dropped (spool full). */
+  /**
+   * Queues an entry for the next group commit; false when it was dropped (spool full, or an entry
+   * the format cannot hold: a key over 65,535 bytes), counted through `dropped`.
+   */
   append(entry: SpoolEntry): boolean {
     if (this.closed) throw new TelemetryError('INTERNAL', 'append to a closed spool');
+    const unwritable = unwritableEntry(entry);
+    if (unwritable !== null) {
+      this.options.events.dropped('invalid_record', 1, unwritable, [entry.key]);
+      return false;
+    }
     const size = encodedEntryLength(entry.key, entry.value);
     if (this.diskBytes + this.queueBytes + size > this.options.maxBytes) {
       this.full = true;
@@ -174,8 +196,9 @@ export class Spool {
     if (segment.size > 0 && segment.size + bytes.length > this.options.segmentBytes) {
       segment = this.roll();
     }
-    const fd = this.writeFd(segment);
+    let fd: number | undefined;
     try {
+      fd = this.writeFd(segment);
       let written = 0;
       while (written < bytes.length) {
         written += writeSync(fd, bytes, written, bytes.length - written, segment.size + written);
@@ -183,7 +206,7 @@ export class Spool {
     } catch (error) {
       // A partial write would leave a torn entry before later ones: cut it off.
       try {
-        ftruncateSync(fd, segment.size);
+        if (fd !== undefined) ftruncateSync(fd, segment.size);
       } catch {
         // The next recovery truncates the torn tail instead.
       }
@@ -251,12 +274,15 @@ export class Spool {
           continue;
         }
         if (read.kind === 'corrupt' || (at === 0 && got === segment.size - pos.offset)) {
-          // Damage inside a finished segment: its remaining entries are unreadable.
+          // Damage (an entry cannot be incomplete before the end of what was written).
+          const from = pos.offset + at;
+          const skip = resumeAfterDamage(this.readAt(segment, from, segment.size - from), 0);
           this.options.events.dropped('spool_corrupt', 1, {
             segment: segment.id,
-            offset: pos.offset + at,
+            offset: from,
+            bytes: skip,
           });
-          at = segment.size - pos.offset;
+          at += skip;
         }
         break;
       }
@@ -298,19 +324,43 @@ export class Spool {
     while (this.segments.length > 1 && (this.segments[0] as Segment).id < this.ackPos.segment) {
       const old = this.segments.shift() as Segment;
       if (old.fd !== null) closeSync(old.fd);
-      unlinkSync(join(this.options.dir, segmentName(old.id)));
+      try {
+        unlinkSync(join(this.options.dir, segmentName(old.id)));
+      } catch (error) {
+        // Left behind, it is deleted by the next recovery (it is before the acknowledged position).
+        this.options.events.ioFailed?.(`deleting segment ${old.id}`, error);
+      }
       this.diskBytes -= old.size;
       this.full = false;
     }
     this.options.events.changed(this.unackedEvents, this.diskBytes);
   }
 
-  /** fdatasync of the written segment and persistence of the acknowledged position. */
+  /**
+   * fdatasync of the written segment, fsync of the directory after a segment was created, and
+   * persistence of the acknowledged position. A failure is reported and tried again next time.
+   */
   syncNow(): void {
     if (this.syncDirty) {
       this.syncDirty = false;
-      const fd = this.lastSegment().fd;
-      if (fd !== null) fdatasync(fd, () => {});
+      const segment = this.lastSegment();
+      if (segment.fd !== null) {
+        fdatasync(segment.fd, (error) => {
+          if (error === null) return;
+          this.syncDirty = true;
+          this.options.events.ioFailed?.(`fdatasync of segment ${segment.id}`, error);
+        });
+      }
+    }
+    // Writing the acknowledged position fsyncs the directory anyway.
+    if (this.dirDirty && !this.ackDirty) {
+      this.dirDirty = false;
+      try {
+        fsyncDirectory(this.options.dir);
+      } catch (error) {
+        this.dirDirty = true;
+        this.options.events.ioFailed?.('fsync of the spool directory', error);
+      }
     }
     this.persistAck();
   }
@@ -340,9 +390,18 @@ export class Spool {
       if (segment.fd === null) continue;
       try {
         fdatasyncSync(segment.fd);
+      } catch (error) {
+        this.options.events.ioFailed?.(`fdatasync of segment ${segment.id}`, error);
       } finally {
         closeSync(segment.fd);
         segment.fd = null;
+      }
+    }
+    if (this.dirDirty) {
+      try {
+        fsyncDirectory(this.options.dir);
+      } catch (error) {
+        this.options.events.ioFailed?.('fsync of the spool directory', error);
       }
     }
     this.persistAck();
@@ -390,11 +449,18 @@ export class Spool {
       if (segment.size === 0) continue;
       const bytes = readFileSync(join(this.options.dir, segmentName(segment.id)));
       let at = segment.id === this.ackPos.segment ? this.ackPos.offset : 0;
-      for (;;) {
+      while (at < bytes.length) {
         const read = readSpoolEntry(bytes, at);
-        if (read.kind !== 'entry') break;
-        this.unackedEvents++;
-        at = read.next;
+        if (read.kind === 'entry') {
+          this.unackedEvents++;
+          at = read.next;
+          continue;
+        }
+        // Damage with whole entries after it is skipped when read (and counted then); damage at
+        // the end of the last segment is a torn write, cut off below.
+        const next = resumeAfterDamage(bytes, at);
+        if (next === bytes.length && segment === last) break;
+        at = next;
       }
       if (at < bytes.length && segment === last) {
         const fd = openSync(join(this.options.dir, segmentName(segment.id)), 'r+');
@@ -419,7 +485,10 @@ export class Spool {
     if (old.fd !== null) {
       const fd = old.fd;
       old.fd = null;
-      fdatasync(fd, () => closeSync(fd));
+      fdatasync(fd, (error) => {
+        if (error !== null) this.options.events.ioFailed?.(`fdatasync of segment ${old.id}`, error);
+        closeSync(fd);
+      });
     }
     const segment: Segment = { id: old.id + 1, size: 0, fd: null };
     this.segments.push(segment);
@@ -427,7 +496,10 @@ export class Spool {
   }
 
   private writeFd(segment: Segment): number {
-    segment.fd ??= openSync(join(this.options.dir, segmentName(segment.id)), 'a+');
+    if (segment.fd === null) {
+      segment.fd = openSync(join(this.options.dir, segmentName(segment.id)), 'a+');
+      if (segment.size === 0) this.dirDirty = true;
+    }
     return segment.fd;
   }
 
@@ -437,11 +509,29 @@ export class Spool {
     return got === length ? chunk : chunk.subarray(0, got);
   }
 
+  /** Temp file, fdatasync, rename, fsync of the directory: the new position or the old one. */
   private writeAck(): void {
     this.ackDirty = false;
     const tmp = join(this.options.dir, `${ACK_FILE}.tmp`);
-    writeFileSync(tmp, JSON.stringify(this.ackPos));
+    const fd = openSync(tmp, 'w');
+    try {
+      writeSync(fd, JSON.stringify(this.ackPos));
+      fdatasyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
     renameSync(tmp, join(this.options.dir, ACK_FILE));
+    fsyncDirectory(this.options.dir);
+    this.dirDirty = false;
+  }
+}
+
+function fsyncDirectory(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
   }
 }
 

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import {
   appendFileSync,
+  mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
@@ -8,6 +9,7 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
@@ -239,7 +241,7 @@ test('when full, the newest entries are dropped and counted; the spooled ones st
   assert.equal(spool.append(entry(5000, 200)), true);
 });
 
-test('a corrupt entry inside an older segment skips the rest of that segment, counted', (t) => {
+test('regression: a corrupt entry inside an older segment costs that entry only; every entry it held is read or counted', (t) => {
   const dir = tempDir(t);
   const first = openSpool(dir, { segmentBytes: 16 * 1024 });
   for (let i = 0; i < 200; i++) {
@@ -255,18 +257,155 @@ test('a corrupt entry inside an older segment skips the rest of that segment, co
   bytes[200] = (bytes[200] as number) ^ 0xff;
   writeFileSync(firstSegment, bytes);
   const second = openSpool(dir, { segmentBytes: 16 * 1024 });
+  assert.equal(second.spool.pendingEvents, 199, 'the damaged entry is not counted as pending');
   const read = drain(second.spool);
   assert.equal(second.recorded.dropped['spool_corrupt'], 1);
   const ids = read.map((e) => e.receivedMicros - 1_000_000);
-  // Entry 0 precedes the damage; the rest of the first segment is lost; later segments are whole.
-  assert.equal(ids[0], 0);
-  const later = ids.slice(1);
-  assert.ok(later.length > 0 && (later[0] as number) > 1);
+  // Byte 200 is in entry 1 (138 bytes each); its length survived, so only entry 1 is lost.
   assert.deepEqual(
-    later,
-    [...Array(later.length).keys()].map((i) => i + (later[0] as number)),
+    ids,
+    [...Array(200).keys()].filter((i) => i !== 1),
   );
-  assert.equal(later.at(-1), 199);
+  assert.equal(second.spool.pendingEvents, 0);
+});
+
+test('a damaged length inside an older segment: reading resumes at the next whole entry, counted', (t) => {
+  const dir = tempDir(t);
+  const first = openSpool(dir, { segmentBytes: 16 * 1024 });
+  for (let i = 0; i < 200; i++) {
+    first.spool.append(entry(i, 100));
+    if (i % 10 === 9) first.spool.flush();
+  }
+  first.spool.close();
+  const firstSegment = join(
+    dir,
+    readdirSync(dir)
+      .filter((n) => n.endsWith('.seg'))
+      .sort()[0] as string,
+  );
+  const bytes = readFileSync(firstSegment);
+  // Entry 3 starts at 3 * 138: a zeroed sector-like stretch over its header and entry 4's start.
+  bytes.fill(0, 3 * 138, 3 * 138 + 150);
+  writeFileSync(firstSegment, bytes);
+  const second = openSpool(dir, { segmentBytes: 16 * 1024 });
+  const ids = drain(second.spool).map((e) => e.receivedMicros - 1_000_000);
+  assert.equal(second.recorded.dropped['spool_corrupt'], 1);
+  assert.deepEqual(
+    ids,
+    [...Array(200).keys()].filter((i) => i !== 3 && i !== 4),
+  );
+});
+
+test('regression: a segment that cannot be created drops that write, counted as spool_io, and the next write retries', async (t) => {
+  const parent = tempDir(t);
+  const dir = join(parent, 'spool');
+  const failures: string[] = [];
+  const written: number[] = [];
+  const dropped: { reason: string; count: number; keys: readonly string[] }[] = [];
+  const { spool } = openSpool(dir, {
+    fsyncIntervalMs: 60_000,
+    events: {
+      written: (count) => written.push(count),
+      dropped: (reason, count, _detail, keys = []) => dropped.push({ reason, count, keys }),
+      recovered: () => {},
+      tornTailTruncated: () => {},
+      changed: () => {},
+      ioFailed: (what) => failures.push(what),
+    },
+  });
+  rmSync(dir, { recursive: true, force: true });
+  spool.append(entry(1));
+  spool.append(entry(2));
+  // The group commit runs in a setImmediate: a throw there would kill the process.
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(dropped, [{ reason: 'spool_io', count: 2, keys: ['h/vm-1', 'h/vm-2'] }]);
+  assert.deepEqual(written, []);
+  assert.equal(spool.pendingEvents, 0);
+  mkdirSync(dir);
+  spool.append(entry(3));
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(written, [1]);
+  assert.deepEqual(
+    drain(spool).map((e) => e.receivedMicros - 1_000_000),
+    [3],
+  );
+});
+
+test('regression: an entry the format cannot hold (key over 65,535 bytes) is refused and counted, never thrown', async (t) => {
+  const dir = tempDir(t);
+  const { spool, recorded } = openSpool(dir);
+  assert.equal(spool.append({ ...entry(1), key: 'k'.repeat(65_536) }), false);
+  assert.equal(spool.append({ ...entry(2), key: 'k'.repeat(65_535) }), true);
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual(recorded.dropped, { invalid_record: 1 });
+  assert.deepEqual(
+    drain(spool).map((e) => e.key.length),
+    [65_535],
+  );
+});
+
+test('regression: the acknowledged position and new segments are durable: ack file synced before its rename, directory synced after (strace)', (t) => {
+  const dir = tempDir(t);
+  const script = join(dir, 'spool-durability.ts');
+  const spoolUrl = new URL('../../../services/collector/io/spool.ts', import.meta.url).href;
+  writeFileSync(
+    script,
+    `import { Spool } from ${JSON.stringify(spoolUrl)};
+const events = { written() {}, dropped() {}, recovered() {}, tornTailTruncated() {}, changed() {} };
+const spool = Spool.open({ dir: ${JSON.stringify(join(dir, 'spool'))}, maxBytes: 1 << 20, segmentBytes: 65536, fsyncIntervalMs: 60000, events });
+spool.append({ receivedMicros: 1, key: 'k', value: Buffer.from('v') });
+spool.flush();
+const batch = spool.readBatch(10);
+if (batch !== null) spool.ack(batch);
+spool.syncNow();
+spool.close();
+`,
+  );
+  const trace = join(dir, 'trace');
+  const run = spawnSync(
+    'strace',
+    [
+      '-f',
+      '-qq',
+      '-y',
+      '-e',
+      'trace=openat,fdatasync,fsync,rename,renameat,renameat2',
+      '-o',
+      trace,
+    ].concat([process.execPath, '--import', 'tsx', script]),
+    { encoding: 'utf8', cwd: process.cwd() },
+  );
+  assert.equal(run.status, 0, run.stderr);
+  const lines = readFileSync(trace, 'utf8').split('\n');
+  const mainPid = lines[0]?.split(' ')[0];
+  const spoolDir = join(dir, 'spool');
+  const ops: string[] = [];
+  for (const line of lines) {
+    // The main thread only: the timer's fdatasync runs on libuv's pool, in no fixed order.
+    if (line.split(' ')[0] !== mainPid || !line.includes(spoolDir)) continue;
+    const sync = /\b(fdatasync|fsync)\(\d+<([^>]+)>/.exec(line);
+    if (sync !== null) {
+      const path = sync[2] as string;
+      ops.push(
+        `${sync[1]} ${path === spoolDir ? 'dir' : (path.split('/').at(-1) as string).replace(/^\d+/, '')}`,
+      );
+    } else if (/\brename/.test(line) && line.includes('ack.tmp')) ops.push('rename ack');
+    else if (/openat\(.*\.seg".*O_CREAT/.test(line)) ops.push('open .seg');
+  }
+  assert.deepEqual(ops, [
+    // Spool.open: the first acknowledged position.
+    'fdatasync ack.tmp',
+    'rename ack',
+    'fsync dir',
+    // append + flush: the first segment is created.
+    'open .seg',
+    // syncNow: the new position, whose directory fsync also covers the new segment.
+    'fdatasync ack.tmp',
+    'rename ack',
+    'fsync dir',
+    // close.
+    'fdatasync .seg',
+  ]);
 });
 
 test('regression: a background write that fails (spool directory gone) is reported, never thrown', async (t) => {
