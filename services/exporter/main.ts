@@ -4,7 +4,7 @@
  * place that opens sockets and starts timers; `startExporter` is the in-process API the `export`
  * command and the tests use.
  */
-import { Registry } from 'prom-client';
+import type { OpenMetricsContentType, Registry } from 'prom-client';
 import { DURATION_BUCKETS_SECONDS, RDMA_BUDGET_SECONDS } from '../shared/core/bucket-policy.ts';
 import { createTransitionCodec } from '../shared/io/avro-codec.ts';
 import { startHttpServer, type RunningHttpServer } from '../shared/io/http-server.ts';
@@ -19,7 +19,13 @@ import {
 } from './core/live-summary.ts';
 import { createQuantileHistory } from './core/quantile-history.ts';
 import { createLabelGuards } from './core/transition-observations.ts';
-import { createExporterTelemetry, type ExporterTelemetry } from './io/exporter-telemetry.ts';
+import { negotiateMetricsFormat } from './core/metrics-format.ts';
+import {
+  classicRegistryOf,
+  createExporterTelemetry,
+  createOpenMetricsRegistry,
+  type ExporterTelemetry,
+} from './io/exporter-telemetry.ts';
 import { livePageRoutes } from './io/live-page.ts';
 import {
   startTransitionConsumer,
@@ -29,7 +35,10 @@ import { createTransitionSink, type TransitionSink } from './io/transition-sink.
 
 export interface RunningExporter {
   http: RunningHttpServer;
+  /** The metrics as the classic text format serves them. */
   registry: Registry;
+  /** The same metrics, with exemplars, as OpenMetrics serves them. */
+  openMetricsRegistry: Registry<OpenMetricsContentType>;
   telemetry: ExporterTelemetry;
   summary(): Promise<LiveSummary>;
   /**
@@ -51,8 +60,13 @@ export async function startExporter(
   logger: Logger,
   deps: ExporterDeps = {},
 ): Promise<RunningExporter> {
-  const registry = new Registry();
-  const telemetry = createExporterTelemetry({ registry, logger, hostLabel: config.hostLabel });
+  const openMetricsRegistry = createOpenMetricsRegistry();
+  const telemetry = createExporterTelemetry({
+    registry: openMetricsRegistry,
+    logger,
+    hostLabel: config.hostLabel,
+  });
+  const registry = classicRegistryOf(openMetricsRegistry);
   const guards = createLabelGuards({
     maxLabelValues: config.maxLabelValues,
     maxHosts: config.hostLabel ? config.maxHosts : null,
@@ -97,6 +111,13 @@ export async function startExporter(
     logger,
     readiness,
     routes: await livePageRoutes(summary),
+    metrics: async (req) => {
+      const served =
+        negotiateMetricsFormat(req.headers.accept) === 'openmetrics'
+          ? openMetricsRegistry
+          : registry;
+      return { contentType: served.contentType, body: await served.metrics() };
+    },
   });
 
   const tick = async (): Promise<void> => {
@@ -169,5 +190,12 @@ export async function startExporter(
     await http.close();
     logger.info('Exporter stopped.');
   };
-  return { http, registry, telemetry, summary, stop: () => (stopping ??= stop()) };
+  return {
+    http,
+    registry,
+    openMetricsRegistry,
+    telemetry,
+    summary,
+    stop: () => (stopping ??= stop()),
+  };
 }

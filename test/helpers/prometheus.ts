@@ -26,6 +26,8 @@ export interface PrometheusOptions {
   t?: TestContext;
   /** How long startup may take before it counts as failed; default 30 s. */
   startTimeoutMs?: number;
+  /** More command-line flags, e.g. `--enable-feature=exemplar-storage`. */
+  extraArgs?: readonly string[];
 }
 
 export interface RunningPrometheus {
@@ -116,6 +118,7 @@ async function startOnce(options: PrometheusOptions, dir: string): Promise<Runni
       `--storage.tsdb.path=${join(dir, `data-${port}`)}`,
       `--web.listen-address=127.0.0.1:${port}`,
       '--log.level=warn',
+      ...(options.extraArgs ?? []),
     ],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );

@@ -17,6 +17,7 @@
  */
 import { PREPARE_OUTCOMES } from '../../shared/core/transition-record.ts';
 import { KNOWN_PREPARE_TARGETS, VFIO_MIGRATION_STATES } from '../../shared/core/vm-event.ts';
+import { exemplarLabelsOf, type ExemplarLabels } from './exemplar-labels.ts';
 import { createLabelGuard, type LabelGuard } from './label-guard.ts';
 
 /**
@@ -33,15 +34,19 @@ export interface TransitionFields {
   seconds?: number | null;
   startMicros: number;
   endMicros?: number | null;
+  /** Name the exemplar; a record without them is observed without one. */
+  vm?: string | null;
+  qomPath?: string | null;
+  deviceId?: string | null;
 }
 
 export type PrepareLabels = { target: string; outcome: string; host?: string };
 export type DwellLabels = { state: string; next: string };
 
 export type Observation =
-  | { metric: 'prepareDuration'; labels: PrepareLabels; value: number }
+  | { metric: 'prepareDuration'; labels: PrepareLabels; value: number; exemplar?: ExemplarLabels }
   | { metric: 'prepareOutcome'; labels: PrepareLabels }
-  | { metric: 'stateDwell'; labels: DwellLabels; value: number }
+  | { metric: 'stateDwell'; labels: DwellLabels; value: number; exemplar?: ExemplarLabels }
   | { metric: 'deliveryLag'; value: number };
 
 /** Label dimensions the guards bound; `host` only when the host label is on. */
@@ -96,7 +101,12 @@ export function observationsOf(
     if (guards.host !== undefined) labels.host = guard('host', guards.host, record.host);
     const observations: Observation[] = [{ metric: 'prepareOutcome', labels }];
     if (seconds != null) {
-      observations.push({ metric: 'prepareDuration', labels, value: Math.max(0, seconds) });
+      observations.push({
+        metric: 'prepareDuration',
+        labels,
+        value: Math.max(0, seconds),
+        ...exemplarOf(record),
+      });
     }
     observations.push({ metric: 'deliveryLag', value: lag });
     return { kind: 'observations', observations, folds };
@@ -115,7 +125,7 @@ export function observationsOf(
     return {
       kind: 'observations',
       observations: [
-        { metric: 'stateDwell', labels, value: Math.max(0, seconds) },
+        { metric: 'stateDwell', labels, value: Math.max(0, seconds), ...exemplarOf(record) },
         { metric: 'deliveryLag', value: lag },
       ],
       folds,
@@ -123,6 +133,23 @@ export function observationsOf(
   }
 
   return invalid('unknown_type', record.type);
+}
+
+/**
+ * The exemplar of a latency observation: the device it was and the QEMU timestamp of the event
+ * that closed it (`endMicros`; `startMicros` if a record lacks it). Labels are not guarded: an
+ * exemplar is kept per bucket and replaced by the next, so it adds no series.
+ */
+function exemplarOf(record: TransitionFields): { exemplar?: ExemplarLabels } {
+  if (typeof record.vm !== 'string') return {};
+  const exemplar = exemplarLabelsOf({
+    host: record.host,
+    vm: record.vm,
+    deviceId: typeof record.deviceId === 'string' ? record.deviceId : '',
+    qomPath: typeof record.qomPath === 'string' ? record.qomPath : '',
+    closingMicros: record.endMicros ?? record.startMicros,
+  });
+  return { exemplar };
 }
 
 function isFiniteNumber(value: unknown): value is number {

@@ -1,10 +1,19 @@
 /**
- * The exporter's metrics (docs/metrics.md, "Exporter") on the registry passed in, and its
+ * The exporter's metrics (docs/metrics.md, "Exporter") on the OpenMetrics registry passed in
+ * (the latency histograms carry exemplars, which prom-client keeps only there; the classic
+ * format is served through `classicRegistryOf`), and its
  * self-telemetry as named events (Vector `internal_events`): each function both counts and logs,
  * so logs and metrics never disagree. Warnings are rate-limited per event (one line per 10 s,
  * with the number suppressed); counting never is.
  */
-import { collectDefaultMetrics, Counter, Histogram, type Registry } from 'prom-client';
+import {
+  collectDefaultMetrics,
+  Counter,
+  Histogram,
+  Registry,
+  type Metric,
+  type OpenMetricsContentType,
+} from 'prom-client';
 import { DURATION_BUCKETS_SECONDS, LAG_BUCKETS_SECONDS } from '../../shared/core/bucket-policy.ts';
 import type { Logger } from '../../shared/io/logger.ts';
 import { createRateLimitedLog } from '../../shared/io/rate-limited-log.ts';
@@ -15,7 +24,7 @@ import type { LabelFold, Observation } from '../core/transition-observations.ts'
 export const PROCESS_METRIC_PREFIX = 'vfio_exporter_';
 
 export interface ExporterTelemetryOptions {
-  registry: Registry;
+  registry: Registry<OpenMetricsContentType>;
   logger: Logger;
   hostLabel: boolean;
 }
@@ -26,11 +35,12 @@ export function createExporterTelemetry({ registry, logger, hostLabel }: Exporte
   collectDefaultMetrics({ register: registry, prefix: PROCESS_METRIC_PREFIX });
   const registers = [registry];
   const prepareLabels = hostLabel ? ['target', 'outcome', 'host'] : ['target', 'outcome'];
-  const prepareDuration = new Histogram({
+  const prepareDuration = new Histogram<string>({
     name: 'vfio_prepare_duration_seconds',
     help: 'Prepare state to the next state of the device, for prepares that an event closed.',
     labelNames: prepareLabels,
     buckets: [...DURATION_BUCKETS_SECONDS],
+    enableExemplars: true,
     registers,
   });
   const prepareOutcomes = new Counter({
@@ -39,11 +49,12 @@ export function createExporterTelemetry({ registry, logger, hostLabel }: Exporte
     labelNames: prepareLabels,
     registers,
   });
-  const stateDwell = new Histogram({
+  const stateDwell = new Histogram<string>({
     name: 'vfio_state_dwell_seconds',
     help: 'Time a device spent in a state before the next one.',
     labelNames: ['state', 'next'],
     buckets: [...DURATION_BUCKETS_SECONDS],
+    enableExemplars: true,
     registers,
   });
   const deliveryLag = new Histogram({
@@ -104,13 +115,13 @@ export function createExporterTelemetry({ registry, logger, hostLabel }: Exporte
       for (const o of observations) {
         switch (o.metric) {
           case 'prepareDuration':
-            prepareDuration.observe(o.labels, o.value);
+            prepareDuration.observe({ labels: o.labels, value: o.value, ...exemplar(o) });
             break;
           case 'prepareOutcome':
             prepareOutcomes.inc(o.labels);
             break;
           case 'stateDwell':
-            stateDwell.observe(o.labels, o.value);
+            stateDwell.observe({ labels: o.labels, value: o.value, ...exemplar(o) });
             break;
           case 'deliveryLag':
             deliveryLag.observe(o.value);
@@ -141,4 +152,55 @@ export function createExporterTelemetry({ registry, logger, hostLabel }: Exporte
       };
     },
   };
+}
+
+/** An exemplar-enabled histogram takes the observation and its exemplar in one object. */
+function exemplar(o: { exemplar?: Readonly<Record<string, string | undefined>> }): {
+  exemplarLabels?: Record<string, string>;
+} {
+  if (o.exemplar === undefined) return {};
+  const labels: Record<string, string> = {};
+  for (const [name, value] of Object.entries(o.exemplar))
+    if (value !== undefined) labels[name] = value;
+  return { exemplarLabels: labels };
+}
+
+export function createOpenMetricsRegistry(): Registry<OpenMetricsContentType> {
+  const registry = new Registry<OpenMetricsContentType>();
+  registry.setContentType(Registry.OPENMETRICS_CONTENT_TYPE);
+  return registry;
+}
+
+/**
+ * The same metrics as `openMetrics`, served in the classic text format. prom-client renames a
+ * counter in place while it writes OpenMetrics (`x_total` becomes `x`, the lines get `_total`
+ * back), so registering the metric objects themselves would print `vfio_prepare_outcomes` to the
+ * next classic scrape; the classic registry holds views that keep each metric's registered name.
+ * Call it after every metric is registered.
+ */
+export function classicRegistryOf(openMetrics: Registry<OpenMetricsContentType>): Registry {
+  const classic = new Registry();
+  for (const metric of openMetrics.getMetricsAsArray()) {
+    const source = metric as unknown as PromClientMetric;
+    const { name } = source;
+    const view: PromClientMetric = {
+      name,
+      get: async () => ({ ...(await source.get()), name }),
+      reset: () => source.reset(),
+    };
+    if (source.getForPromString !== undefined) {
+      const forPromString = source.getForPromString.bind(source);
+      view.getForPromString = async () => ({ ...(await forPromString()), name });
+    }
+    classic.registerMetric(view as unknown as Metric);
+  }
+  return classic;
+}
+
+/** What prom-client's Registry uses of a metric object. */
+interface PromClientMetric {
+  name: string;
+  get(): Promise<object>;
+  getForPromString?: () => Promise<object>;
+  reset(): void;
 }

@@ -4,7 +4,8 @@
  *   GET /healthz  200 while the process runs (liveness: restart me only if this fails)
  *   GET /readyz   200 when the stage can do its work, else 503 with the reasons (one per line)
  * Port 0 is allowed; the bound address is returned, so tests and `--http-port 0` work.
- * A stage may add its own GET routes (the exporter's live page); the three above win.
+ * A stage may add its own GET routes (the exporter's live page); the three above win. A stage
+ * may answer /metrics itself (the exporter picks the format from the request's Accept header).
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -28,6 +29,8 @@ export interface HttpServerOptions {
   logger: Logger;
   /** Extra GET routes by exact path. */
   routes?: Readonly<Record<string, HttpRoute>>;
+  /** Answers /metrics instead of `registry.metrics()`. */
+  metrics?: (req: IncomingMessage) => Promise<{ contentType: string; body: string }>;
 }
 
 export interface RunningHttpServer {
@@ -45,8 +48,10 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD' }).end();
     } else if (path === '/metrics') {
-      const text = await registry.metrics();
-      res.writeHead(200, { 'content-type': registry.contentType }).end(text);
+      const { contentType, body } = options.metrics
+        ? await options.metrics(req)
+        : { contentType: registry.contentType, body: await registry.metrics() };
+      res.writeHead(200, { 'content-type': contentType }).end(body);
     } else if (path === '/healthz') {
       res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
     } else if (path === '/readyz') {

@@ -164,3 +164,56 @@ test('quantile points appear in /api/summary every interval', async (t) => {
   assert.ok(last.p50 !== null && last.p50 > 0.02 && last.p50 <= 0.025, String(last.p50));
   assert.ok(last.p99 !== null && last.p99 > 0.025 && last.p99 <= 0.03, String(last.p99));
 });
+
+test('/metrics: OpenMetrics with exemplars when asked for, classic otherwise, before and after', async (t) => {
+  const { exporter, sink } = await startWithFakeConsumer(t);
+  const url = `${exporter.http.url}/metrics`;
+  const codec = createTransitionCodec();
+  sink.observe(
+    codec.encode({
+      ...prepare,
+      vm: 'vm-slow',
+      deviceId: '',
+      seconds: 0.07,
+      endMicros: T0 + 70_000,
+    }),
+    T0 + 100_000,
+    { partition: 0, offset: '0' },
+  );
+  const openMetrics = (accept: string) => fetch(url, { headers: { accept } });
+  const classicBefore = await get(url);
+
+  const om = await openMetrics(
+    'application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1',
+  );
+  assert.match(
+    om.headers.get('content-type') ?? '',
+    /^application\/openmetrics-text; version=1.0.0/,
+  );
+  const omText = await om.text();
+  assert.ok(omText.endsWith('# EOF\n'));
+  const bucket = omText
+    .split('\n')
+    .find((l) => l.startsWith('vfio_prepare_duration_seconds_bucket{le="0.075"'));
+  assert.match(
+    bucket ?? '',
+    / 1 # \{host="h1",vm="vm-slow",device="peripheral\/nic0",qemu_ts="1700000000.070000"\} 0.07 \d+(\.\d+)?$/,
+  );
+  assert.ok(omText.includes('# TYPE vfio_prepare_outcomes counter\n'));
+  assert.ok(omText.includes('\nvfio_prepare_outcomes_total{'));
+
+  // The classic format has no exemplars and keeps counter names whole after an OpenMetrics scrape
+  // (prom-client renames counters in place while writing OpenMetrics).
+  for (const accept of [undefined, '*/*', 'text/plain;version=0.0.4']) {
+    const classic = await fetch(url, accept === undefined ? {} : { headers: { accept } });
+    assert.match(classic.headers.get('content-type') ?? '', /^text\/plain; version=0.0.4/);
+    const text = await classic.text();
+    assert.doesNotMatch(text, / # \{/, 'no exemplar in the classic format');
+    assert.doesNotMatch(text, /# EOF/);
+    assert.ok(text.includes('# TYPE vfio_prepare_outcomes_total counter\n'), String(accept));
+    assert.ok(text.includes('# TYPE vfio_exporter_records_consumed_total counter\n'));
+  }
+  assert.ok(classicBefore.body.includes('# TYPE vfio_prepare_outcomes_total counter\n'));
+  const names = (await exporter.registry.getMetricsAsJSON()).map((m) => m.name);
+  assert.ok(names.includes('vfio_prepare_outcomes_total'));
+});

@@ -53,7 +53,12 @@ describe('observationsOf', () => {
     const labels = { target: 'pre-copy-p2p', outcome: 'completed', host: 'h1' };
     assert.deepEqual(r.observations, [
       { metric: 'prepareOutcome', labels },
-      { metric: 'prepareDuration', labels, value: 0.012 },
+      {
+        metric: 'prepareDuration',
+        labels,
+        value: 0.012,
+        exemplar: { host: 'h1', vm: 'vm-a', device: 'nic0', qemu_ts: '1700000000.012000' },
+      },
       { metric: 'deliveryLag', value: 0.25 },
     ]);
     assert.deepEqual(r.folds, []);
@@ -77,9 +82,31 @@ describe('observationsOf', () => {
         metric: 'stateDwell',
         labels: { state: 'running', next: 'pre-copy-p2p-prepare' },
         value: 4.5,
+        exemplar: { host: 'h1', vm: 'vm-a', device: 'nic0', qemu_ts: '1700000000.000000' },
       },
       { metric: 'deliveryLag', value: 0.001 },
     ]);
+  });
+
+  test('the exemplar names the real host even when the host label folds it', () => {
+    const g = createLabelGuards({ maxLabelValues: 4, maxHosts: 1 });
+    observationsOf(completed, T0, g);
+    const r = observed(observationsOf({ ...completed, host: 'h2', deviceId: '' }, T0, g));
+    const duration = r.observations.find((o) => o.metric === 'prepareDuration');
+    assert.deepEqual(duration, {
+      metric: 'prepareDuration',
+      labels: { target: 'pre-copy-p2p', outcome: 'completed', host: 'other' },
+      value: 0.012,
+      exemplar: { host: 'h2', vm: 'vm-a', device: 'peripheral/nic0', qemu_ts: '1700000000.012000' },
+    });
+  });
+
+  test('a record without a vm is observed without an exemplar', () => {
+    const fields: TransitionFields = { ...completed };
+    delete fields.vm;
+    const r = observed(observationsOf(fields, T0, guards()));
+    const duration = r.observations.find((o) => o.metric === 'prepareDuration');
+    assert.equal(duration?.metric === 'prepareDuration' && 'exemplar' in duration, false);
   });
 
   test('the host label is left out when switched off', () => {
@@ -143,6 +170,7 @@ describe('observationsOf guards label cardinality', () => {
       metric: 'stateDwell',
       labels: { state: 'odd-a', next: 'other' },
       value: 4.5,
+      exemplar: { host: 'h1', vm: 'vm-a', device: 'nic0', qemu_ts: '1700000000.000000' },
     });
     assert.deepEqual(r.folds, [{ label: 'state', value: 'odd-b' }]);
     observationsOf(completed, T0, g);

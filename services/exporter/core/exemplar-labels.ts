@@ -1,0 +1,133 @@
+/**
+ * The labels of the exemplar the exporter attaches to a latency observation: which host, VM and
+ * device it was, and when QEMU saw the event that closed it (docs/metrics.md, "Exemplars").
+ *
+ * OpenMetrics 1.0, "Exemplars": "The combined length of the label names and values of an
+ * Exemplar's LabelSet MUST NOT exceed 128 UTF-8 characters." Prometheus counts runes; prom-client
+ * counts UTF-16 code units and throws past 128. This module counts UTF-16 code units, which are
+ * never fewer than code points, so a set it returns passes both.
+ *
+ * The rule, in order:
+ *   1. `qemu_ts` is the closing event's QEMU timestamp as `seconds.micros` (QEMU's own two
+ *      fields), never shortened: 17 characters for any date this century.
+ *   2. `device` is the device-id, or, when QEMU had none, the qom-path without its `/machine/`
+ *      prefix (`peripheral-anon/device[3]`).
+ *   3. Empty values are left out.
+ *   4. If host, vm and device do not fit in what names and `qemu_ts` leave of the 128, the
+ *      space is shared max-min fairly: values shorter than an equal share keep their length, and
+ *      the rest is split evenly among the longer ones. A shortened host or vm keeps its head and
+ *      ends in `~` (names tend to differ at the front: `hv-rack12…`); a shortened device keeps its
+ *      tail and starts with `~` (qom-paths differ at the end: `…/device[3]`). A cut never splits
+ *      a surrogate pair.
+ */
+
+export const EXEMPLAR_LABEL_LIMIT = 128;
+/** Marks where a value was cut. */
+export const SHORTENED_MARK = '~';
+const QOM_PREFIX = '/machine/';
+
+export interface ExemplarSource {
+  host: string;
+  vm: string;
+  deviceId: string;
+  qomPath: string;
+  /** QEMU timestamp of the event that closed the observation, µs since the epoch. */
+  closingMicros: number;
+}
+
+export type ExemplarLabels = Partial<Record<'host' | 'vm' | 'device' | 'qemu_ts', string>>;
+
+/** Names plus values, in UTF-16 code units: what both limits are checked against. */
+export function exemplarLabelSetLength(labels: Readonly<Record<string, string>>): number {
+  let length = 0;
+  for (const [name, value] of Object.entries(labels)) length += name.length + value.length;
+  return length;
+}
+
+export function qemuTimestampLabel(micros: number): string {
+  if (!Number.isSafeInteger(micros)) return String(micros).slice(0, 24);
+  const sign = micros < 0 ? '-' : '';
+  const abs = Math.abs(micros);
+  const seconds = Math.floor(abs / 1e6);
+  return `${sign}${seconds}.${String(abs - seconds * 1e6).padStart(6, '0')}`;
+}
+
+export function deviceLabel(deviceId: string, qomPath: string): string {
+  if (deviceId !== '') return deviceId;
+  return qomPath.startsWith(QOM_PREFIX) ? qomPath.slice(QOM_PREFIX.length) : qomPath;
+}
+
+export function exemplarLabelsOf(source: ExemplarSource): ExemplarLabels {
+  const qemuTs = qemuTimestampLabel(source.closingMicros);
+  const wanted: [name: 'host' | 'vm' | 'device', value: string, keep: 'head' | 'tail'][] = [
+    ['host', source.host, 'head'],
+    ['vm', source.vm, 'head'],
+    ['device', deviceLabel(source.deviceId, source.qomPath), 'tail'],
+  ];
+  const present = wanted.filter(([, value]) => value !== '');
+  const fixed = 'qemu_ts'.length + qemuTs.length;
+  const names = present.reduce((n, [name]) => n + name.length, 0);
+  const sizes = fairShares(
+    present.map(([, value]) => value.length),
+    EXEMPLAR_LABEL_LIMIT - fixed - names,
+  );
+  const labels: ExemplarLabels = {};
+  present.forEach(([name, value, keep], i) => {
+    labels[name] = shorten(value, sizes[i] as number, keep);
+  });
+  labels.qemu_ts = qemuTs;
+  return labels;
+}
+
+/**
+ * Max-min fair split of `budget` among values of the given lengths: each gets its length if
+ * that is at most an equal share of what is left, the rest split what remains evenly.
+ */
+export function fairShares(lengths: readonly number[], budget: number): number[] {
+  const sizes = [...lengths];
+  const total = lengths.reduce((a, b) => a + b, 0);
+  if (total <= budget) return sizes;
+  let left = Math.max(0, budget);
+  const open = lengths.map((length, i) => ({ length, i })).sort((a, b) => a.length - b.length);
+  while (open.length > 0) {
+    const share = Math.floor(left / open.length);
+    const first = open[0] as { length: number; i: number };
+    if (first.length <= share) {
+      sizes[first.i] = first.length;
+      left -= first.length;
+      open.shift();
+      continue;
+    }
+    // Everyone left is longer than the share: split evenly, the remainder to the first ones.
+    let extra = left - share * open.length;
+    for (const { i } of open) {
+      sizes[i] = share + (extra > 0 ? 1 : 0);
+      extra--;
+    }
+    break;
+  }
+  return sizes;
+}
+
+/** `value` cut to at most `size` code units, marked, never splitting a surrogate pair. */
+export function shorten(value: string, size: number, keep: 'head' | 'tail'): string {
+  if (value.length <= size) return value;
+  if (size <= 0) return '';
+  const room = size - SHORTENED_MARK.length;
+  if (keep === 'head') {
+    let end = room;
+    if (end > 0 && isHighSurrogate(value.charCodeAt(end - 1))) end--;
+    return value.slice(0, Math.max(0, end)) + SHORTENED_MARK;
+  }
+  let start = value.length - room;
+  if (start < value.length && isLowSurrogate(value.charCodeAt(start))) start++;
+  return SHORTENED_MARK + value.slice(start);
+}
+
+function isHighSurrogate(code: number): boolean {
+  return code >= 0xd800 && code <= 0xdbff;
+}
+
+function isLowSurrogate(code: number): boolean {
+  return code >= 0xdc00 && code <= 0xdfff;
+}
