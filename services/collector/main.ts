@@ -66,7 +66,7 @@ export async function startCollector(
     segmentBytes: config.spoolSegmentBytes,
     fsyncIntervalMs: config.fsyncIntervalMs,
     events: {
-      written: () => {},
+      written: (count) => telemetry.eventsWritten(count),
       dropped: (reason, count, detail, keys) => {
         telemetry.eventsDropped(reason, count, detail);
         // Damaged entries are from sessions long gone; a refused or lost write breaks a live one.

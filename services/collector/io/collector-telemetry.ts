@@ -196,9 +196,12 @@ export function createCollectorTelemetry(registry: Registry, logger: Logger) {
       });
     },
     eventAccepted(vm: string, sessionId: string, sequence: number, event: string): void {
-      received.inc();
-      if (!kafkaIsUp) spooled.inc();
       logger.debug('Event accepted.', { vm, sessionId, sequence, event });
+    },
+    /** Counted once on disk: a write that fails is counted as dropped instead, never both. */
+    eventsWritten(count: number): void {
+      received.inc(count);
+      if (!kafkaIsUp) spooled.inc(count);
     },
     eventsDropped(reason: DropReason, count: number, detail?: unknown): void {
       dropped.inc({ reason }, count);

@@ -4,7 +4,7 @@
  * another VM's events.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
@@ -104,4 +104,34 @@ test('regression: deeply nested QMP data is rejected as too_deep; the process, t
   );
   assert.equal(new Set(ofA.map((r) => r.sessionId)).size, 1, 'one session: no reconnect');
   assert.equal(got.find((r) => r.vm === 'vm-b')?.data, '{"n":3}');
+});
+
+test('regression: a spool segment that cannot be created costs those events only: counted as spool_io (not as received), the collector keeps retrying, later events flow in a new session', async (t) => {
+  // Segments of 16 KiB: each ~17 KB event rolls to a new segment file, so each write opens one.
+  const { servers, records, metric, spoolDir } = await setup(t, ['vm-a'], {
+    'spool-segment-bytes': '16384',
+  });
+  const [a] = servers as [FakeQmpServer];
+  const padding = 'x'.repeat(17_000);
+  a.emit('STOP', { n: 1, padding });
+  await waitFor(() => records().length === 1, { description: 'the first event in Kafka' });
+  // A real failure: the directory is gone, so the next segment's openSync throws ENOENT.
+  rmSync(spoolDir, { recursive: true, force: true });
+  a.emit('STOP', { n: 2, padding });
+  await waitFor(
+    async () => (await metric('vfio_collector_events_dropped_total', { reason: 'spool_io' })) === 1,
+    { description: 'the lost event counted' },
+  );
+  mkdirSync(spoolDir);
+  a.emit('STOP', { n: 3, padding });
+  await waitFor(() => records().length === 2, { description: 'the next event in Kafka' });
+  const got = records();
+  assert.deepEqual(
+    got.map((r) => (JSON.parse(r.data ?? '{}') as { n: number }).n),
+    [1, 3],
+  );
+  assert.notEqual(got[1]?.sessionId, got[0]?.sessionId, 'the hole starts a new session');
+  assert.equal(got[1]?.sequence, 1);
+  assert.equal(await metric('vfio_collector_events_received_total'), 2, 'received: on disk only');
+  assert.equal(await metric('vfio_collector_sessions_renewed_total', { reason: 'spool_io' }), 1);
 });
