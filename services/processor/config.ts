@@ -5,6 +5,7 @@ import {
   type ConfigSources,
 } from '../shared/core/config-spec.ts';
 import { DEFAULT_PREPARE_TIMEOUT_SECONDS } from '../shared/core/transition-engine.ts';
+import { DEFAULT_VM_RETENTION_MS } from './core/partition-processor.ts';
 import {
   EVENTS_DLQ_TOPIC,
   EVENTS_TOPIC,
@@ -83,6 +84,14 @@ export function processorConfigSpec() {
       flag: 'prepare-timeout',
       doc: 'open prepares older than this (QEMU time, or collector receive time for a VM silent on its partition) time out',
     }),
+    vmRetentionMs: option({
+      type: 'integer',
+      default: DEFAULT_VM_RETENTION_MS,
+      min: 1000,
+      env: 'VFIO_PROCESSOR_VM_RETENTION_MS',
+      flag: 'vm-retention-ms',
+      doc: 'a VM with no event for this long (partition clock: collector receive times, not wall time) is forgotten: its memory freed, its state record tombstoned',
+    }),
     commitIntervalMs: option({
       type: 'integer',
       default: 100,
@@ -151,8 +160,14 @@ export function parseProcessorConfig(sources: ConfigSources): ProcessorConfig {
     processorConfigSpec(),
     { envPrefix: PROCESSOR_ENV_PREFIX, ...sources },
     (c) => {
+      const problems: string[] = [];
       const topics = [c.eventsTopic, c.transitionsTopic, c.stateTopic, c.deadLetterTopic];
-      return new Set(topics).size === topics.length ? [] : ['the four topics must be different'];
+      if (new Set(topics).size !== topics.length)
+        problems.push('the four topics must be different');
+      if (c.vmRetentionMs <= c.prepareTimeoutSeconds * 1000) {
+        problems.push('vmRetentionMs must be longer than the prepare timeout');
+      }
+      return problems;
     },
   );
 }

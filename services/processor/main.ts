@@ -86,6 +86,7 @@ export async function startProcessor(
         deadLetterPartitions: topics.deadLetterPartitions,
         groupId: config.groupId,
         prepareTimeoutSeconds: config.prepareTimeoutSeconds,
+        vmRetentionMs: config.vmRetentionMs,
         commitIntervalMs: config.commitIntervalMs,
         maxRecordsPerTransaction: config.maxRecordsPerTransaction,
         transactionTimeoutMs: config.transactionTimeoutMs,
@@ -123,14 +124,16 @@ export async function startProcessor(
     });
 
     const gauges = setInterval(() => {
+      let vms = 0;
       let devices = 0;
       let open = 0;
       for (const processor of runner.owned.values()) {
         const s = processor.stats();
+        vms += s.vms;
         devices += s.devices;
         open += s.openPrepares;
       }
-      telemetry.engineSize(devices, open);
+      telemetry.engineSize(vms, devices, open);
       const owned = [...runner.owned.values()];
       if (owned.length === 0) return;
       port

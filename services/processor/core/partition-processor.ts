@@ -15,22 +15,50 @@ import { judgeEvent, recordApplied } from './vm-sessions.ts';
  * VMs to forget, and the state to persist and restore — in one record per VM (`vm-record.ts`).
  * It has no clock of its own.
  *
- * Time is data. QEMU timestamps drive the engine. The partition's clock is the newest collector
- * `receivedMicros` seen on it (every event record carries one). Rule, applied before each record
- * once the clock has advanced to it: a VM whose last event was received more than the prepare
- * timeout before the clock has its open prepares end as `timed_out`, and a VM that has no
- * devices left (shut down, or a new session that brought none) is forgotten — its state record
- * becomes a tombstone. So a VM that goes silent while its partition keeps flowing ends its
- * prepares; on a partition where nothing arrives nothing happens until something does (then
- * the rule catches up), and an offline recomputation from the topic gives exactly the same
- * records. Collector hosts' clocks are assumed to agree to well within the prepare timeout.
+ * Time is data. QEMU timestamps drive the engine. The partition's clock is the newest trusted
+ * collector `receivedMicros` seen on it (every event record carries one). Rules, applied before
+ * each record once the clock has advanced to it:
+ * - a VM whose last event was received more than the prepare timeout before the clock has its
+ *   open prepares end as `timed_out`, and a VM that has no devices left (shut down, or a new
+ *   session that brought none) is forgotten — its state record becomes a tombstone;
+ * - a VM whose last event was received more than the VM retention (`--vm-retention-ms`, 7 days)
+ *   before the clock is forgotten too, devices and all: its memory is freed and its state record
+ *   becomes a tombstone, so the compacted state topic forgets it as well. If it speaks again it
+ *   starts over like a new VM (the state it was in for the whole silence is not reported).
+ * So a VM that goes silent while its partition keeps flowing ends its prepares; on a partition
+ * where nothing arrives nothing happens until something does (then the rules catch up), and an
+ * offline recomputation from the topic gives exactly the same records. Collector hosts' clocks
+ * are assumed to agree to well within the prepare timeout.
+ *
+ * A receive time is trusted when it is a whole number of µs within `MAX_CLOCK_DISAGREEMENT_MICROS`
+ * (60 s) of the record's QEMU timestamp: both come from the same host's wall clock, read
+ * milliseconds apart, so a wider gap means one of them is wrong (a clock set years ahead, a
+ * corrupt record). An untrusted receive time does not move the clock — one record dated 2127
+ * would otherwise time out every open prepare and free every VM of the partition, for good, as
+ * the clock never goes back — and the record counts as received at the partition's present
+ * clock. Its event is still applied (counted: `untrustedReceiveTimes`).
+ *
+ * Identifiers longer than `MAX_IDENTIFIER_LENGTH` (host, VM, session, event, qom-path, device id,
+ * device state) make a record invalid (`too_large`): no real QEMU or collector sends them, and
+ * each would be kept per VM and copied into every transition and state record.
  *
  * One VM's events always share a partition (the collector keys records by host+VM), so each
  * partition has its own VMs and a rebalance moves whole VMs.
  */
 export interface PartitionProcessorOptions {
   prepareTimeoutSeconds: number;
+  /** Data time after which a VM with no event is forgotten (default `DEFAULT_VM_RETENTION_MS`). */
+  vmRetentionMs?: number;
 }
+
+/** 7 days of partition clock. */
+export const DEFAULT_VM_RETENTION_MS = 7 * 24 * 3600 * 1000;
+
+/** How far a record's receive time may be from its QEMU timestamp and still move the clock. */
+export const MAX_CLOCK_DISAGREEMENT_MICROS = 60_000_000;
+
+/** The longest identifier a record may carry, in UTF-16 code units. */
+export const MAX_IDENTIFIER_LENGTH = 1024;
 
 /** Per-record counts a batch reports (self-telemetry). */
 export interface ApplyCounts {
@@ -44,6 +72,10 @@ export interface ApplyCounts {
   /** VMs whose open prepares timed out because they fell silent on the partition clock. */
   silentTimeouts: number;
   forgottenVms: number;
+  /** VMs forgotten because no event of theirs arrived for the VM retention. */
+  expiredVms: number;
+  /** Records whose receive time was not trusted (see the file comment). */
+  untrustedReceiveTimes: number;
 }
 
 export function emptyApplyCounts(): ApplyCounts {
@@ -55,6 +87,8 @@ export function emptyApplyCounts(): ApplyCounts {
     sequenceGaps: 0,
     silentTimeouts: 0,
     forgottenVms: 0,
+    expiredVms: 0,
+    untrustedReceiveTimes: 0,
   };
 }
 
@@ -75,6 +109,7 @@ export type ApplyResult =
 export class PartitionProcessor {
   readonly partition: number;
   private readonly timeoutMicros: number;
+  private readonly retentionMicros: number;
   /** Per host, per VM. Nested maps rather than a "host/vm" key: no key string per VM. */
   private readonly vms = new Map<string, Map<string, VmRecord>>();
   /** VMs to save at the next `takeChanges()`: changed by an event, a timeout or the sessions. */
@@ -89,6 +124,13 @@ export class PartitionProcessor {
   constructor(partition: number, options: PartitionProcessorOptions) {
     this.partition = partition;
     this.timeoutMicros = prepareTimeoutMicros(options.prepareTimeoutSeconds);
+    const retentionMs = options.vmRetentionMs ?? DEFAULT_VM_RETENTION_MS;
+    if (!Number.isSafeInteger(retentionMs) || retentionMs * 1000 <= this.timeoutMicros) {
+      throw new RangeError(
+        `vmRetentionMs must be a whole number of ms longer than the prepare timeout, got ${retentionMs}`,
+      );
+    }
+    this.retentionMicros = retentionMs * 1000;
   }
 
   /** The next offset to apply: every record below it is reflected in the state. */
@@ -125,12 +167,17 @@ export class PartitionProcessor {
     counts: ApplyCounts,
   ): ApplyResult {
     this.next = offset + 1;
-    if (record.receivedMicros > this.clock) this.clock = record.receivedMicros;
+    const trusted = trustedReceiveTime(record);
+    if (trusted !== null && trusted > this.clock) this.clock = trusted;
     if (this.clock > this.nextDeadline) this.sweepSilent(out, counts);
 
+    const tooLong = overlongIdentifier(record);
+    if (tooLong !== null) return { kind: 'invalid', reason: 'too_large', detail: tooLong };
     const event = vmEventFromRecord(record);
     if (event.kind === 'invalid')
       return { kind: 'invalid', reason: event.reason, detail: event.detail };
+    if (trusted === null) counts.untrustedReceiveTimes++;
+    const receivedMicros = trusted ?? this.clock;
 
     const { host, vm, sessionId, sequence } = record;
     let vmRecord = this.vms.get(host)?.get(vm);
@@ -153,12 +200,12 @@ export class PartitionProcessor {
       emit(vmRecord.sessionId, vmRecord.transitions.abort(), out);
     }
     if (vmRecord === undefined) {
-      vmRecord = newVmRecord(host, vm, sessionId, sequence, record.receivedMicros);
+      vmRecord = newVmRecord(host, vm, sessionId, sequence, receivedMicros);
       this.vmsOf(host).set(vm, vmRecord);
       this.forgotten.delete(`${host}\u0000${vm}`);
     } else {
       recordApplied(vmRecord, sessionId, sequence);
-      vmRecord.lastReceivedMicros = record.receivedMicros;
+      vmRecord.lastReceivedMicros = receivedMicros;
     }
 
     const transitions = vmRecord.transitions.apply(event, this.timeoutMicros);
@@ -175,25 +222,26 @@ export class PartitionProcessor {
   }
 
   /**
-   * The silence rule (see the file comment). A VM with no devices left (shut down, or a new
-   * session that brought none) is forgotten. Candidates are handled in a fixed order (last
-   * receive time, host, VM), not in map order, which differs after a restore.
+   * The silence and retention rules (see the file comment). A VM with open prepares or no
+   * devices is judged by the prepare timeout, any other by the retention. Candidates are handled
+   * in a fixed order (last receive time, host, VM), not in map order, which differs after a
+   * restore. `nextDeadline` ends exact: the earliest clock at which either rule acts again.
    */
   private sweepSilent(out: PublishedTransition[], counts: ApplyCounts): void {
-    const limit = this.clock - this.timeoutMicros;
+    const timeoutLimit = this.clock - this.timeoutMicros;
+    const retentionLimit = this.clock - this.retentionMicros;
     const silent: VmRecord[] = [];
     let nextDeadline = Number.POSITIVE_INFINITY;
     for (const vms of this.vms.values()) {
       for (const vmRecord of vms.values()) {
-        const { openPrepares, deviceCount } = vmRecord.transitions;
-        if (openPrepares === 0 && deviceCount > 0) continue;
-        if (vmRecord.lastReceivedMicros < limit) silent.push(vmRecord);
-        else {
-          nextDeadline = Math.min(nextDeadline, vmRecord.lastReceivedMicros + this.timeoutMicros);
+        const last = vmRecord.lastReceivedMicros;
+        if (waitsOnTimeout(vmRecord) ? last < timeoutLimit : last < retentionLimit) {
+          silent.push(vmRecord);
+        } else {
+          nextDeadline = Math.min(nextDeadline, this.deadlineOf(vmRecord));
         }
       }
     }
-    this.nextDeadline = nextDeadline;
     silent.sort(
       (a, b) =>
         a.lastReceivedMicros - b.lastReceivedMicros ||
@@ -207,15 +255,29 @@ export class PartitionProcessor {
         emit(vmRecord.sessionId, vmRecord.transitions.timeOut(), out);
         this.changed.add(vmRecord);
       }
-      if (vmRecord.transitions.deviceCount === 0) {
-        counts.forgottenVms++;
+      const expired = vmRecord.lastReceivedMicros < retentionLimit;
+      if (vmRecord.transitions.deviceCount === 0 || expired) {
+        if (vmRecord.transitions.deviceCount === 0) counts.forgottenVms++;
+        else counts.expiredVms++;
         this.changed.delete(vmRecord);
         const vms = this.vms.get(host);
         vms?.delete(vm);
         if (vms?.size === 0) this.vms.delete(host);
         this.forgotten.set(`${host}\u0000${vm}`, [host, vm]);
+      } else {
+        // Timed out, devices kept: the retention rule is next.
+        nextDeadline = Math.min(nextDeadline, this.deadlineOf(vmRecord));
       }
     }
+    this.nextDeadline = nextDeadline;
+  }
+
+  /** The clock beyond which a rule acts on this VM. */
+  private deadlineOf(vmRecord: VmRecord): number {
+    return (
+      vmRecord.lastReceivedMicros +
+      (waitsOnTimeout(vmRecord) ? this.timeoutMicros : this.retentionMicros)
+    );
   }
 
   /** The VMs changed and forgotten since the last call. */
@@ -227,6 +289,7 @@ export class PartitionProcessor {
     return { values, forgotten };
   }
 
+  /** What the partition holds in memory. */
   stats(): { devices: number; openPrepares: number; vms: number } {
     let vms = 0;
     let devices = 0;
@@ -249,6 +312,37 @@ export class PartitionProcessor {
     }
     return vms;
   }
+}
+
+/** A VM the silence rule applies to: open prepares to time out, or nothing left to keep. */
+function waitsOnTimeout(vmRecord: VmRecord): boolean {
+  return vmRecord.transitions.openPrepares > 0 || vmRecord.transitions.deviceCount === 0;
+}
+
+/** The record's receive time if it may move the clock (see the file comment), else null. */
+function trustedReceiveTime(record: EventRecord): number | null {
+  const { receivedMicros: received, qemuTimestampMicros: qemu } = record;
+  if (!Number.isSafeInteger(received) || received < 0 || !Number.isSafeInteger(qemu)) return null;
+  return Math.abs(received - qemu) <= MAX_CLOCK_DISAGREEMENT_MICROS ? received : null;
+}
+
+/** Which identifier of the record is longer than `MAX_IDENTIFIER_LENGTH`, if one is. */
+function overlongIdentifier(record: EventRecord): string | null {
+  const fields = {
+    host: record.host,
+    vm: record.vm,
+    sessionId: record.sessionId,
+    event: record.event,
+    qomPath: record.qomPath,
+    deviceId: record.deviceId,
+    deviceState: record.deviceState,
+  };
+  for (const [name, value] of Object.entries(fields)) {
+    if (typeof value === 'string' && value.length > MAX_IDENTIFIER_LENGTH) {
+      return `${name} is ${value.length} characters long (at most ${MAX_IDENTIFIER_LENGTH})`;
+    }
+  }
+  return null;
 }
 
 /** Moves what an engine step completed to `out`, tagged with the session. */

@@ -8,6 +8,8 @@ export interface RecomputeOptions {
   readonly decodeEvent: (value: Uint8Array) => EventDecodeResult;
   /** The processor's `--prepare-timeout` (default 10 s). */
   readonly prepareTimeoutSeconds?: number;
+  /** The processor's `--vm-retention-ms` (default 7 days). */
+  readonly vmRetentionMs?: number;
 }
 
 /**
@@ -22,6 +24,7 @@ export function recomputePartition(
 ): PublishedTransition[] {
   const processor = new PartitionProcessor(0, {
     prepareTimeoutSeconds: options.prepareTimeoutSeconds ?? DEFAULT_PREPARE_TIMEOUT_SECONDS,
+    ...(options.vmRetentionMs === undefined ? {} : { vmRetentionMs: options.vmRetentionMs }),
   });
   const partitions = new Map([[0, processor]]);
   const batch = records.map((r) => ({ partition: 0, offset: r.offset, key: null, value: r.value }));

@@ -16,12 +16,16 @@ import type { BatchCounts } from '../core/process-batch.ts';
 
 export const METRIC_PREFIX = 'vfio_processor_';
 
-/** Why a record goes to the dead-letter topic: the Avro codec's reasons, an empty value, a bad event. */
+/**
+ * Why a record goes to the dead-letter topic: the Avro codec's reasons, an empty value, a bad
+ * event, an identifier over the length limit (`too_large`).
+ */
 const DEAD_LETTER_REASONS = [
   'empty',
   ...AVRO_DECODE_INVALID_REASONS,
   'bad_timestamp',
   'bad_vfio_data',
+  'too_large',
 ] as const;
 
 export type ProcessorTelemetry = ReturnType<typeof createProcessorTelemetry>;
@@ -70,6 +74,21 @@ export function createProcessorTelemetry(registry: Registry, logger: Logger) {
   const forgotten = new Counter({
     name: `${METRIC_PREFIX}vms_forgotten_total`,
     help: 'Shut-down VMs forgotten after falling silent (state tombstoned).',
+    registers,
+  });
+  const expired = new Counter({
+    name: `${METRIC_PREFIX}vms_expired_total`,
+    help: 'VMs forgotten because no event of theirs arrived for the VM retention (--vm-retention-ms, partition clock): memory freed, state tombstoned.',
+    registers,
+  });
+  const untrustedReceiveTimes = new Counter({
+    name: `${METRIC_PREFIX}untrusted_receive_times_total`,
+    help: "Event records whose collector receive time is more than 60 s from their QEMU timestamp (or not a time): applied, but they do not move the partition's clock.",
+    registers,
+  });
+  const trackedVms = new Gauge({
+    name: `${METRIC_PREFIX}tracked_vms`,
+    help: 'VMs with state in the engine (bounded by the VM retention).',
     registers,
   });
   const openPrepares = new Gauge({
@@ -144,6 +163,16 @@ export function createProcessorTelemetry(registry: Registry, logger: Logger) {
       if (counts.newSessions > 0) newSessions.inc(counts.newSessions);
       if (counts.silentTimeouts > 0) silentTimeouts.inc(counts.silentTimeouts);
       if (counts.forgottenVms > 0) forgotten.inc(counts.forgottenVms);
+      if (counts.expiredVms > 0) expired.inc(counts.expiredVms);
+      if (counts.untrustedReceiveTimes > 0) {
+        untrustedReceiveTimes.inc(counts.untrustedReceiveTimes);
+        rateLimited(
+          'untrusted-receive-time',
+          'warn',
+          "Event records with a receive time far from their QEMU timestamp: applied, but they do not move the partition's clock.",
+          { records: counts.untrustedReceiveTimes },
+        );
+      }
     },
     recordDeadLettered(reason: string, partition: number, offset: number, detail: string): void {
       deadLettered.inc({ reason });
@@ -209,7 +238,8 @@ export function createProcessorTelemetry(registry: Registry, logger: Logger) {
         });
       }
     },
-    engineSize(devices: number, open: number): void {
+    engineSize(vms: number, devices: number, open: number): void {
+      trackedVms.set(vms);
       trackedDevices.set(devices);
       openPrepares.set(open);
     },

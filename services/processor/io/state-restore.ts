@@ -30,6 +30,7 @@ export interface RestoreOptions {
   readonly stateTopic: string;
   readonly groupId: string;
   readonly prepareTimeoutSeconds: number;
+  readonly vmRetentionMs: number;
   /** Give up (and retry the transaction later) when a transaction stays open this long. */
   readonly openTransactionWaitMs: number;
 }
@@ -92,6 +93,7 @@ export async function restorePartitions(
     const { vms, meta, invalid } = fold.result();
     const processor = new PartitionProcessor(partition, {
       prepareTimeoutSeconds: options.prepareTimeoutSeconds,
+      vmRetentionMs: options.vmRetentionMs,
     });
     processor.restore(vms, meta);
     restored.set(partition, { processor, vms: vms.length, invalid, millis: Date.now() - started });

@@ -44,6 +44,7 @@ export interface RunnerOptions {
   readonly deadLetterPartitions: number;
   readonly groupId: string;
   readonly prepareTimeoutSeconds: number;
+  readonly vmRetentionMs: number;
   readonly commitIntervalMs: number;
   readonly maxRecordsPerTransaction: number;
   readonly transactionTimeoutMs: number;
@@ -248,6 +249,7 @@ export class TransactionRunner {
       stateTopic: this.options.stateTopic,
       groupId: this.options.groupId,
       prepareTimeoutSeconds: this.options.prepareTimeoutSeconds,
+      vmRetentionMs: this.options.vmRetentionMs,
       openTransactionWaitMs: 2 * this.options.transactionTimeoutMs + 5000,
     });
     for (const [partition, r] of restored) {

@@ -229,6 +229,21 @@ function processorRegistry(): [Registry, Tick] {
     help: 'shut-down VMs forgotten',
     registers,
   });
+  const expired = new Counter({
+    name: 'vfio_processor_vms_expired_total',
+    help: 'VMs forgotten after the VM retention',
+    registers,
+  });
+  const untrusted = new Counter({
+    name: 'vfio_processor_untrusted_receive_times_total',
+    help: 'records whose receive time does not move the clock',
+    registers,
+  });
+  const trackedVms = new Gauge({
+    name: 'vfio_processor_tracked_vms',
+    help: 'VMs with state in the engine',
+    registers,
+  });
   const committed = new Counter({
     name: 'vfio_processor_transactions_committed_total',
     help: 'transactions committed',
@@ -258,8 +273,11 @@ function processorRegistry(): [Registry, Tick] {
     registers,
   });
   tracked.set(40);
+  trackedVms.set(20);
   restores.inc(2);
   forgotten.inc(1);
+  expired.inc(0);
+  untrusted.inc(0);
   refused.inc({ topic: 'transitions' }, 0);
   inputHoles.inc({ result: 'restored_again' }, 0);
   lag.set({ partition: '1' }, 0);
