@@ -7,6 +7,7 @@ import {
 import { EVENTS_TOPIC } from '../shared/core/topics.ts';
 import { describeAddress, parseQmpTarget } from './core/qmp-target.ts';
 import { duplicateVmNames } from './core/vm-names.ts';
+import { parseLibvirtTarget } from './core/libvirt-target.ts';
 import { brokersOption, topicNameProblem } from '../shared/core/kafka-options.ts';
 import { serviceOptions } from '../shared/core/service-options.ts';
 
@@ -46,6 +47,45 @@ export function collectorConfigSpec(hostname: string) {
           .map((t) => parseQmpTarget(t))
           .map((r) => ('problem' in r ? r.problem : null))
           .find((p) => p !== null) ?? null,
+    }),
+    libvirt: option({
+      type: 'list',
+      default: [],
+      env: 'VFIO_COLLECTOR_LIBVIRT',
+      flag: 'libvirt',
+      doc: "libvirt daemons to read every domain's QMP events from: qemu:///system, qemu:///session, qemu+unix:///system?socket=PATH or a socket path",
+      check: (list) =>
+        list
+          .map((t) => parseLibvirtTarget(t, '/run/user/0'))
+          .map((r) => ('problem' in r ? r.problem : null))
+          .find((p) => p !== null) ?? null,
+    }),
+    libvirtEvents: option({
+      type: 'list',
+      default: ['VFIO_MIGRATION', 'MIGRATION', 'STOP', 'RESUME', 'SHUTDOWN'],
+      env: 'VFIO_COLLECTOR_LIBVIRT_EVENTS',
+      flag: 'libvirt-event',
+      doc: 'QMP events registered for on libvirt (one registration each; "*" for all)',
+      check: (list) =>
+        list.find((e) => e !== '*' && !/^[A-Z0-9_]+$/.test(e)) === undefined
+          ? null
+          : 'event names are upper case letters, digits and _ (or "*")',
+    }),
+    libvirtVmName: option({
+      type: 'string',
+      default: 'name',
+      oneOf: ['name', 'uuid'],
+      env: 'VFIO_COLLECTOR_LIBVIRT_VM_NAME',
+      flag: 'libvirt-vm-name',
+      doc: "what names a libvirt domain's VM in records: its name or its UUID",
+    }),
+    libvirtKeepaliveMs: option({
+      type: 'integer',
+      default: 5000,
+      min: 100,
+      env: 'VFIO_COLLECTOR_LIBVIRT_KEEPALIVE_MS',
+      flag: 'libvirt-keepalive-ms',
+      doc: 'keepalive ping after this much silence; libvirt is dropped after 5 unanswered',
     }),
     rescanIntervalMs: option({
       type: 'integer',
@@ -181,8 +221,10 @@ export function parseCollectorConfig(hostname: string, sources: ConfigSources): 
     { envPrefix: COLLECTOR_ENV_PREFIX, ...sources },
     (c) => {
       const problems: string[] = [];
-      if (c.socketDir === '' && c.sockets.length === 0) {
-        problems.push('no QMP sockets: set socketDir (--socket-dir) or sockets (--socket)');
+      if (c.socketDir === '' && c.sockets.length === 0 && c.libvirt.length === 0) {
+        problems.push(
+          'no QMP sockets: set socketDir (--socket-dir), sockets (--socket) or libvirt (--libvirt)',
+        );
       }
       const targets = c.sockets.map((text) => ({ text, target: parseQmpTarget(text) }));
       problems.push(

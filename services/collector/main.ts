@@ -24,6 +24,8 @@ import {
 } from './core/qmp-target.ts';
 import { createCollectorTelemetry, type CollectorTelemetry } from './io/collector-telemetry.ts';
 import { KafkaSender } from './io/kafka-sender.ts';
+import { startLibvirtSource } from './io/libvirt-source.ts';
+import { createLibvirtTelemetry } from './io/libvirt-telemetry.ts';
 import { QmpConnection, type QmpConnectionHandler, type QmpSession } from './io/qmp-connection.ts';
 import { RejectedRecordFile } from './io/rejected-record-file.ts';
 import { SocketDirWatcher } from './io/socket-dir-watcher.ts';
@@ -215,6 +217,19 @@ export async function startCollector(
           onError: (error) => telemetry.watchFailed(config.socketDir, error),
         });
   await watcher?.start();
+  const libvirt = startLibvirtSource({
+    targets: config.libvirt,
+    runtimeDir: process.env['XDG_RUNTIME_DIR'] ?? null,
+    events: config.libvirtEvents,
+    vmName: config.libvirtVmName === 'uuid' ? 'uuid' : 'name',
+    keepaliveIntervalMs: config.libvirtKeepaliveMs,
+    replyTimeoutMs: config.greetingTimeoutMs,
+    backoff,
+    handler,
+    vmNames,
+    telemetry,
+    libvirtTelemetry: createLibvirtTelemetry(registry, logger),
+  });
 
   const http = await startHttpServer({
     host: config.httpHost,
@@ -254,6 +269,7 @@ export async function startCollector(
     const deadline = Date.now() + drainMs;
     watcher?.stop();
     await Promise.all([...connections.values(), ...retiring].map((c) => c.stop()));
+    await libvirt.stop();
     connections.clear();
     spool.flush();
     await sender.stop(drainMs > 0 ? deadline : undefined);
@@ -267,7 +283,7 @@ export async function startCollector(
     http,
     registry,
     telemetry,
-    vms: () => [...connections.values()].map((c) => c.vm),
+    vms: () => [...[...connections.values()].map((c) => c.vm), ...libvirt.vms()],
     stop: (drainMs) => (stopping ??= stop(drainMs)),
   };
 }

@@ -76,7 +76,7 @@ test('cross-option rules run once each option is valid', () => {
     }),
   );
   assert.deepEqual(problems, [
-    'no QMP sockets: set socketDir (--socket-dir) or sockets (--socket)',
+    'no QMP sockets: set socketDir (--socket-dir), sockets (--socket) or libvirt (--libvirt)',
     'spoolMaxBytes must be at least twice spoolSegmentBytes',
   ]);
 });
