@@ -17,17 +17,24 @@ import { prepareTarget, type VmEvent } from './vm-event.ts';
  * - An event identical to the device's previous one (same state, same timestamp) is a duplicate
  *   and is ignored.
  * Per VM:
- * - The watermark is the largest timestamp of any event of the VM. After each event, open
- *   prepares older than the watermark by more than the prepare timeout end as `timed_out`.
- * - `SHUTDOWN` ends open prepares as `aborted` and forgets the VM's devices: the QEMU process is
- *   going away, and a later QEMU with the same name starts new timelines.
+ * - The watermark is the largest timestamp of the VM's events since its last `SHUTDOWN` (or
+ *   `abort`). After each event, open prepares older than the watermark by more than the prepare
+ *   timeout end as `timed_out`.
+ * - An event stamped more than `MAX_AHEAD_OF_RECEIPT_MICROS` (60 s) after the collector read it
+ *   (`receivedMicros`) is applied to its device but does not move the watermark: QEMU and the
+ *   collector read the same host's wall clock milliseconds apart, so such a timestamp is wrong
+ *   (no upper bound exists in QMP), and one event dated 2127 would otherwise time out every
+ *   later prepare of the VM for good. An event without a receive time (a transcript) moves it.
+ * - `SHUTDOWN` ends open prepares as `aborted`, forgets the VM's devices and resets its
+ *   watermark: the QEMU process is going away, and a later QEMU with the same name starts new
+ *   timelines.
  * - The end of the input ends what is still open as `unfinished`.
  *
  * API. `VmTransitions` is one VM's state and these rules; every step returns the records it
  * completes, in order, and changes nothing else:
  * - `apply(event, timeoutMicros)` — one event of the VM; `null` for a duplicate;
- * - `abort()` — open prepares end as `aborted`, devices are forgotten (what `SHUTDOWN` does;
- *   the processor's rule for a new QMP session of the VM);
+ * - `abort()` — open prepares end as `aborted`, devices and watermark are forgotten (what
+ *   `SHUTDOWN` does; the processor's rule for a new QMP session of the VM);
  * - `timeOut()` — open prepares end as `timed_out`, watermark kept (the processor's rule for a
  *   VM silent on its own clock, so later events are judged by QEMU's clock alone);
  * - `finish()` — open prepares end as `unfinished`;
@@ -42,6 +49,20 @@ export interface TransitionEngineOptions {
 }
 
 export const DEFAULT_PREPARE_TIMEOUT_SECONDS = 10;
+
+/** How far an event's timestamp may run ahead of its receive time and still move the watermark. */
+export const MAX_AHEAD_OF_RECEIPT_MICROS = 60_000_000;
+
+/** Whether an event's timestamp is too far ahead of its receive time to move the watermark. */
+export function isAheadOfReceipt(event: {
+  timestampMicros: number;
+  receivedMicros?: number;
+}): boolean {
+  return (
+    event.receivedMicros !== undefined &&
+    event.timestampMicros - event.receivedMicros > MAX_AHEAD_OF_RECEIPT_MICROS
+  );
+}
 
 /** The prepare timeout in µs, for `VmTransitions.apply`; throws for anything but a positive number. */
 export function prepareTimeoutMicros(seconds: number): number {
@@ -142,7 +163,7 @@ export class VmTransitions {
     return vm;
   }
 
-  /** The largest timestamp of any event of the VM, -1 before the first. */
+  /** The largest timestamp that moved the watermark since the last reset, -1 before one. */
   get watermarkMicros(): number {
     return this.watermark;
   }
@@ -171,7 +192,7 @@ export class VmTransitions {
       ) {
         return null;
       }
-      if (ts > this.watermark) this.watermark = ts;
+      if (ts > this.watermark && !isAheadOfReceipt(event)) this.watermark = ts;
       if (device === undefined) {
         device = new DeviceState(event.qomPath, event.deviceId);
         this.devices.set(event.qomPath, device);
@@ -179,14 +200,15 @@ export class VmTransitions {
         device.deviceId = event.deviceId;
       }
       out = this.applyState(device, event.deviceState, ts);
-    } else {
-      if (ts > this.watermark) this.watermark = ts;
-      if (event.kind === 'shutdown') out = this.closeAllAndForget();
+    } else if (event.kind === 'shutdown') {
+      out = this.closeAllAndForget();
+    } else if (ts > this.watermark && !isAheadOfReceipt(event)) {
+      this.watermark = ts;
     }
     return this.expireOpen(this.watermark - timeoutMicros, out) ?? NO_TRANSITIONS;
   }
 
-  /** Open prepares end as `aborted` and the devices are forgotten. */
+  /** Open prepares end as `aborted`; the devices and the watermark are forgotten. */
   abort(): readonly TransitionRecord[] {
     return this.closeAllAndForget() ?? NO_TRANSITIONS;
   }
@@ -309,6 +331,7 @@ export class VmTransitions {
   private closeAllAndForget(): TransitionRecord[] | null {
     const out = this.closeAllOpen('aborted');
     this.devices.clear();
+    this.watermark = -1;
     return out;
   }
 }

@@ -21,6 +21,11 @@ interface VmEventBase {
   host: string;
   vm: string;
   timestampMicros: number;
+  /**
+   * The collector's wall clock when it read the event (the record's `receivedMicros`); absent
+   * when unknown (a QMP transcript replayed offline). The engine's timestamp rule uses it.
+   */
+  receivedMicros?: number;
 }
 
 export interface VfioMigrationEvent extends VmEventBase {
@@ -73,7 +78,7 @@ export const KNOWN_PREPARE_TARGETS: readonly string[] = VFIO_MIGRATION_STATES.fi
  * engine on the same input.
  */
 export function vmEventFromRecord(record: EventRecord): VmEvent | QmpInvalid {
-  const { host, vm, qemuTimestampMicros: timestampMicros } = record;
+  const { host, vm, qemuTimestampMicros: timestampMicros, receivedMicros } = record;
   if (!Number.isInteger(timestampMicros) || timestampMicros < 0) {
     return invalid('bad_timestamp', `${record.event}: timestamp ${timestampMicros}`);
   }
@@ -86,23 +91,29 @@ export function vmEventFromRecord(record: EventRecord): VmEvent | QmpInvalid {
       host,
       vm,
       timestampMicros,
+      receivedMicros,
       qomPath: record.qomPath,
       deviceId: record.deviceId ?? '',
       deviceState: record.deviceState,
     };
   }
-  if (record.event === SHUTDOWN) return { kind: 'shutdown', host, vm, timestampMicros };
-  return { kind: 'other', host, vm, timestampMicros, name: record.event };
+  if (record.event === SHUTDOWN)
+    return { kind: 'shutdown', host, vm, timestampMicros, receivedMicros };
+  return { kind: 'other', host, vm, timestampMicros, receivedMicros, name: record.event };
 }
 
 /**
  * A decoded QMP event of one VM in the event model, by way of the record the collector would
- * publish for it (`buildEventRecord`, then `vmEventFromRecord`).
+ * publish for it (`buildEventRecord`, then `vmEventFromRecord`). A transcript has no receive
+ * time, so the event has none.
  */
 export function toVmEvent(host: string, vm: string, event: QmpEvent): VmEvent | QmpInvalid {
   const record = buildEventRecord(
     { host, vm, sessionId: '', sequence: 0, receivedMicros: 0 },
     event,
   );
-  return 'kind' in record ? record : vmEventFromRecord(record);
+  if ('kind' in record) return record;
+  const vmEvent = vmEventFromRecord(record);
+  if (vmEvent.kind !== 'invalid') delete vmEvent.receivedMicros;
+  return vmEvent;
 }

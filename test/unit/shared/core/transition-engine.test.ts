@@ -1,12 +1,15 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import type { EventRecord } from '../../../../services/shared/core/event-record.ts';
 import {
+  isAheadOfReceipt,
+  MAX_AHEAD_OF_RECEIPT_MICROS,
   prepareTimeoutMicros,
   TransitionEngine,
   VmTransitions,
 } from '../../../../services/shared/core/transition-engine.ts';
 import type { TransitionRecord } from '../../../../services/shared/core/transition-record.ts';
-import type { VmEvent } from '../../../../services/shared/core/vm-event.ts';
+import { vmEventFromRecord, type VmEvent } from '../../../../services/shared/core/vm-event.ts';
 
 const T0 = 1_795_798_176_000_000;
 const ms = (n: number): number => T0 + n * 1000;
@@ -179,5 +182,133 @@ describe('transition engine', () => {
       assert.throws(() => new TransitionEngine({ prepareTimeoutSeconds: bad }), RangeError);
       assert.throws(() => prepareTimeoutMicros(bad), RangeError);
     }
+  });
+});
+
+describe('timestamp rule: an event stamped far ahead of its receive time does not move the watermark', () => {
+  const YEAR_2127 = 4_952_000_000_000_000;
+  /** Received `receivedAtMs` after T0 (default: when QEMU stamped it). */
+  const received = (event: VmEvent, receivedAtMs?: number): VmEvent => ({
+    ...event,
+    receivedMicros: receivedAtMs === undefined ? event.timestampMicros : ms(receivedAtMs),
+  });
+  const bogus = (atMs: number): VmEvent => ({
+    kind: 'other',
+    host: 'h1',
+    vm: 'vm1',
+    timestampMicros: YEAR_2127,
+    receivedMicros: ms(atMs),
+    name: 'RTC_CHANGE',
+  });
+
+  test('regression: after one event dated 2127, a 20 ms completion is completed, not timed_out', () => {
+    const engine = new TransitionEngine();
+    const out = run(engine, [
+      received(vfio(0, 'pre-copy')),
+      bogus(5),
+      received(vfio(10, 'pre-copy-p2p-prepare')),
+      received(vfio(30, 'pre-copy-p2p')),
+      received(vfio(40, 'pre-copy-p2p-prepare')),
+      received(vfio(60, 'pre-copy-p2p')),
+    ]);
+    assert.deepEqual(out.map(brief), [
+      'h1/vm1 prepare pre-copy-p2p completed pre-copy-p2p 0.02',
+      'h1/vm1 dwell pre-copy->pre-copy-p2p 0.03',
+      'h1/vm1 prepare pre-copy-p2p completed pre-copy-p2p 0.02',
+    ]);
+  });
+
+  test('a bogus VFIO event still changes its device, without moving the watermark', () => {
+    const vm = new VmTransitions('h1', 'vm1');
+    runVm(vm, [received(vfio(0, 'running'))]);
+    const ahead = { ...vfio(0, 'stop'), timestampMicros: YEAR_2127, receivedMicros: ms(1) };
+    assert.equal(isAheadOfReceipt(ahead), true);
+    runVm(vm, [ahead]);
+    assert.equal(vm.watermarkMicros, ms(0));
+    assert.equal(vm.snapshot().devices[0]?.state, 'stop');
+  });
+
+  test(`the bound: ${MAX_AHEAD_OF_RECEIPT_MICROS / 1e6} s ahead still moves it, one µs more does not`, () => {
+    const at = (aheadMicros: number): VmEvent => ({
+      kind: 'other',
+      host: 'h1',
+      vm: 'vm1',
+      timestampMicros: ms(0) + aheadMicros,
+      receivedMicros: ms(0),
+      name: 'X',
+    });
+    const vm = new VmTransitions('h1', 'vm1');
+    runVm(vm, [at(MAX_AHEAD_OF_RECEIPT_MICROS + 1)]);
+    assert.equal(vm.watermarkMicros, -1);
+    runVm(vm, [at(MAX_AHEAD_OF_RECEIPT_MICROS)]);
+    assert.equal(vm.watermarkMicros, ms(0) + MAX_AHEAD_OF_RECEIPT_MICROS);
+    // Behind the receive time is normal (the event waited in a buffer): it moves the watermark.
+    assert.equal(isAheadOfReceipt({ timestampMicros: 0, receivedMicros: YEAR_2127 }), false);
+  });
+
+  test('without a receive time (a replayed transcript) every timestamp moves the watermark', () => {
+    const vm = new VmTransitions('h1', 'vm1');
+    runVm(vm, [{ ...vfio(0, 'running'), timestampMicros: YEAR_2127 }]);
+    assert.equal(vm.watermarkMicros, YEAR_2127);
+  });
+
+  test('SHUTDOWN and abort() reset the watermark: a VM poisoned before the rule (restored state) recovers', () => {
+    const poisoned = (): VmTransitions => {
+      const vm = new VmTransitions('h1', 'vm1');
+      runVm(vm, [{ ...vfio(0, 'running'), timestampMicros: YEAR_2127 }]);
+      return vm;
+    };
+    const prepareAndComplete = [
+      received(vfio(100, 'pre-copy-p2p-prepare')),
+      received(vfio(120, 'pre-copy-p2p')),
+    ];
+    const stuck = poisoned();
+    assert.deepEqual(runVm(stuck, prepareAndComplete).map(brief), [
+      'h1/vm1 prepare pre-copy-p2p timed_out - -',
+      'h1/vm1 dwell running->pre-copy-p2p 0',
+    ]);
+    const shutDown = poisoned();
+    runVm(shutDown, [{ kind: 'shutdown', host: 'h1', vm: 'vm1', timestampMicros: ms(50) }]);
+    assert.equal(shutDown.watermarkMicros, -1);
+    assert.deepEqual(runVm(shutDown, prepareAndComplete).map(brief), [
+      'h1/vm1 prepare pre-copy-p2p completed pre-copy-p2p 0.02',
+    ]);
+    const aborted = poisoned();
+    aborted.abort();
+    assert.deepEqual(runVm(aborted, prepareAndComplete).map(brief), [
+      'h1/vm1 prepare pre-copy-p2p completed pre-copy-p2p 0.02',
+    ]);
+  });
+
+  test('live (records → VmTransitions, as the processor) and replay (records → TransitionEngine) agree', () => {
+    const record = (atMs: number, event: string, deviceState: string | null, qemu = ms(atMs)) =>
+      ({
+        host: 'h1',
+        vm: 'vm1',
+        sessionId: 's',
+        sequence: atMs,
+        qemuTimestampMicros: qemu,
+        receivedMicros: ms(atMs) + 300,
+        event,
+        qomPath: deviceState === null ? null : '/m/vf0',
+        deviceId: deviceState === null ? null : 'vf0',
+        deviceState,
+        migrationStatus: null,
+        data: null,
+      }) satisfies EventRecord;
+    const records = [
+      record(0, 'VFIO_MIGRATION', 'pre-copy'),
+      record(5, 'RTC_CHANGE', null, YEAR_2127),
+      record(10, 'VFIO_MIGRATION', 'pre-copy-p2p-prepare'),
+      record(30, 'VFIO_MIGRATION', 'pre-copy-p2p'),
+    ];
+    const events = records.map((r) => vmEventFromRecord(r) as VmEvent);
+    const live = runVm(new VmTransitions('h1', 'vm1'), events);
+    const replayed = run(new TransitionEngine(), events);
+    assert.deepEqual(live, replayed);
+    assert.deepEqual(live.map(brief), [
+      'h1/vm1 prepare pre-copy-p2p completed pre-copy-p2p 0.02',
+      'h1/vm1 dwell pre-copy->pre-copy-p2p 0.03',
+    ]);
   });
 });
