@@ -129,4 +129,53 @@ describe('Grafana', () => {
       }
     }
   });
+
+  test('latency panels ask for exemplars, and exemplars link to the VM', async () => {
+    const [, latency] =
+      (await dashboards()).find(([f]) => f === 'vfio-migration-latency.json') ?? [];
+    const panels = (latency?.panels ?? []) as Record<string, Json>[];
+    const exemplarTargets = panels.flatMap((p) =>
+      ((p.targets ?? []) as Record<string, Json>[])
+        .filter((t) => t.exemplar === true)
+        .map(() => p.title),
+    );
+    assert.deepEqual(exemplarTargets.sort(), [
+      'Prepare latency distribution (completed)',
+      'Prepare latency quantiles (completed)',
+      'Slowest devices (exemplars)',
+      'p99 by host (completed)',
+    ]);
+    const table = panels.find((p) => p.type === 'table');
+    assert.equal(table?.title, 'Slowest devices (exemplars)');
+    assert.equal(table?.id, 21);
+    const transforms = (table?.transformations as Record<string, Json>[]).map((x) => x.id);
+    assert.deepEqual(transforms, [
+      'merge',
+      'filterByValue',
+      'filterByValue',
+      'organize',
+      'sortBy',
+      'limit',
+    ]);
+    assert.match(JSON.stringify(table?.fieldConfig), /"value":0\.05/, 'the 50 ms budget marked');
+    const variables = (
+      (latency?.templating as Record<string, Json>).list as Record<string, Json>[]
+    ).map((v) => `${JSON.stringify(v.name)}:${JSON.stringify(v.type)}`);
+    assert.ok(variables.includes('"vm":"textbox"'), variables.join());
+
+    const file = join(ROOT, 'infra/grafana/provisioning/datasources/prometheus.yml');
+    const parsed = parse(await readFile(file, 'utf8')) as {
+      datasources: {
+        jsonData: { exemplarTraceIdDestinations?: { name: string; url: string }[] };
+      }[];
+    };
+    const links = parsed.datasources[0]?.jsonData.exemplarTraceIdDestinations ?? [];
+    const vm = links.find((l) => l.name === 'vm');
+    // $$ is Grafana provisioning's escape for a literal $.
+    assert.equal(
+      vm?.url,
+      '/d/vfio-migration-latency/vfio-migration-latency?var-vm=$${__value.raw}&viewPanel=21',
+    );
+    assert.ok(links.some((l) => l.name === 'host'));
+  });
 });
