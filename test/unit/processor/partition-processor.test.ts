@@ -1,27 +1,58 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { PartitionProcessor } from '../../../services/processor/core/partition-processor.ts';
+import {
+  MAX_IDENTIFIER_LENGTH,
+  PartitionProcessor,
+} from '../../../services/processor/core/partition-processor.ts';
 import { processBatch, type BatchOutput } from '../../../services/processor/core/process-batch.ts';
 import type { PublishedTransition } from '../../../services/processor/core/published-transition.ts';
-import { batchOf, decodeEvent, type EventSpec } from './processor-fixtures.ts';
+import {
+  ChangelogFold,
+  type ChangelogEntry,
+} from '../../../services/processor/core/state-changelog.ts';
+import {
+  batchOf,
+  decodeEvent,
+  encodeEvent,
+  eventRecord,
+  type EventSpec,
+} from './processor-fixtures.ts';
 
 const brief = (t: PublishedTransition): string =>
   `${t.vm} ${t.type} ${t.type === 'prepare' ? `${t.target} ${t.outcome}` : `${t.state}->${t.next}`} ${t.sessionId}`;
 
 /** One partition run through `processBatch` batch by batch, offsets continuing. */
-function run(prepareTimeoutSeconds = 10) {
-  const processor = new PartitionProcessor(0, { prepareTimeoutSeconds });
-  const partitions = new Map([[0, processor]]);
+function run(prepareTimeoutSeconds = 10, vmRetentionMs?: number) {
+  const options = {
+    prepareTimeoutSeconds,
+    ...(vmRetentionMs === undefined ? {} : { vmRetentionMs }),
+  };
+  let processor = new PartitionProcessor(0, options);
   let offset = 0;
+  /** Everything written to the state topic so far, in order. */
+  const changelog: ChangelogEntry[] = [];
   return {
-    processor,
+    get processor() {
+      return processor;
+    },
+    changelog,
     batch(specs: EventSpec[]): BatchOutput & { brief: string[] } {
-      const out = processBatch(partitions, batchOf(specs, 0, offset), {
+      const out = processBatch(new Map([[0, processor]]), batchOf(specs, 0, offset), {
         groupId: 'g',
         decodeEvent,
       });
       offset += specs.length;
+      for (const { key, value } of out.changelog) changelog.push({ key, value });
       return { ...out, brief: out.transitions.map((t) => brief(t.transition)) };
+    },
+    /** A new processor restored from the state topic (as after a crash or a rebalance). */
+    restore(): string[] {
+      const fold = new ChangelogFold('g');
+      for (const e of changelog) fold.add(e.key, e.value);
+      const { vms, meta } = fold.result();
+      processor = new PartitionProcessor(0, options);
+      processor.restore(vms, meta);
+      return vms.map((v) => v.vm).sort();
     },
   };
 }
@@ -174,6 +205,212 @@ describe('processBatch', () => {
     assert.deepEqual(
       out.deadLetters.map((d) => [d.offset, d.reason]),
       [[0, 'bad_vfio_data']],
+    );
+    assert.equal(out.counts.applied, 1);
+  });
+});
+
+describe('partition processor: VM retention (the partition clock, never wall time)', () => {
+  const MINUTE = 60_000;
+  const tombstoned = (out: BatchOutput): string[] =>
+    out.changelog.filter((e) => e.value === null).map((e) => e.key.split('\u0000').at(-1) ?? '');
+
+  test('a VM with devices silent for longer than the retention is freed and tombstoned in the same output', () => {
+    const p = run(2, 10 * MINUTE);
+    p.batch([
+      { vm: 'a', seq: 1, ms: 0, state: 'running' },
+      { vm: 'b', seq: 1, ms: 0, state: 'running' },
+    ]);
+    // b keeps talking; a says nothing. Exactly the retention later is not yet "longer than".
+    const atRetention = p.batch([{ vm: 'b', seq: 2, ms: 10 * MINUTE, state: 'stop' }]);
+    assert.equal(atRetention.counts.expiredVms, 0);
+    assert.equal(p.processor.stats().vms, 2);
+    const past = p.batch([{ vm: 'b', seq: 3, ms: 10 * MINUTE + 1, state: 'running' }]);
+    assert.equal(past.counts.expiredVms, 1);
+    assert.equal(past.counts.forgottenVms, 0);
+    assert.deepEqual(tombstoned(past), ['a']);
+    assert.deepEqual(p.processor.stats(), { vms: 1, devices: 1, openPrepares: 0 });
+    // The compacted state topic forgets it too: a restore does not bring it back.
+    assert.deepEqual(p.restore(), ['b']);
+  });
+
+  test('a VM with an open prepare times out first, then expires at the retention (and only then)', () => {
+    const p = run(2, 10 * MINUTE);
+    p.batch([{ vm: 'a', seq: 1, ms: 0, state: 'pre-copy-p2p-prepare' }]);
+    const timedOut = p.batch([{ vm: 'b', seq: 1, ms: 3000 }]);
+    assert.deepEqual(timedOut.brief, ['a prepare pre-copy-p2p timed_out s1']);
+    assert.equal(timedOut.counts.expiredVms, 0);
+    // Nothing but the clock moves a towards its retention; the sweep must still come.
+    const b = [4, 5, 6, 7, 8, 9].map((m, i) => ({ vm: 'b', seq: i + 2, ms: m * MINUTE }));
+    assert.equal(p.batch(b).counts.expiredVms, 0);
+    const expired = p.batch([{ vm: 'b', seq: 8, ms: 10 * MINUTE + 1 }]);
+    assert.equal(expired.counts.expiredVms, 1);
+    assert.deepEqual(tombstoned(expired), ['a']);
+  });
+
+  test('restored or not, a VM expires on the same record, even when only the clock moves', () => {
+    // a times out and later expires while only records that apply nothing move the clock
+    // (dead letters: a VFIO event without qom-path); then a speaks again. Whether the processor
+    // was restored in between (a restore looks at every VM) or not, a has expired by then.
+    const invalid = (seq: number, ms: number): Buffer =>
+      encodeEvent({ ...eventRecord({ vm: 'z', seq, ms }), qomPath: null });
+    const values = [
+      encodeEvent(eventRecord({ vm: 'a', seq: 1, ms: 0, state: 'running' })),
+      encodeEvent(eventRecord({ vm: 'a', seq: 2, ms: 1, state: 'pre-copy-p2p-prepare' })),
+      invalid(1, 3000),
+      invalid(2, 10 * MINUTE + 2),
+      invalid(3, 10 * MINUTE + 3),
+      encodeEvent(eventRecord({ vm: 'a', seq: 3, ms: 10 * MINUTE + 4, state: 'stop' })),
+    ];
+    const runFrom = (cut: number): string[] => {
+      const processor = () =>
+        new PartitionProcessor(0, { prepareTimeoutSeconds: 2, vmRetentionMs: 10 * MINUTE });
+      let partitions = new Map([[0, processor()]]);
+      const changelog: ChangelogEntry[] = [];
+      const seen: string[] = [];
+      values.forEach((value, offset) => {
+        if (offset === cut) {
+          const fold = new ChangelogFold('g');
+          for (const e of changelog) fold.add(e.key, e.value);
+          const { vms, meta } = fold.result();
+          partitions = new Map([[0, processor()]]);
+          partitions.get(0)?.restore(vms, meta);
+        }
+        const out = processBatch(partitions, [{ partition: 0, offset, key: null, value }], {
+          groupId: 'g',
+          decodeEvent,
+        });
+        for (const { key, value } of out.changelog) changelog.push({ key, value });
+        seen.push(
+          [
+            ...out.transitions.map((t) => brief(t.transition)),
+            ...(out.counts.expiredVms > 0 ? [`expired ${out.counts.expiredVms}`] : []),
+          ].join(', '),
+        );
+      });
+      return seen;
+    };
+    const expected = runFrom(-1);
+    assert.deepEqual(expected, [
+      '',
+      '',
+      'a prepare pre-copy-p2p timed_out s1',
+      'expired 1',
+      '',
+      '',
+    ]);
+    for (let cut = 1; cut < values.length; cut++) {
+      assert.deepEqual(runFrom(cut), expected, `restored before record ${cut}`);
+    }
+  });
+
+  test('a VM that speaks again after it expired starts over as a new VM', () => {
+    const p = run(2, MINUTE);
+    p.batch([{ vm: 'a', seq: 1, ms: 0, state: 'running' }]);
+    p.batch([{ vm: 'b', seq: 1, ms: 2 * MINUTE }]);
+    const back = p.batch([{ vm: 'a', seq: 2, ms: 2 * MINUTE + 10, state: 'stop' }]);
+    // No dwell across the silence: the state a was in is not known any more.
+    assert.deepEqual(back.brief, []);
+    assert.equal(back.counts.sequenceGaps, 0);
+    assert.equal(p.processor.stats().vms, 2);
+    assert.deepEqual(tombstoned(back), []);
+  });
+
+  test('the retention must be longer than the prepare timeout', () => {
+    assert.throws(
+      () => new PartitionProcessor(0, { prepareTimeoutSeconds: 10, vmRetentionMs: 10_000 }),
+      RangeError,
+    );
+    assert.ok(new PartitionProcessor(0, { prepareTimeoutSeconds: 10, vmRetentionMs: 10_001 }));
+  });
+});
+
+describe('partition processor: hostile but well-formed records', () => {
+  /** One record with the receive time given outright (µs), QEMU time `ms` after T0. */
+  function skewed(vm: string, seq: number, ms: number, receivedMicros: number): Buffer {
+    return encodeEvent({ ...eventRecord({ vm, seq, ms }), receivedMicros });
+  }
+
+  test('one record with a receive time in 2127 neither times out nor frees the other VMs', () => {
+    const processor = new PartitionProcessor(0, { prepareTimeoutSeconds: 2 });
+    const partitions = new Map([[0, processor]]);
+    const first = processBatch(
+      partitions,
+      batchOf([
+        { vm: 'a', seq: 1, ms: 0, state: 'pre-copy-p2p-prepare' },
+        { vm: 'c', seq: 1, ms: 0, event: 'SHUTDOWN' },
+      ]),
+      { groupId: 'g', decodeEvent },
+    );
+    assert.equal(first.counts.applied, 2);
+    const year2127 = 5_000_000_000_000_000;
+    const out = processBatch(
+      partitions,
+      [
+        { partition: 0, offset: 2, key: null, value: skewed('b', 1, 10, year2127) },
+        ...batchOf([{ vm: 'a', seq: 2, ms: 20, state: 'pre-copy-p2p' }], 0, 3),
+      ],
+      { groupId: 'g', decodeEvent },
+    );
+    // a's prepare completes normally, 20 ms, instead of timing out on a clock 100 years ahead.
+    assert.deepEqual(
+      out.transitions.map((t) => brief(t.transition)),
+      ['a prepare pre-copy-p2p completed s1'],
+    );
+    assert.equal(out.counts.untrustedReceiveTimes, 1);
+    assert.equal(out.counts.applied, 2);
+    assert.equal(out.counts.forgottenVms, 0);
+    const meta = out.changelog.find((e) => e.key === 'g\u0000meta');
+    assert.ok((JSON.parse(meta?.value ?? '{}') as { clockMicros: number }).clockMicros < year2127);
+    assert.equal(processor.stats().vms, 3);
+  });
+
+  test('a receive time far behind its QEMU timestamp does not make its VM look silent', () => {
+    const p = run(2);
+    p.batch([{ vm: 'b', seq: 1, ms: 0 }]);
+    const processor = p.processor;
+    const out = processBatch(
+      new Map([[0, processor]]),
+      [
+        {
+          partition: 0,
+          offset: 1,
+          key: null,
+          value: encodeEvent({
+            ...eventRecord({ vm: 'a', seq: 1, ms: 1000, state: 'pre-copy-p2p-prepare' }),
+            receivedMicros: 0,
+          }),
+        },
+        ...batchOf([{ vm: 'b', seq: 2, ms: 1500 }], 0, 2),
+      ],
+      { groupId: 'g', decodeEvent },
+    );
+    assert.deepEqual(out.transitions, []);
+    assert.equal(out.counts.untrustedReceiveTimes, 1);
+    assert.equal(processor.stats().openPrepares, 1);
+  });
+
+  test('identifiers over the length limit are dead letters (too_large); the next record applies', () => {
+    const long = 'x'.repeat(MAX_IDENTIFIER_LENGTH + 1);
+    const ok = 'y'.repeat(MAX_IDENTIFIER_LENGTH);
+    const records = [
+      encodeEvent({ ...eventRecord({ seq: 1, ms: 0 }), vm: long }),
+      encodeEvent({ ...eventRecord({ seq: 1, ms: 0 }), qomPath: long }),
+      encodeEvent({ ...eventRecord({ seq: 1, ms: 0 }), deviceState: long }),
+      encodeEvent({ ...eventRecord({ seq: 1, ms: 0 }), host: ok }),
+    ].map((value, offset) => ({ partition: 0, offset, key: null, value }));
+    const out = processBatch(
+      new Map([[0, new PartitionProcessor(0, { prepareTimeoutSeconds: 2 })]]),
+      records,
+      { groupId: 'g', decodeEvent },
+    );
+    assert.deepEqual(
+      out.deadLetters.map((d) => [d.offset, d.reason, d.detail.split(' ')[0]]),
+      [
+        [0, 'too_large', 'vm'],
+        [1, 'too_large', 'qomPath'],
+        [2, 'too_large', 'deviceState'],
+      ],
     );
     assert.equal(out.counts.applied, 1);
   });
