@@ -12,6 +12,9 @@ import {
 import { decodeEvent, encodeEvent, eventRecord } from './processor-fixtures.ts';
 
 const TIMEOUT_SECONDS = 2;
+/** Short enough that VMs expire within a run (steps are up to 2.5 s apart). */
+const VM_RETENTION_MS = 8000;
+const OPTIONS = { prepareTimeoutSeconds: TIMEOUT_SECONDS, vmRetentionMs: VM_RETENTION_MS };
 const WALK = [
   'running',
   'pre-copy',
@@ -27,7 +30,8 @@ type Step = [vm: number, device: number, state: number, gapMs: number, kind: num
 /**
  * Events topic partitions from generated steps: VMs 0..5 on partition vm % partitions, with
  * collector re-sends, sequence gaps, new sessions, SHUTDOWNs, poison records, receive-time
- * jumps (so VMs fall silent on the partition clock) and a lagging collector clock.
+ * jumps (so VMs fall silent on the partition clock, and expire), a lagging collector clock and
+ * receive times too far ahead to trust.
  */
 function partitionsFrom(steps: readonly Step[], count: number): BatchRecord[][] {
   const partitions: BatchRecord[][] = Array.from({ length: count }, () => []);
@@ -60,7 +64,8 @@ function partitionsFrom(steps: readonly Step[], count: number): BatchRecord[][] 
         seq: v.seq,
         ms,
         // Another collector host whose clock lags: the partition clock must not go back.
-        receivedMs: kind === 5 ? ms - 3000 : ms,
+        // kind 6: a receive time an hour ahead of QEMU's, which must not move the clock.
+        receivedMs: kind === 5 ? ms - 3000 : kind === 6 ? ms + 3_600_000 : ms,
         device: `vf${device}`,
         state: WALK[state % WALK.length] as string,
         ...(kind === 4 ? { event: 'SHUTDOWN' } : {}),
@@ -86,7 +91,7 @@ function restore(durable: Durable, partition: number): PartitionProcessor {
   for (const e of durable.changelog[partition] ?? []) fold.add(e.key, e.value);
   const { vms, meta, invalid } = fold.result();
   assert.equal(invalid, 0);
-  const processor = new PartitionProcessor(partition, { prepareTimeoutSeconds: TIMEOUT_SECONDS });
+  const processor = new PartitionProcessor(partition, OPTIONS);
   processor.restore(vms, meta);
   return processor;
 }
@@ -115,9 +120,7 @@ test('crash anywhere, restore from what committed transactions wrote, go on: out
       ),
       (steps, partitionCount, plan) => {
         const logs = partitionsFrom(steps, partitionCount);
-        const expected = logs.map((log) =>
-          recomputePartition(log, { decodeEvent, prepareTimeoutSeconds: TIMEOUT_SECONDS }),
-        );
+        const expected = logs.map((log) => recomputePartition(log, { decodeEvent, ...OPTIONS }));
 
         const durable: Durable = {
           changelog: logs.map(() => []),
@@ -173,6 +176,8 @@ test('crash anywhere, restore from what committed transactions wrote, go on: out
 });
 
 test('recomputation does not depend on batch boundaries', () => {
+  let expired = 0;
+  let untrusted = 0;
   fc.assert(
     fc.property(
       fc.array(
@@ -188,11 +193,8 @@ test('recomputation does not depend on batch boundaries', () => {
       fc.integer({ min: 1, max: 10 }),
       (steps, size) => {
         const [log] = partitionsFrom(steps, 1) as [BatchRecord[]];
-        const whole = recomputePartition(log, {
-          decodeEvent,
-          prepareTimeoutSeconds: TIMEOUT_SECONDS,
-        });
-        const processor = new PartitionProcessor(0, { prepareTimeoutSeconds: TIMEOUT_SECONDS });
+        const whole = recomputePartition(log, { decodeEvent, ...OPTIONS });
+        const processor = new PartitionProcessor(0, OPTIONS);
         const partitions = new Map([[0, processor]]);
         const batched: PublishedTransition[] = [];
         for (let i = 0; i < log.length; i += size) {
@@ -201,10 +203,15 @@ test('recomputation does not depend on batch boundaries', () => {
             decodeEvent,
           });
           batched.push(...out.transitions.map((t) => t.transition));
+          expired += out.counts.expiredVms;
+          untrusted += out.counts.untrustedReceiveTimes;
         }
         assert.deepEqual(batched, whole);
       },
     ),
     { numRuns: 300 },
   );
+  // The runs exercised the retention and the trust rule, not only the rest.
+  assert.ok(expired > 0, 'no VM expired in any run');
+  assert.ok(untrusted > 0, 'no untrusted receive time in any run');
 });
