@@ -13,7 +13,7 @@ import type { EventRecord } from '../../../services/shared/core/event-record.ts'
 import { createEventCodec } from '../../../services/shared/io/avro-codec.ts';
 import { createLogger } from '../../../services/shared/io/logger.ts';
 import { runCli } from '../../helpers/cli.ts';
-import { startFakeQmpServer, type FakeQmpServer } from '../../helpers/qmp-server.ts';
+import { startFakeQmpServer } from '../../helpers/qmp-server.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
 import { ackAll, fakeKafka } from './fake-kafka-port.ts';
 
@@ -72,7 +72,7 @@ test('web-1.qmp and web-1.sock in the socket directory: one is refused naming bo
 
   await waitFor(() => qmp.negotiated || sock.negotiated, { description: 'one socket read' });
   assert.equal(await conflicts(), 1);
-  const [winner, loser] = (qmp.negotiated ? [qmp, sock] : [sock, qmp]);
+  const [winner, loser] = qmp.negotiated ? [qmp, sock] : [sock, qmp];
   assert.equal(loser.written.length, 0, 'the refused socket is never even connected');
   const [refused] = conflictLogs(logs);
   assert.ok(refused !== undefined, 'an error line');
