@@ -20,7 +20,8 @@ ${renderOptionsHelp(collectorConfigSpec(hostname()), [
 ])}
 
 Exit status: 0 after a clean shutdown (SIGTERM/SIGINT), 1 on a runtime failure or a shutdown
-that overran its deadline, 2 on bad usage or configuration.
+that overran its deadline (an internal error exits at once, after writing the spool: restart
+it), 2 on bad usage or configuration.
 `;
 }
 
@@ -39,6 +40,7 @@ export function runCollect(args: readonly string[], io: CommandIo): Promise<numb
         return {
           http: collector.http,
           stop: () => collector.stop(Math.max(0, config.shutdownTimeoutMs - 1000)),
+          fatalFlush: () => collector.flushSpool(),
         };
       },
     },

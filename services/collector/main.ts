@@ -40,6 +40,11 @@ export interface RunningCollector {
   vms(): string[];
   /** Stops reading QMP, sends what the spool holds until `drainMs` passes, closes everything. */
   stop(drainMs?: number): Promise<void>;
+  /**
+   * Writes what the spool has queued, syncs it and closes it, synchronously: the last resort's
+   * hook before the process exits, so every event accepted is on disk for the next run.
+   */
+  flushSpool(): void;
 }
 
 /** What the collector needs of Kafka: the port's producer, topic metadata, and close. */
@@ -285,5 +290,6 @@ export async function startCollector(
     telemetry,
     vms: () => [...[...connections.values()].map((c) => c.vm), ...libvirt.vms()],
     stop: (drainMs) => (stopping ??= stop(drainMs)),
+    flushSpool: () => spool.close(),
   };
 }

@@ -10,7 +10,9 @@ import { createLogger, type LogLevel, type Logger } from './logger.ts';
  * (`parseCommandArgs`), `--help`, one validated and frozen config (every problem listed, exit 2),
  * a JSON logger on the command's stderr, and — for the long-running stages — the life: start,
  * print the HTTP URL (/metrics, /healthz, /readyz) as the first line on stdout, run until
- * SIGINT/SIGTERM or until the stage ends itself, close in order within a deadline.
+ * SIGINT/SIGTERM or until the stage ends itself, close in order within a deadline; and the last
+ * resort (lifecycle.ts): an uncaught exception or unhandled rejection is logged, the stage's
+ * `fatalFlush` runs, and the process exits with status 1.
  */
 export interface CommandDefinition<C> {
   /** Names the command in log lines: "collector", "audit". */
@@ -57,6 +59,11 @@ export interface RunningStage {
   http?: { url: string };
   /** Closes the stage at shutdown, before the parts registered during start. */
   stop?: () => Promise<void>;
+  /**
+   * Synchronous; run by the last resort before the process exits after an uncaught error: keep
+   * what must not be lost (the collector writes and syncs its spool's queue).
+   */
+  fatalFlush?: () => void;
 }
 
 /** A command that runs until SIGINT/SIGTERM (or until it shuts itself down). */
@@ -130,12 +137,18 @@ export async function runStage<C extends StageConfig>(
   args: readonly string[],
   io: CommandIo,
   env: Env = process.env,
+  options: { fatalExit?: () => void } = {},
 ): Promise<number> {
   const prepared = await prepare(command, args, io, env);
   if (prepared === 'help') return 0;
   const { config, logger } = prepared;
-  const lifecycle = createLifecycle({ logger, timeoutMs: config.shutdownTimeoutMs });
+  const lifecycle = createLifecycle({
+    logger,
+    timeoutMs: config.shutdownTimeoutMs,
+    ...(options.fatalExit === undefined ? {} : { fatalExit: options.fatalExit }),
+  });
   const removeSignals = lifecycle.handleSignals();
+  const removeFatal = lifecycle.handleFatalErrors();
   let failed = false;
   try {
     const stage = await command.start(config, {
@@ -148,17 +161,20 @@ export async function runStage<C extends StageConfig>(
         void lifecycle.shutdown(reason);
       },
     });
-    const { stop } = stage;
+    const { stop, fatalFlush } = stage;
     if (stop !== undefined) lifecycle.onClose(command.name, () => stop());
+    if (fatalFlush !== undefined) lifecycle.onFatal(command.name, fatalFlush);
     if (stage.http !== undefined) await io.write(`${stage.http.url}\n`);
   } catch (error) {
     logger.error(`The ${command.name} failed to start.`, { error });
     await lifecycle.shutdown('start failed');
     removeSignals();
+    removeFatal();
     throw error;
   }
   const status = await lifecycle.done;
   removeSignals();
+  removeFatal();
   const exitStatus = failed ? 1 : status;
   command.stopped?.(exitStatus, { io, logger });
   return exitStatus;
