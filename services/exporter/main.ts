@@ -18,6 +18,7 @@ import {
   type LiveSummary,
 } from './core/live-summary.ts';
 import { createQuantileHistory } from './core/quantile-history.ts';
+import { createSlowestPrepares } from './core/slowest-prepares.ts';
 import { createLabelGuards } from './core/transition-observations.ts';
 import { negotiateMetricsFormat } from './core/metrics-format.ts';
 import {
@@ -71,7 +72,14 @@ export async function startExporter(
     maxLabelValues: config.maxLabelValues,
     maxHosts: config.hostLabel ? config.maxHosts : null,
   });
-  const sink = createTransitionSink(createTransitionCodec(), guards, telemetry);
+  const slowestWindowMs = config.slowestWindowMinutes * 60_000;
+  // One slot per minute: the window's edge is a minute sharp, memory is minutes × rows.
+  const slowest = createSlowestPrepares({
+    windowMs: slowestWindowMs,
+    slots: config.slowestWindowMinutes,
+    keep: config.slowestRows,
+  });
+  const sink = createTransitionSink(createTransitionCodec(), guards, telemetry, slowest);
   const bounds = DURATION_BUCKETS_SECONDS;
   const history = createQuantileHistory({
     bounds,
@@ -89,8 +97,9 @@ export async function startExporter(
   const summary = async (): Promise<LiveSummary> => {
     const samples = await telemetry.samples();
     const r = readiness();
+    const atMs = Date.now();
     return buildLiveSummary({
-      atMs: Date.now(),
+      atMs,
       ready: r.ready,
       readiness: r.reasons,
       recordsConsumed: samples.consumed,
@@ -101,6 +110,14 @@ export async function startExporter(
       outcomeCounts: sumBy(samples.prepareOutcomes, 'outcome'),
       quantileWindowSeconds: config.quantileWindowSeconds,
       quantiles: history.points(),
+      slowest: slowest.top(atMs),
+      slowestWindowSeconds: slowestWindowMs / 1000,
+      latencyByHost: aggregateHistogram(
+        samples.prepareDuration.filter((s) => s.labels['outcome'] === 'completed'),
+        bounds,
+        'host',
+      ),
+      preparesByHost: sumBy(samples.prepareOutcomes, 'host'),
     });
   };
 

@@ -4,7 +4,9 @@
  * imports prom-client nor reads a clock.
  */
 import { PREPARE_OUTCOMES } from '../../shared/core/transition-record.ts';
+import { histogramQuantile } from './histogram-quantile.ts';
 import type { QuantilePoint } from './quantile-history.ts';
+import type { SlowPrepare } from './slowest-prepares.ts';
 
 export interface MetricSample {
   labels: Readonly<Record<string, string | number | undefined>>;
@@ -80,6 +82,23 @@ export interface LiveSummary {
   outcomes: { outcome: string; count: number }[];
   quantileWindowSeconds: number;
   quantiles: QuantilePoint[];
+  /** The slowest prepares observed in the last `slowestWindowSeconds`, slowest first. */
+  slowest: SlowPrepare[];
+  slowestWindowSeconds: number;
+  /** One row per value of the host label (empty when the label is off), by host. */
+  hosts: HostSummary[];
+}
+
+export interface HostSummary {
+  host: string;
+  /** Every prepare, any outcome. */
+  prepares: number;
+  /** Completed prepares (the latency histogram's count). */
+  completed: number;
+  /** p99 of completed prepares, as `histogram_quantile` would give; null without any. */
+  p99: number | null;
+  /** Completed prepares slower than the budget bound. */
+  overBudget: number;
 }
 
 export interface LiveSummaryInput {
@@ -96,6 +115,47 @@ export interface LiveSummaryInput {
   outcomeCounts: ReadonlyMap<string, number>;
   quantileWindowSeconds: number;
   quantiles: QuantilePoint[];
+  slowest?: SlowPrepare[];
+  slowestWindowSeconds?: number;
+  /** Completed-prepare latency histogram aggregated by host. */
+  latencyByHost?: ReadonlyMap<string, AggregatedHistogram>;
+  /** Outcome counter summed by host. */
+  preparesByHost?: ReadonlyMap<string, number>;
+}
+
+/**
+ * Per-host figures since the exporter started. Hosts come from the outcome counter (every
+ * prepare) and the latency histogram; a folded `other` is a host row like any other.
+ */
+export function buildHostSummaries(
+  bounds: readonly number[],
+  budgetSeconds: number,
+  latencyByHost: ReadonlyMap<string, AggregatedHistogram>,
+  preparesByHost: ReadonlyMap<string, number>,
+): HostSummary[] {
+  const budgetIndex = bounds.indexOf(budgetSeconds);
+  const hosts = [...new Set([...preparesByHost.keys(), ...latencyByHost.keys()])]
+    .filter((h) => h !== '')
+    .sort();
+  return hosts.map((host) => {
+    const h = latencyByHost.get(host);
+    const cumulative = h?.cumulative ?? [];
+    const completed = cumulative[cumulative.length - 1] ?? 0;
+    const p99 =
+      completed === 0
+        ? null
+        : histogramQuantile(
+            0.99,
+            cumulative.map((count, i) => ({ le: bounds[i] ?? Number.POSITIVE_INFINITY, count })),
+          );
+    return {
+      host,
+      prepares: preparesByHost.get(host) ?? 0,
+      completed,
+      p99: p99 === null || Number.isNaN(p99) ? null : p99,
+      overBudget: budgetIndex < 0 ? 0 : completed - (cumulative[budgetIndex] ?? 0),
+    };
+  });
 }
 
 export function buildLiveSummary(input: LiveSummaryInput): LiveSummary {
@@ -130,5 +190,13 @@ export function buildLiveSummary(input: LiveSummaryInput): LiveSummary {
     outcomes,
     quantileWindowSeconds: input.quantileWindowSeconds,
     quantiles: input.quantiles,
+    slowest: input.slowest ?? [],
+    slowestWindowSeconds: input.slowestWindowSeconds ?? 0,
+    hosts: buildHostSummaries(
+      input.bounds,
+      input.budgetSeconds,
+      input.latencyByHost ?? new Map(),
+      input.preparesByHost ?? new Map(),
+    ),
   };
 }

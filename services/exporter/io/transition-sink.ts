@@ -5,6 +5,8 @@
  */
 import type { TransitionRecord } from '../../shared/core/transition-record.ts';
 import type { AvroCodec } from '../../shared/io/avro-codec.ts';
+import { deviceLabel } from '../core/exemplar-labels.ts';
+import type { SlowestPrepares } from '../core/slowest-prepares.ts';
 import { observationsOf, type LabelGuards } from '../core/transition-observations.ts';
 import type { ExporterTelemetry } from './exporter-telemetry.ts';
 
@@ -22,6 +24,8 @@ export function createTransitionSink(
   codec: AvroCodec<TransitionRecord>,
   guards: LabelGuards,
   telemetry: ExporterTelemetry,
+  /** Where completed and failed prepares go for the live page's slowest-prepares table. */
+  slowest?: SlowestPrepares,
 ): TransitionSink {
   return {
     observe(value, nowMicros, where) {
@@ -47,6 +51,19 @@ export function createTransitionSink(
       }
       if (mapped.folds.length > 0) telemetry.labelsFolded(mapped.folds);
       telemetry.observed(mapped.observations);
+      const r = decoded.value;
+      if (slowest !== undefined && r.type === 'prepare' && r.seconds !== null) {
+        slowest.add({
+          host: r.host,
+          vm: r.vm,
+          device: deviceLabel(r.deviceId, r.qomPath),
+          target: r.target,
+          outcome: r.outcome,
+          seconds: Math.max(0, r.seconds),
+          closedAtMs: (r.endMicros ?? r.startMicros) / 1000,
+          observedAtMs: nowMicros / 1000,
+        });
+      }
     },
   };
 }

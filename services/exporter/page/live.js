@@ -232,6 +232,89 @@ function renderOutcomes(s) {
   }
 }
 
+// The slowest-prepares table's order: a click on a heading sorts by it, a second click reverses.
+const slowestSort = { key: 'seconds', desc: true };
+let lastSummary = null;
+
+function compareBy(key, desc) {
+  return (a, b) => {
+    const x = a[key];
+    const y = b[key];
+    const c = typeof x === 'number' && typeof y === 'number' ? x - y : String(x).localeCompare(y);
+    return desc ? -c : c;
+  };
+}
+
+function renderSlowest(s) {
+  $('slowest-window').textContent = String(Math.round(s.slowestWindowSeconds / 60));
+  $('budget-label2').textContent = duration(s.budgetSeconds);
+  const table = $('slowest');
+  for (const th of table.tHead.rows[0].cells) {
+    th.setAttribute(
+      'aria-sort',
+      th.dataset.sort === slowestSort.key
+        ? slowestSort.desc
+          ? 'descending'
+          : 'ascending'
+        : 'none',
+    );
+  }
+  const body = table.tBodies[0];
+  body.replaceChildren();
+  const rows = [...s.slowest].sort(compareBy(slowestSort.key, slowestSort.desc));
+  for (const p of rows) {
+    const over = p.seconds > s.budgetSeconds;
+    const row = el('tr', over ? 'over' : '');
+    row.dataset.vm = p.vm;
+    const outcome = el('td', 'name');
+    const dot = el('span', 'dot');
+    dot.style.background = outcomeColor(p.outcome);
+    outcome.append(dot, p.outcome.replace('_', ' '));
+    const seconds = el('td', 'num seconds', duration(p.seconds));
+    seconds.title = `${p.seconds} s`;
+    if (over) seconds.append(el('span', 'badge', 'over budget'));
+    const when = el('td', 'when', new Date(p.closedAtMs).toLocaleTimeString());
+    when.title = new Date(p.closedAtMs).toISOString();
+    row.append(
+      el('td', '', p.host),
+      el('td', '', p.vm),
+      el('td', 'device', p.device),
+      el('td', '', p.target),
+      outcome,
+      seconds,
+      when,
+    );
+    body.append(row);
+  }
+  $('slowest-empty').hidden = rows.length > 0;
+}
+
+function renderHosts(s) {
+  const body = $('hosts').tBodies[0];
+  body.replaceChildren();
+  for (const h of s.hosts) {
+    const row = el('tr', h.overBudget > 0 ? 'over' : '');
+    row.dataset.host = h.host;
+    row.append(
+      el('td', 'name', h.host),
+      el('td', 'num prepares', count.format(h.prepares)),
+      el('td', 'num p99', duration(h.p99)),
+      el('td', 'num over', count.format(h.overBudget)),
+    );
+    body.append(row);
+  }
+  $('hosts-empty').hidden = s.hosts.length > 0;
+}
+
+for (const th of document.querySelectorAll('#slowest th[data-sort]')) {
+  th.querySelector('button').addEventListener('click', () => {
+    const key = th.dataset.sort;
+    slowestSort.desc = slowestSort.key === key ? !slowestSort.desc : key === 'seconds';
+    slowestSort.key = key;
+    if (lastSummary) renderSlowest(lastSummary);
+  });
+}
+
 async function refresh() {
   try {
     const response = await fetch('/api/summary', { cache: 'no-store' });
@@ -242,6 +325,9 @@ async function refresh() {
     renderDistributions(s);
     renderQuantiles(s);
     renderOutcomes(s);
+    renderSlowest(s);
+    renderHosts(s);
+    lastSummary = s;
   } catch (error) {
     const pill = $('ready');
     pill.textContent = 'exporter unreachable';

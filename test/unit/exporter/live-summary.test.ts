@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { describe, test } from 'node:test';
 import {
   aggregateHistogram,
+  buildHostSummaries,
   buildLiveSummary,
   sumBy,
   type MetricSample,
@@ -66,4 +67,30 @@ test('buildLiveSummary: per-bucket counts, share within budget, all outcomes lis
     { outcome: 'unfinished', count: 0 },
     { outcome: 'weird', count: 1 },
   ]);
+});
+
+describe('buildHostSummaries', () => {
+  test('prepares, p99 and over-budget count per host', () => {
+    const bounds = [0.01, 0.05, 0.1];
+    const latency = new Map([
+      // 10 completed: 5 ≤ 10 ms, 3 ≤ 50 ms, 2 ≤ 100 ms.
+      ['h1', { cumulative: [5, 8, 10, 10], sum: 0.3, count: 10 }],
+      ['h2', { cumulative: [0, 0, 0, 0], sum: 0, count: 0 }],
+    ]);
+    const prepares = new Map([
+      ['h1', 12],
+      ['h2', 3],
+      ['', 4],
+    ]);
+    const rows = buildHostSummaries(bounds, 0.05, latency, prepares);
+    assert.equal(rows.length, 2);
+    const [h1, h2] = rows;
+    assert.equal(h1?.host, 'h1');
+    assert.equal(h1?.prepares, 12);
+    assert.equal(h1?.completed, 10);
+    assert.equal(h1?.overBudget, 2);
+    // rank 9.9 in (0.05, 0.1]: 0.05 + 0.05 × (1.9 / 2)
+    assert.ok(Math.abs((h1?.p99 ?? 0) - 0.0975) < 1e-12, String(h1?.p99));
+    assert.deepEqual(h2, { host: 'h2', prepares: 3, completed: 0, p99: null, overBudget: 0 });
+  });
 });
