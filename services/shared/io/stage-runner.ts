@@ -137,16 +137,11 @@ export async function runStage<C extends StageConfig>(
   args: readonly string[],
   io: CommandIo,
   env: Env = process.env,
-  options: { fatalExit?: () => void } = {},
 ): Promise<number> {
   const prepared = await prepare(command, args, io, env);
   if (prepared === 'help') return 0;
   const { config, logger } = prepared;
-  const lifecycle = createLifecycle({
-    logger,
-    timeoutMs: config.shutdownTimeoutMs,
-    ...(options.fatalExit === undefined ? {} : { fatalExit: options.fatalExit }),
-  });
+  const lifecycle = createLifecycle({ logger, timeoutMs: config.shutdownTimeoutMs });
   const removeSignals = lifecycle.handleSignals();
   const removeFatal = lifecycle.handleFatalErrors();
   let failed = false;
