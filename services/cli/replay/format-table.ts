@@ -1,4 +1,5 @@
 import { REJECT_REASONS } from '../../shared/core/qmp-message.ts';
+import type { PrepareRecord } from '../../shared/core/transition-record.ts';
 import type { ReplaySummary } from './replay-session.ts';
 import type { DwellRow, PrepareRow } from './replay-stats.ts';
 
@@ -7,6 +8,7 @@ export function formatReplayTable(
   prepares: readonly PrepareRow[],
   dwells: readonly DwellRow[],
   summary: ReplaySummary,
+  top?: { n: number; prepares: readonly PrepareRecord[] },
 ): string {
   const lines: string[] = [];
   lines.push('Prepare to completion');
@@ -28,6 +30,26 @@ export function formatReplayTable(
         dwells.map((r) => [r.state, String(r.count), ...durations(r)]),
       ),
     );
+  }
+  if (top !== undefined) {
+    lines.push('', `Slowest prepares (top ${top.n})`);
+    if (top.prepares.length === 0) lines.push('  (no completed or failed prepares)');
+    else {
+      lines.push(
+        ...table(
+          ['vm', 'device', 'target', 'outcome', 'seconds', 'closed (QEMU time, UTC)'],
+          top.prepares.map((p) => [
+            p.vm,
+            p.deviceId === '' ? p.qomPath : p.deviceId,
+            p.target,
+            p.outcome,
+            formatSeconds(p.seconds),
+            qemuTime(p.endMicros ?? p.startMicros),
+          ]),
+          4,
+        ),
+      );
+    }
   }
   const reasons = REJECT_REASONS.filter((r) => summary.rejectedByReason[r] > 0)
     .map((r) => `${r} ${summary.rejectedByReason[r]}`)
@@ -63,13 +85,23 @@ function trim(value: number): string {
   return String(Number(value.toPrecision(4)));
 }
 
-function table(header: string[], rows: string[][]): string[] {
+/** A QEMU timestamp (µs) as ISO 8601 UTC with microseconds. */
+function qemuTime(micros: number): string {
+  const ms = Math.floor(micros / 1000);
+  const iso = new Date(ms).toISOString();
+  return Number.isNaN(ms) || iso === 'Invalid Date'
+    ? String(micros)
+    : `${iso.slice(0, -1)}${String(Math.round(micros - ms * 1000)).padStart(3, '0')}Z`;
+}
+
+/** Columns before `left` are left-aligned (text), the rest right-aligned (numbers). */
+function table(header: string[], rows: string[][], left = 2): string[] {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const render = (cells: string[]): string =>
     '  ' +
     cells
       .map((c, i) =>
-        i < 2 && header[i] !== 'count' ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0),
+        i < left && header[i] !== 'count' ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0),
       )
       .join('  ')
       .trimEnd();

@@ -15,6 +15,7 @@ import { runCommand } from '../../shared/io/stage-runner.ts';
 import { formatReplayTable } from './format-table.ts';
 import { ReplaySession } from './replay-session.ts';
 import { ReplayStats } from './replay-stats.ts';
+import { TopPrepares } from './top-prepares.ts';
 
 /** `replay`'s options: flags only (no environment, no config file). */
 export function replayConfigSpec() {
@@ -37,18 +38,29 @@ export function replayConfigSpec() {
         'table: counts and p50/p90/p99/max per target and outcome, dwell per state; ' +
         'json: one JSON object per line per record, then a summary line',
     }),
+    top: option({
+      type: 'integer',
+      default: 0,
+      min: 0,
+      max: 100_000,
+      flag: 'top',
+      metavar: 'N',
+      doc: 'table: also list the N slowest prepares (completed or failed) with VM and device',
+    }),
   } as const;
 }
 
 export function replayHelp(): string {
-  return `Usage: vfio-telemetry replay [--prepare-timeout SECONDS] [--format table|json] FILE...
+  return `Usage: vfio-telemetry replay [--prepare-timeout SECONDS] [--format table|json] [--top N] FILE...
 
 Replays captured QMP transcripts through the same transition engine the live processor runs,
 and reports prepare-to-completion latency and time in each state.
 
 Each FILE is one VM's QMP transcript: the raw bytes read from its QMP socket (CRLF or LF,
 pretty=on monitors too). The VM name is the file name without its extension. Files with the
-same VM name are read as one transcript, in the order given.
+same VM name are read as one transcript, in the order given. --top N adds the N slowest
+prepares to the table, each with its VM, device, target, outcome and the QEMU time that closed
+it: the same answer as the exporter's exemplars and live page, offline.
 
 Options:
 ${renderOptionsHelp(replayConfigSpec(), [{ flag: '-h, --help', text: 'show this help' }])}
@@ -61,15 +73,19 @@ interface ReplayOptions {
   files: readonly string[];
   format: 'table' | 'json';
   prepareTimeoutSeconds: number;
+  top: number;
 }
 
 function parseReplayConfig(sources: ConfigSources, files: readonly string[]): ReplayOptions {
-  const config = parseConfig(replayConfigSpec(), sources);
+  const config = parseConfig(replayConfigSpec(), sources, (c) =>
+    c.top > 0 && c.format !== 'table' ? ['top: --top lists rows of the table format only'] : [],
+  );
   if (files.length === 0) throw new TelemetryError('USAGE', 'replay needs at least one FILE');
   return {
     files,
     format: config.format as ReplayOptions['format'],
     prepareTimeoutSeconds: config.prepareTimeoutSeconds,
+    top: config.top,
   };
 }
 
@@ -112,11 +128,15 @@ async function replay(options: ReplayOptions, io: CommandIo): Promise<number> {
 
   const session = new ReplaySession({ prepareTimeoutSeconds: options.prepareTimeoutSeconds });
   const stats = new ReplayStats();
+  const top = new TopPrepares(options.top);
   const emit = async (records: TransitionRecord[]): Promise<void> => {
     if (options.format === 'json') {
       if (records.length > 0) await io.write(records.map(toJsonLine).join(''));
     } else {
-      for (const record of records) stats.add(record);
+      for (const record of records) {
+        stats.add(record);
+        top.add(record);
+      }
     }
   };
 
@@ -139,7 +159,16 @@ async function replay(options: ReplayOptions, io: CommandIo): Promise<number> {
   const { records, summary } = session.finish();
   await emit(records);
   if (options.format === 'json') await io.write(JSON.stringify(summary) + '\n');
-  else await io.write(formatReplayTable(stats.prepareRows(), stats.dwellRows(), summary));
+  else {
+    await io.write(
+      formatReplayTable(
+        stats.prepareRows(),
+        stats.dwellRows(),
+        summary,
+        options.top > 0 ? { n: options.top, prepares: top.slowest() } : undefined,
+      ),
+    );
+  }
   return 0;
 }
 

@@ -107,8 +107,41 @@ describe('vfio-telemetry replay', () => {
     assert.equal(status, 0);
     assert.match(
       stdout,
-      /Usage: vfio-telemetry replay \[--prepare-timeout SECONDS\] \[--format table\|json\] FILE\.\.\./,
+      /Usage: vfio-telemetry replay \[--prepare-timeout SECONDS\] \[--format table\|json\] \[--top N\] FILE\.\.\./,
     );
+    assert.match(stdout, /--top N +table: also list the N slowest prepares/);
+  });
+
+  test('--top N lists the N slowest prepares with VM, device and the closing QEMU time', async () => {
+    const files = ['source-p2p-precopy', 'failed-prepare-reset', 'lifecycle', 'vm-a', 'vm-b'].map(
+      (f) => join(FIXTURES, `${f}.qmp`),
+    );
+    const { status, stdout } = await runCli(['replay', '--top', '3', ...files]);
+    assert.equal(status, 0, stdout);
+    const section = stdout.split('\n\n').find((s) => s.startsWith('Slowest prepares (top 3)'));
+    assert.ok(section !== undefined, stdout);
+    const rows = section.split('\n').slice(2);
+    assert.deepEqual(rows, [
+      '  failed-prepare-reset  vf0     pre-copy-p2p  failed       280ms  2026-11-27T16:49:37.480000Z',
+      '  vm-b                  vf0     pre-copy-p2p  failed        32ms  2026-11-27T16:49:36.090000Z',
+      '  lifecycle             vf0     pre-copy-p2p  completed     30ms  2026-11-27T16:49:36.130000Z',
+    ]);
+    // The other sections are unchanged by --top.
+    const plain = await runCli(['replay', ...files]);
+    assert.equal(stdout.replace(`\n\n${section}`, ''), plain.stdout);
+  });
+
+  test('--top with --format json is a usage error', async () => {
+    const { status, stderr } = await runCli([
+      'replay',
+      '--top',
+      '2',
+      '--format',
+      'json',
+      join(FIXTURES, 'vm-a.qmp'),
+    ]);
+    assert.equal(status, 2);
+    assert.match(stderr, /--top lists rows of the table format only/);
   });
 
   test('the installed bin runs the same command (as `npx vfio-telemetry` does)', async (t) => {
