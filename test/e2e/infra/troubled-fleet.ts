@@ -124,6 +124,16 @@ function collectorRegistry(kind: 'busy' | 'idle'): [Registry, Tick] {
     help: 'sources refused because their VM name is taken',
     registers,
   });
+  new Gauge({
+    name: 'vfio_collector_libvirt_connections_up',
+    help: 'libvirt daemons registered with for QEMU monitor events',
+    registers,
+  });
+  new Counter({
+    name: 'vfio_collector_libvirt_reconnects_total',
+    help: 'libvirt connections registered again after a loss',
+    registers,
+  });
   const kafkaUp = new Gauge({
     name: 'vfio_collector_kafka_up',
     help: '1 when the last produce succeeded',
