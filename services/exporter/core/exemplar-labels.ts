@@ -59,10 +59,27 @@ export function deviceLabel(deviceId: string, qomPath: string): string {
 
 export function exemplarLabelsOf(source: ExemplarSource): ExemplarLabels {
   const qemuTs = qemuTimestampLabel(source.closingMicros);
+  const { host, vm } = source;
+  const device = deviceLabel(source.deviceId, source.qomPath);
+  // Fast path, on every observation of a normal fleet: everything fits as it is.
+  const length =
+    'qemu_ts'.length +
+    qemuTs.length +
+    (host === '' ? 0 : 'host'.length + host.length) +
+    (vm === '' ? 0 : 'vm'.length + vm.length) +
+    (device === '' ? 0 : 'device'.length + device.length);
+  if (length <= EXEMPLAR_LABEL_LIMIT) {
+    const labels: ExemplarLabels = {};
+    if (host !== '') labels.host = host;
+    if (vm !== '') labels.vm = vm;
+    if (device !== '') labels.device = device;
+    labels.qemu_ts = qemuTs;
+    return labels;
+  }
   const wanted: [name: 'host' | 'vm' | 'device', value: string, keep: 'head' | 'tail'][] = [
-    ['host', source.host, 'head'],
-    ['vm', source.vm, 'head'],
-    ['device', deviceLabel(source.deviceId, source.qomPath), 'tail'],
+    ['host', host, 'head'],
+    ['vm', vm, 'head'],
+    ['device', device, 'tail'],
   ];
   const present = wanted.filter(([, value]) => value !== '');
   const fixed = 'qemu_ts'.length + qemuTs.length;
