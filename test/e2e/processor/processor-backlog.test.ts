@@ -43,8 +43,8 @@ test('a backlog on topics with max.message.bytes=4096 drains exactly; an oversiz
     qemuTimestampMicros: T0 + sequence * 10_000,
     receivedMicros: T0 + sequence * 10_000 + 500,
     event: 'VFIO_MIGRATION',
-    qomPath: '/machine/peripheral/vf0',
-    deviceId: 'vf0',
+    qomPath: vm < 0 ? `/machine/peripheral/${'q'.repeat(1000)}` : '/machine/peripheral/vf0',
+    deviceId: vm < 0 ? 'd'.repeat(1024) : 'vf0',
     deviceState,
     migrationStatus: null,
     data: null,
@@ -60,8 +60,9 @@ test('a backlog on topics with max.message.bytes=4096 drains exactly; an oversiz
       });
     }
   }
-  // A prepare whose transition record (prepare state + target) is larger than 4096 bytes.
-  const long = `${'x'.repeat(2100)}-prepare`;
+  // A prepare whose transition record (prepare state, target, qom-path, device id; each within
+  // the processor's 1,024-character limit on identifiers) is larger than 4096 bytes.
+  const long = `${'x'.repeat(1016)}-prepare`;
   for (const [s, deviceState] of [long, 'running', 'stop'].entries()) {
     records.push({
       topic: events,
