@@ -2,6 +2,7 @@ import { option, parseConfig, renderOptionsHelp } from '../../shared/core/config
 import { brokersOption, topicNameProblem } from '../../shared/core/kafka-options.ts';
 import { EVENTS_TOPIC, TRANSITIONS_TOPIC } from '../../shared/core/topics.ts';
 import { DEFAULT_PREPARE_TIMEOUT_SECONDS } from '../../shared/core/transition-engine.ts';
+import { DEFAULT_VM_RETENTION_MS } from '../../processor/core/partition-processor.ts';
 import { createKafkaPort } from '../../shared/io/kafka-client.ts';
 import type { CommandIo } from '../../shared/io/command-io.ts';
 import { runCommand } from '../../shared/io/stage-runner.ts';
@@ -77,6 +78,14 @@ export function auditConfigSpec() {
       env: 'VFIO_AUDIT_PREPARE_TIMEOUT_SECONDS',
       flag: 'prepare-timeout',
       doc: "the processor's --prepare-timeout (recomputation must use the same)",
+    }),
+    vmRetentionMs: option({
+      type: 'integer',
+      default: DEFAULT_VM_RETENTION_MS,
+      min: 1000,
+      env: 'VFIO_AUDIT_VM_RETENTION_MS',
+      flag: 'vm-retention-ms',
+      doc: "the processor's --vm-retention-ms (recomputation must use the same)",
     }),
     format: option({
       type: 'string',
@@ -165,6 +174,7 @@ export function runAudit(
             eventsTopic: config.eventsTopic,
             transitionsTopic: config.transitionsTopic,
             prepareTimeoutSeconds: config.prepareTimeoutSeconds,
+            vmRetentionMs: config.vmRetentionMs,
             ...(config.partitions.length === 0
               ? {}
               : { partitions: config.partitions.map(Number) }),

@@ -32,6 +32,8 @@ export interface AuditOptions {
   transitionsTopic: string;
   /** As the processor was configured (`--prepare-timeout`). */
   prepareTimeoutSeconds: number;
+  /** As the processor was configured (`--vm-retention-ms`); default 7 days. */
+  vmRetentionMs?: number;
   /** Default: every partition of the events topic. */
   partitions?: readonly number[];
   /** Default: all time. */
@@ -123,6 +125,7 @@ export async function auditTopics(options: AuditOptions): Promise<AuditReport> {
     recomputePartition(records, {
       decodeEvent: (value) => eventCodec.decode(value),
       prepareTimeoutSeconds: options.prepareTimeoutSeconds,
+      ...(options.vmRetentionMs === undefined ? {} : { vmRetentionMs: options.vmRetentionMs }),
     });
   const expected: ExpectedTransition[] = [];
   const allEvents: PartitionEvent[] = [];
