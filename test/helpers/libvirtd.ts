@@ -24,7 +24,6 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { TestContext } from 'node:test';
 import { waitFor } from './wait-for.ts';
 
 const NOBODY = { uid: 65534, gid: 65534 };
@@ -60,7 +59,12 @@ export function domainXml(name: string): string {
 `;
 }
 
-export async function startLibvirtd(t: TestContext): Promise<Libvirtd> {
+/** Where the helper registers its cleanup: a test's TestContext, or the bench's own list. */
+export interface Cleanup {
+  after(fn: () => unknown): void;
+}
+
+export async function startLibvirtd(t: Cleanup): Promise<Libvirtd> {
   const found = spawnSync('libvirtd', ['--version'], { encoding: 'utf8' });
   assert.equal(found.status, 0, 'libvirtd is missing: run infra/setup-system.sh');
   const asRoot = process.getuid?.() === 0;

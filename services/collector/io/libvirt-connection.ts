@@ -54,7 +54,7 @@ import type { QmpSession } from './qmp-connection.ts';
 export interface LibvirtConnectionHandler {
   /** Registered: events flow. */
   connected(target: LibvirtTarget, socket: string, reconnect: boolean): void;
-  disconnected(target: LibvirtTarget, reason: string): void;
+  disconnected(target: LibvirtTarget, reason: string, stopping: boolean): void;
   connectFailed(target: LibvirtTarget, error: unknown, retryInMs: number): void;
   /** May the domain's events be read under `vm`? (One VM name, one source.) */
   claim(vm: string, domain: LibvirtDomain): boolean;
@@ -192,7 +192,13 @@ export class LibvirtConnection {
       }
       this.sessions.clear();
       this.refused.clear();
-      if (wasReady) this.options.handler.disconnected(this.options.target, reason);
+      if (wasReady) {
+        this.options.handler.disconnected(
+          this.options.target,
+          this.stopped ? 'stopped by the collector' : reason,
+          this.stopped,
+        );
+      }
       if (this.stopped) {
         this.closedWaiter?.();
         return;

@@ -54,7 +54,8 @@ export function startLibvirtSource(options: LibvirtSourceOptions): LibvirtSource
         handler: {
           connected: (t, socket, reconnect) =>
             libvirtTelemetry.connected(t.text, socket, reconnect),
-          disconnected: (t, reason) => libvirtTelemetry.disconnected(t.text, reason),
+          disconnected: (t, reason, stopping) =>
+            libvirtTelemetry.disconnected(t.text, reason, stopping),
           connectFailed: (t, error, retryInMs) =>
             libvirtTelemetry.connectFailed(t.text, error, retryInMs),
           claim: (vm) => {

@@ -35,8 +35,12 @@ export function createLibvirtTelemetry(registry: Registry, logger: Logger) {
         reconnect,
       });
     },
-    disconnected(uri: string, reason: string): void {
+    disconnected(uri: string, reason: string, stopping: boolean): void {
       up.set(--connections);
+      if (stopping) {
+        logger.info('The libvirt connection was closed.', { uri });
+        return;
+      }
       logger.warn('The libvirt connection was lost; events until it is back are lost.', {
         uri,
         reason,
