@@ -37,6 +37,15 @@ export interface RunningProcessor {
   stop(): Promise<void>;
 }
 
+export interface ProcessorHooks {
+  /**
+   * The loop failed (a programmer error, or the consumer broke): nothing is consumed any more.
+   * The command exits non-zero for its supervisor to restart it, as the last resort does; the
+   * records in flight were never committed, so the restart loses nothing.
+   */
+  onLoopFailed?: (error: unknown) => void;
+}
+
 const IDLE_WAIT_MS = 500;
 const TOPIC_WAIT_MS = 30_000;
 const TOPIC_WAIT_BACKOFF: BackoffPolicy = { initialMs: 100, maxMs: 2000, multiplier: 2 };
@@ -49,6 +58,7 @@ export async function startProcessor(
     clientId: config.clientId,
     logger,
   }),
+  hooks: ProcessorHooks = {},
 ): Promise<RunningProcessor> {
   const registry = new Registry();
   const telemetry = createProcessorTelemetry(registry, logger);
@@ -114,11 +124,12 @@ export async function startProcessor(
     const done = new Promise<void>((resolve) => (finished = resolve));
     const subscription: Subscription = transactionPipeline(runner).subscribe({
       error: (error: unknown) => {
-        // A programmer error (processBatch throws only for those): stop being ready, stay
-        // inspectable.
+        // A programmer error (processBatch throws only for those) or a broken consumer: not
+        // ready any more, and the command exits non-zero rather than limp on.
         logger.error('The processor loop failed; nothing is consumed any more.', { error });
         runner.healthy = false;
         finished();
+        hooks.onLoopFailed?.(error);
       },
       complete: () => finished(),
     });

@@ -33,7 +33,10 @@ export function runProcess(args: readonly string[], io: CommandIo): Promise<numb
       spec: processorConfigSpec(),
       help: processHelp,
       parseConfig: parseProcessorConfig,
-      start: (config, { logger }) => startProcessor(config, logger),
+      start: (config, { logger, fail }) =>
+        startProcessor(config, logger, undefined, {
+          onLoopFailed: () => fail('the processor loop failed'),
+        }),
     },
     args,
     io,
