@@ -7,14 +7,15 @@
  *
  * Writes: `append` queues an entry and the queue is written with ONE write call per event-loop
  * turn (group commit), so a burst from 1,000 VMs costs one syscall. Written data is in the page
- * cache at once — a SIGKILL of the collector loses nothing written — and `fdatasync` runs every
- * `fsyncIntervalMs` (with an fsync of the directory after a segment was created), so an OS crash
- * or power loss loses at most that interval. Between `append` and the write there is at most one
- * event-loop turn; an event counts as accepted (`written`) once written. A write that fails
- * (the segment cannot be opened: ENOENT, EACCES, EMFILE, ENOSPC; or the write itself) drops that
- * group commit, counted as `spool_io`, and the next one tries again; it never throws. Every I/O
- * error in the background (fdatasync, the acknowledged position, deleting a segment) is reported
- * through `ioFailed`, never ignored and never thrown.
+ * cache at once — a SIGKILL of the collector loses nothing written — and `fdatasync` runs
+ * `fsyncIntervalMs` after a write (with an fsync of the directory after a segment was created),
+ * so an OS crash or power loss loses at most that interval. The sync timer is armed by a write or
+ * an ack and stops once nothing is left to sync: an idle spool costs no wakeups. Between `append`
+ * and the write there is at most one event-loop turn; an event counts as accepted (`written`)
+ * once written. A write that fails (the segment cannot be opened: ENOENT, EACCES, EMFILE,
+ * ENOSPC; or the write itself) drops that group commit, counted as `spool_io`, and the next one
+ * tries again; it never throws. Every I/O error in the background (fdatasync, the acknowledged
+ * position, deleting a segment) is reported through `ioFailed`, never ignored and never thrown.
  *
  * Reads: the sender reads batches from the acknowledged position in order and calls `ack` with
  * the longest prefix of a batch that Kafka has stored (one position, not a set: an entry is only
@@ -139,8 +140,6 @@ export class Spool {
   static open(options: SpoolOptions): Spool {
     const spool = new Spool(options);
     spool.recover();
-    spool.syncTimer = setInterval(() => spool.syncNow(), options.fsyncIntervalMs);
-    spool.syncTimer.unref();
     return spool;
   }
 
@@ -188,6 +187,8 @@ export class Spool {
   flush(): void {
     this.flushScheduled = false;
     if (this.queue.length === 0 || this.closed) return;
+    // Written or not, this may leave something to sync (data, or a new segment's directory entry).
+    this.scheduleSync();
     const entries = this.queue;
     this.queue = [];
     this.queueBytes = 0;
@@ -309,6 +310,7 @@ export class Spool {
       count >= batch.entries.length ? batch.end : (batch.ends[count - 1] as SpoolPosition);
     this.ackPos = end;
     this.ackDirty = true;
+    this.scheduleSync();
     this.unackedEvents = Math.max(0, this.unackedEvents - Math.min(count, batch.entries.length));
     const last = this.lastSegment();
     if (
@@ -348,6 +350,7 @@ export class Spool {
         fdatasync(segment.fd, (error) => {
           if (error === null) return;
           this.syncDirty = true;
+          this.scheduleSync();
           this.options.events.ioFailed?.(`fdatasync of segment ${segment.id}`, error);
         });
       }
@@ -363,6 +366,17 @@ export class Spool {
       }
     }
     this.persistAck();
+    if (this.syncDirty || this.dirDirty || this.ackDirty) this.scheduleSync();
+  }
+
+  /** One sync `fsyncIntervalMs` from now, unless one is already due. */
+  private scheduleSync(): void {
+    if (this.syncTimer !== undefined || this.closed) return;
+    this.syncTimer = setTimeout(() => {
+      this.syncTimer = undefined;
+      this.syncNow();
+    }, this.options.fsyncIntervalMs);
+    this.syncTimer.unref();
   }
 
   /**
@@ -385,7 +399,7 @@ export class Spool {
     if (this.closed) return;
     this.flush();
     this.closed = true;
-    clearInterval(this.syncTimer);
+    clearTimeout(this.syncTimer);
     for (const segment of this.segments) {
       if (segment.fd === null) continue;
       try {
