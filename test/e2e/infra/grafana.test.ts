@@ -150,6 +150,7 @@ describe('Grafana', () => {
     assert.equal(table?.id, 21);
     const transforms = (table?.transformations as Record<string, Json>[]).map((x) => x.id);
     assert.deepEqual(transforms, [
+      'configFromData',
       'merge',
       'filterByValue',
       'filterByValue',
@@ -157,7 +158,13 @@ describe('Grafana', () => {
       'sortBy',
       'limit',
     ]);
-    assert.match(JSON.stringify(table?.fieldConfig), /"value":0\.05/, 'the 50 ms budget marked');
+    // The budget is marked from the vfio:rdma_budget_seconds rule, never copied as a number.
+    const [, budgetQuery] = table?.targets as Record<string, Json>[];
+    assert.equal(budgetQuery?.expr, 'vfio:rdma_budget_seconds');
+    assert.match(
+      JSON.stringify(table?.transformations),
+      new RegExp(`"configRefId":${JSON.stringify(budgetQuery?.refId)}.*"handlerKey":"threshold1"`),
+    );
     const variables = (
       (latency?.templating as Record<string, Json>).list as Record<string, Json>[]
     ).map((v) => `${JSON.stringify(v.name)}:${JSON.stringify(v.type)}`);
