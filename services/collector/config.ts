@@ -65,7 +65,7 @@ export function collectorConfigSpec(hostname: string) {
       default: ['VFIO_MIGRATION', 'MIGRATION', 'STOP', 'RESUME', 'SHUTDOWN'],
       env: 'VFIO_COLLECTOR_LIBVIRT_EVENTS',
       flag: 'libvirt-event',
-      doc: 'QMP events registered for on libvirt (one registration each; "*" for all)',
+      doc: 'QMP events registered for on libvirt (one registration each, SHUTDOWN always; "*" for all)',
       check: (list) =>
         list.find((e) => e !== '*' && !/^[A-Z0-9_]+$/.test(e)) === undefined
           ? null

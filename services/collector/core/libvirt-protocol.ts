@@ -406,11 +406,12 @@ export function encodeMonitorEventMessage(fields: {
 
 /**
  * The registrations for `events`: one exact-match registration per event name (flags 0), or a
- * single one for every event when the list is empty. libvirt's REGISTER_FLAG_REGEX is not used:
+ * single one for every event when the list is empty. `SHUTDOWN` is always among them: it ends
+ * the domain's session (libvirt's monitor events say nothing else about a domain going away). libvirt's REGISTER_FLAG_REGEX is not used:
  * its pattern syntax changed with the library behind it (POSIX basic regexps, later GLib's
  * PCRE-like GRegex on libvirt 9.0 here, where `^(STOP|RESUME)$` works and `STOP\\|RESUME` matches
  * nothing), while an exact name means the same on every version since 1.2.3.
  */
 export function registrations(events: readonly string[]): (string | null)[] {
-  return events.length === 0 ? [null] : [...new Set(events)];
+  return events.length === 0 ? [null] : [...new Set([...events, 'SHUTDOWN'])];
 }

@@ -16,8 +16,9 @@
  * taint (checked by test/e2e/collector/libvirt-real.test.ts).
  *
  * Sessions: one per (connection, domain runtime id). A domain seen with a new id (destroyed and
- * started again) ends its previous session; a lost connection ends them all, because events that
- * happen while no registration exists are lost for good and downstream must see the gap.
+ * started again, restored) ends its previous session, and so does its SHUTDOWN; a lost
+ * connection ends them all, because events that happen while no registration exists are lost for
+ * good and downstream must see the gap.
  */
 import { randomUUID } from 'node:crypto';
 import { createConnection, type Socket } from 'node:net';
@@ -360,6 +361,13 @@ export class LibvirtConnection {
       handler.sessionStarted(current.session, domain);
     }
     handler.event(current.session, decoded.event, nowMicros());
+    // QEMU is going away: end the session, so that a host with many short-lived domains keeps
+    // no state for gone ones. If QEMU goes on (a reboot libvirt fakes), that is a new session.
+    if (decoded.event.name === 'SHUTDOWN') {
+      this.sessions.delete(vm);
+      handler.sessionEnded(current.session, 'domain shut down');
+      handler.release(vm);
+    }
   }
 
   private random(): number {

@@ -149,12 +149,16 @@ test('a session per domain id and per connection', async (t) => {
   server.dropClients();
   await waitFor(() => recorded.log.includes('connected reconnect=true'), { timeoutMs: 5000 });
   server.sendEvent({ domain: { ...D1, id: 2 }, event: 'STOP', micros: 4 });
-  await waitFor(() => recorded.events.length === 4);
+  server.sendEvent({ domain: { ...D1, id: 2 }, event: 'SHUTDOWN', micros: 5 });
+  server.sendEvent({ domain: { ...D1, id: 2 }, event: 'RESUME', micros: 6 });
+  await waitFor(() => recorded.events.length === 6);
 
   const sessions = recorded.events.map((e) => e.session.sessionId);
   assert.equal(sessions[0], sessions[1]);
   assert.notEqual(sessions[1], sessions[2], 'a new domain id is a new session');
   assert.notEqual(sessions[2], sessions[3], 'a new connection is a new session');
+  assert.equal(sessions[3], sessions[4]);
+  assert.notEqual(sessions[4], sessions[5], 'SHUTDOWN ends the session');
   assert.deepEqual(
     recorded.events.map((e) => [e.session.vm, e.event.name, e.event.timestampMicros]),
     [
@@ -162,11 +166,14 @@ test('a session per domain id and per connection', async (t) => {
       ['d1', 'RESUME', 1_796_000_000_000_002],
       ['d1', 'RESUME', 1_796_000_000_000_003],
       ['d1', 'STOP', 1_796_000_000_000_004],
+      ['d1', 'SHUTDOWN', 1_796_000_000_000_005],
+      ['d1', 'RESUME', 1_796_000_000_000_006],
     ],
   );
   const ends = recorded.log.filter((l) => l.startsWith('end '));
   assert.match(ends[0] ?? '', /restarted \(id 2\)/);
   assert.match(ends[1] ?? '', /closed/);
+  assert.match(ends[2] ?? '', /domain shut down/);
 });
 
 test('refused authentication or registration: a clear error, and retried', async (t) => {

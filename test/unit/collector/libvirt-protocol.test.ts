@@ -248,9 +248,10 @@ describe('libvirt protocol: framing and what the collector sends', () => {
     );
   });
 
-  test('one exact-name registration per event, or one for all', () => {
+  test('one exact-name registration per event (SHUTDOWN always), or one for all', () => {
     assert.deepEqual(registrations([]), [null]);
-    assert.deepEqual(registrations(['STOP', 'RESUME', 'STOP']), ['STOP', 'RESUME']);
+    assert.deepEqual(registrations(['STOP', 'RESUME', 'STOP']), ['STOP', 'RESUME', 'SHUTDOWN']);
+    assert.deepEqual(registrations(['SHUTDOWN', 'STOP']), ['SHUTDOWN', 'STOP']);
   });
 
   test('remote_error: code, domain and message', () => {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { parseCollectorConfig } from '../../../services/collector/config.ts';
 import {
   libvirtSource,
   parseLibvirtTarget,
@@ -63,4 +64,35 @@ test('a domain is claimed under its libvirt source', () => {
   const target = parseLibvirtTarget('qemu:///system', null);
   assert.ok(!('problem' in target));
   assert.equal(libvirtSource(target, 'web-1'), 'libvirt:qemu:///system/web-1');
+});
+
+test('the libvirt options: a libvirt URI alone is a source; bad URIs and event names are problems', () => {
+  const parse = (flags: Record<string, string | string[]>) =>
+    parseCollectorConfig('box', {
+      env: { KAFKA_BROKERS: 'k:9092', VFIO_COLLECTOR_SPOOL_DIR: '/s' },
+      flags,
+    });
+  const config = parse({ libvirt: ['qemu:///system'] });
+  assert.deepEqual(config.libvirt, ['qemu:///system']);
+  assert.deepEqual(config.libvirtEvents, [
+    'VFIO_MIGRATION',
+    'MIGRATION',
+    'STOP',
+    'RESUME',
+    'SHUTDOWN',
+  ]);
+  assert.equal(config.libvirtVmName, 'name');
+  assert.equal(config.libvirtKeepaliveMs, 5000);
+  const problems = (flags: Record<string, string | string[]>): string => {
+    try {
+      parse(flags);
+      return '';
+    } catch (error) {
+      return error instanceof Error ? error.message : '';
+    }
+  };
+  assert.match(problems({ libvirt: ['qemu+ssh://h/system'] }), /is not qemu:\/\/\/system/);
+  assert.match(problems({ libvirt: ['qemu:///system'], 'libvirt-event': ['stop'] }), /upper case/);
+  assert.match(problems({ libvirt: ['qemu:///system'], 'libvirt-vm-name': 'id' }), /name, uuid/);
+  assert.equal(problems({ libvirt: ['/run/libvirt/libvirt-sock'], 'libvirt-event': ['*'] }), '');
 });
