@@ -40,7 +40,9 @@ import { judgeEvent, recordApplied } from './vm-sessions.ts';
  *
  * Identifiers longer than `MAX_IDENTIFIER_LENGTH` (host, VM, session, event, qom-path, device id,
  * device state) make a record invalid (`too_large`): no real QEMU or collector sends them, and
- * each would be kept per VM and copied into every transition and state record.
+ * each would be kept per VM and copied into every transition and state record. So does a new
+ * device of a VM that has `MAX_DEVICES_PER_VM` already: the VM's state record holds every
+ * device, and one too large for the state topic would be lost to a restore.
  *
  * One VM's events always share a partition (the collector keys records by host+VM), so each
  * partition has its own VMs and a rebalance moves whole VMs.
@@ -59,6 +61,9 @@ export const MAX_CLOCK_DISAGREEMENT_MICROS = 60_000_000;
 
 /** The longest identifier a record may carry, in UTF-16 code units. */
 export const MAX_IDENTIFIER_LENGTH = 1024;
+
+/** The most devices one VM may have (a real VM has a few VFIO devices; each costs state). */
+export const MAX_DEVICES_PER_VM = 256;
 
 /** Per-record counts a batch reports (self-telemetry). */
 export interface ApplyCounts {
@@ -208,11 +213,24 @@ export class PartitionProcessor {
       vmRecord.lastReceivedMicros = receivedMicros;
     }
 
-    const transitions = vmRecord.transitions.apply(event, this.timeoutMicros);
-    if (transitions === null) counts.identical++;
-    else {
-      counts.applied++;
-      emit(sessionId, transitions, out);
+    if (
+      event.kind === 'vfio' &&
+      vmRecord.transitions.deviceCount >= MAX_DEVICES_PER_VM &&
+      !vmRecord.transitions.hasDevice(event.qomPath)
+    ) {
+      // In sequence, so the session goes on; only the device is refused.
+      result = {
+        kind: 'invalid',
+        reason: 'too_large',
+        detail: `the VM has ${MAX_DEVICES_PER_VM} devices already; a new qom-path is refused`,
+      };
+    } else {
+      const transitions = vmRecord.transitions.apply(event, this.timeoutMicros);
+      if (transitions === null) counts.identical++;
+      else {
+        counts.applied++;
+        emit(sessionId, transitions, out);
+      }
     }
     // Saved even when the engine saw nothing new: the session bookkeeping moved.
     this.changed.add(vmRecord);

@@ -176,6 +176,11 @@ export class VmTransitions {
     return this.devices.size;
   }
 
+  /** Whether the VM has a device at `qomPath` (since its last `SHUTDOWN` or abort). */
+  hasDevice(qomPath: string): boolean {
+    return this.devices.has(qomPath);
+  }
+
   /**
    * Applies one event of this VM (`timeoutMicros` from `prepareTimeoutMicros`); returns the
    * records it completes, or null for a duplicate, which changes nothing.

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
+  MAX_DEVICES_PER_VM,
   MAX_IDENTIFIER_LENGTH,
   PartitionProcessor,
 } from '../../../services/processor/core/partition-processor.ts';
@@ -413,5 +414,32 @@ describe('partition processor: hostile but well-formed records', () => {
       ],
     );
     assert.equal(out.counts.applied, 1);
+  });
+
+  test('a VM holds at most MAX_DEVICES_PER_VM devices: a new one beyond is a dead letter, known ones apply', () => {
+    const p = run(10);
+    const devices = Array.from({ length: MAX_DEVICES_PER_VM + 1 }, (_, i) => ({
+      seq: i + 1,
+      ms: i,
+      device: `vf${i}`,
+    }));
+    const out = p.batch(devices);
+    assert.deepEqual(
+      out.deadLetters.map((d) => [d.offset, d.reason]),
+      [[MAX_DEVICES_PER_VM, 'too_large']],
+    );
+    assert.equal(out.counts.applied, MAX_DEVICES_PER_VM);
+    assert.equal(p.processor.stats().devices, MAX_DEVICES_PER_VM);
+    // The session goes on (no gap) and a known device still changes state.
+    const next = p.batch([{ seq: MAX_DEVICES_PER_VM + 2, ms: 1000, device: 'vf0', state: 'stop' }]);
+    assert.equal(next.counts.sequenceGaps, 0);
+    assert.deepEqual(next.brief, ['vm1 dwell running->stop s1']);
+    // After SHUTDOWN the VM starts over with room for new devices.
+    const after = p.batch([
+      { seq: MAX_DEVICES_PER_VM + 3, ms: 2000, event: 'SHUTDOWN' },
+      { seq: MAX_DEVICES_PER_VM + 4, ms: 3000, device: 'vf-new' },
+    ]);
+    assert.deepEqual(after.deadLetters, []);
+    assert.equal(p.processor.stats().devices, 1);
   });
 });

@@ -17,6 +17,7 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import {
   DEFAULT_VM_RETENTION_MS,
+  MAX_DEVICES_PER_VM,
   MAX_IDENTIFIER_LENGTH,
   PartitionProcessor,
 } from '../../../services/processor/core/partition-processor.ts';
@@ -328,5 +329,23 @@ describe('bounded memory under a flood of distinct VMs', () => {
     const unbounded = flood(COUNT);
     assert.equal(unbounded.maxTracked, COUNT);
     assert.ok(DEFAULT_VM_RETENTION_MS > COUNT * 10);
+  });
+
+  test('a flood of distinct devices in one VM holds at most MAX_DEVICES_PER_VM, and its state record stays small', () => {
+    const processor = new PartitionProcessor(0, { prepareTimeoutSeconds: 2 });
+    const records: BatchRecord[] = Array.from({ length: 5000 }, (_, i) => ({
+      partition: 0,
+      offset: i,
+      key: null,
+      value: eventCodec.encode(
+        eventRecord({ seq: i + 1, ms: i, device: `${'d'.repeat(200)}-${i}`, state: 'running' }),
+      ),
+    }));
+    const out = processBatch(new Map([[0, processor]]), records, { groupId: 'g', decodeEvent });
+    assert.equal(processor.stats().devices, MAX_DEVICES_PER_VM);
+    assert.equal(out.deadLetters.length, 5000 - MAX_DEVICES_PER_VM);
+    // Well under Kafka's default 1 MiB record limit, so a restore gets the VM back.
+    const state = out.changelog.find((e) => e.value !== null && e.key !== metaKey('g'));
+    assert.ok((state?.value?.length ?? 0) < 256 * 1024, `${state?.value?.length} bytes`);
   });
 });
