@@ -27,8 +27,23 @@ function readVfioData(data: Readonly<Record<string, unknown>>): VfioMigrationDat
   if (typeof qomPath !== 'string' || typeof deviceState !== 'string') {
     return invalid('bad_vfio_data', 'VFIO_MIGRATION without a string qom-path and device-state');
   }
-  const deviceId = data['device-id'];
-  return { qomPath, deviceId: typeof deviceId === 'string' ? deviceId : '', deviceState };
+  const member = data['device-id'];
+  const deviceId = typeof member === 'string' ? member : '';
+  if (hasLoneSurrogate(qomPath) || hasLoneSurrogate(deviceState) || hasLoneSurrogate(deviceId)) {
+    return invalid('invalid_utf8', 'VFIO_MIGRATION with a lone surrogate (\\uD800-\\uDFFF) escape');
+  }
+  return { qomPath, deviceId, deviceState };
+}
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * A JSON escape like `\ud800` without its pair decodes to a string UTF-8 cannot hold: Avro would
+ * publish U+FFFD instead, so two different names would become one downstream while `replay`
+ * kept them apart. Such names are rejected; `data` is safe (JSON.stringify escapes them again).
+ */
+function hasLoneSurrogate(text: string): boolean {
+  return LONE_SURROGATE.test(text);
 }
 
 /**
@@ -37,8 +52,12 @@ function readVfioData(data: Readonly<Record<string, unknown>>): VfioMigrationDat
  * processor keys devices by qom-path), otherwise it is rejected as `bad_vfio_data`; `device-id`
  * is "" when absent, as QEMU sends it for a device without `id=`. MIGRATION's `status` goes to
  * `migrationStatus`. Any other event keeps its `data` as JSON text, so nothing QEMU said is lost.
+ * A name (event, qom-path, device-id, device-state) with a lone surrogate is `invalid_utf8`.
  */
 export function buildEventRecord(origin: EventOrigin, event: QmpEvent): EventRecord | QmpInvalid {
+  if (hasLoneSurrogate(event.name)) {
+    return invalid('invalid_utf8', 'event name with a lone surrogate (\\uD800-\\uDFFF) escape');
+  }
   const base = {
     host: origin.host,
     vm: origin.vm,
@@ -61,6 +80,7 @@ export function buildEventRecord(origin: EventOrigin, event: QmpEvent): EventRec
   if (
     event.name === MIGRATION &&
     typeof status === 'string' &&
+    !hasLoneSurrogate(status) &&
     Object.keys(event.data).length === 1
   ) {
     return { ...base, migrationStatus: status };

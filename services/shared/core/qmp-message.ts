@@ -20,7 +20,7 @@ export const REJECT_REASONS = [
   'not_object',
   /** A JSON object that is none of greeting, return, error, event. */
   'not_qmp',
-  /** Bytes that are not valid UTF-8. */
+  /** Bytes that are not valid UTF-8, or a name with a lone surrogate escape (`\ud800`). */
   'invalid_utf8',
   /** A message over the size limit (1 MiB); never buffered whole. */
   'too_large',
@@ -94,10 +94,10 @@ export function classifyQmp(value: Record<string, unknown>): QmpMessage {
     if (typeof event !== 'string') return invalid('not_qmp', 'event member is not a string');
     const timestampMicros = readTimestamp(value['timestamp']);
     if (timestampMicros < 0)
-      return invalid('bad_timestamp', `${event}: ${describe(value['timestamp'])}`);
+      return invalid('bad_timestamp', excerpt(`${event}: ${describe(value['timestamp'])}`));
     const data = value['data'];
     if (data !== undefined && !isObject(data))
-      return invalid('not_qmp', `${event}: data is not an object`);
+      return invalid('not_qmp', excerpt(`${event}: data is not an object`));
     return { kind: 'event', name: event, timestampMicros, data: data ?? EMPTY_DATA };
   }
   if ('return' in value) return { kind: 'return', id: value['id'], value: value['return'] };

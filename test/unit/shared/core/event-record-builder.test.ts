@@ -75,3 +75,39 @@ test('seconds too large to be an exact µs count are rejected as bad_timestamp',
     assert.equal(message?.kind === 'invalid' && message.reason, 'bad_timestamp', String(seconds));
   }
 });
+
+test('regression (fuzz): a name with a lone surrogate escape is invalid_utf8, never published as U+FFFD', () => {
+  const decode = (line: string) => {
+    const [message] = decodeQmpBytes(Buffer.from(`${line}\n`));
+    assert.equal(message?.kind, 'event');
+    return buildEventRecord(origin, message);
+  };
+  const ts = '"timestamp": {"seconds": 1, "microseconds": 0}';
+  for (const line of [
+    `{"event": "\\ud800", ${ts}}`,
+    `{"event": "VFIO_MIGRATION", ${ts}, "data": {"qom-path": "/m/\\udfff", "device-state": "stop"}}`,
+    `{"event": "VFIO_MIGRATION", ${ts}, "data": {"qom-path": "/m/vf0", "device-state": "stop", "device-id": "\\ud800x"}}`,
+  ]) {
+    const r = decode(line);
+    assert.equal('kind' in r && r.reason, 'invalid_utf8', line);
+  }
+  // A pair is fine; a lone one in other data stays as an escape in the JSON text.
+  const pair = decode(
+    `{"event": "VFIO_MIGRATION", ${ts}, "data": {"qom-path": "/m/\\ud83d\\ude00", "device-state": "stop"}}`,
+  );
+  assert.ok(!('kind' in pair) && pair.qomPath === '/m/😀');
+  const status = decode(`{"event": "MIGRATION", ${ts}, "data": {"status": "\\ud800"}}`);
+  assert.ok(!('kind' in status));
+  assert.equal(status.migrationStatus, null);
+  assert.equal(status.data, '{"status":"\\ud800"}');
+});
+
+test('regression (fuzz): a rejection detail is an excerpt even when the event name is 20 KB', () => {
+  const [message] = decodeQmpBytes(
+    Buffer.from(
+      `{"event": "${'E'.repeat(20_000)}", "timestamp": {"seconds": -1, "microseconds": 0}}\n`,
+    ),
+  );
+  assert.equal(message?.kind === 'invalid' && message.reason, 'bad_timestamp');
+  assert.ok(message?.kind === 'invalid' && message.detail.length <= 80);
+});
