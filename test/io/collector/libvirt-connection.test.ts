@@ -34,6 +34,7 @@ import type { QmpSession } from '../../../services/collector/io/qmp-connection.t
 import type { QmpEvent } from '../../../services/shared/core/qmp-message.ts';
 import { createEventCodec } from '../../../services/shared/io/avro-codec.ts';
 import { createLogger } from '../../../services/shared/io/logger.ts';
+import { startFakeQmpServer } from '../../helpers/qmp-server.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
 import { ackAll, fakeKafka } from './fake-kafka-port.ts';
 import { startFakeLibvirtd, type FakeLibvirtdOptions } from './libvirt-fake-server.ts';
@@ -330,4 +331,52 @@ test('hostile frames from a fake libvirtd never stop the collector or its connec
   server.sendEvent({ domain: D1, event: 'RESUME', micros: 999 });
   await waitFor(() => published().length === valid + 1);
   assert.notEqual(published().at(-1)?.session, got[0]?.session, 'a new session after reconnect');
+});
+
+test('a QMP socket and a libvirt domain never share a VM name: the later one is refused', async (t) => {
+  const dir = tempDir(t, 'both-sources-');
+  const qmp = await startFakeQmpServer(join(dir, 'd1.qmp'));
+  t.after(() => qmp.close());
+  const libvirtd = await startFakeLibvirtd(join(dir, 'libvirt-sock'));
+  t.after(() => libvirtd.close());
+  const kafka = fakeKafka({ send: (records) => ackAll(records) }, 1);
+  const config = parseCollectorConfig('test-host', {
+    env: {},
+    flags: {
+      socket: [qmp.path],
+      libvirt: [libvirtd.path],
+      'spool-dir': tempDir(t, 'both-spool-'),
+      'http-port': '0',
+      brokers: ['127.0.0.1:9'],
+    },
+  });
+  const collector = await startCollector(
+    config,
+    createLogger({ level: 'error', write: () => {} }),
+    kafka.port,
+  );
+  t.after(() => collector.stop());
+  await waitFor(() => qmp.negotiated && libvirtd.registered() === 1);
+
+  qmp.emit('STOP', {}, 1_796_000_000_000_001);
+  await waitFor(() => kafka.stored.length === 1);
+  libvirtd.sendEvent({ domain: D1, event: 'STOP', micros: 2 });
+  libvirtd.sendEvent({ domain: { ...D1, name: 'd2' }, event: 'STOP', micros: 3 });
+  await waitFor(() => kafka.stored.length === 2);
+  qmp.emit('RESUME', {}, 1_796_000_000_000_004);
+  await waitFor(() => kafka.stored.length === 3);
+
+  const codec = createEventCodec();
+  const records = kafka.stored.flatMap((r) => {
+    const d = codec.decode(r.value ?? Buffer.alloc(0));
+    return d.kind === 'record' ? [[d.value.vm, d.value.event, d.value.qemuTimestampMicros]] : [];
+  });
+  assert.deepEqual(records, [
+    ['d1', 'STOP', 1_796_000_000_000_001],
+    ['d2', 'STOP', 1_796_000_000_000_003],
+    ['d1', 'RESUME', 1_796_000_000_000_004],
+  ]);
+  const metrics = await (await fetch(`${collector.http.url}/metrics`)).text();
+  assert.match(metrics, /^vfio_collector_vm_name_conflicts_total 1$/m);
+  assert.deepEqual(collector.vms().sort(), ['d1', 'd2']);
 });
