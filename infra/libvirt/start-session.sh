@@ -5,9 +5,9 @@
 # `nobody` when started as root, as the caller otherwise. Prints the URI to give the collector
 # and virsh:
 #
-#   infra/libvirt/start-session.sh [--dir STATE_DIR]     (default .cache/libvirtd)
-#   virsh -c "$(infra/libvirt/start-session.sh)" create test/fixtures/...   # or any domain XML
-#   vfio-telemetry collect --libvirt "$(...)" ...
+#   uri="$(infra/libvirt/start-session.sh [--dir STATE_DIR])"   (default .cache/libvirtd)
+#   virsh -c "$uri" create DOMAIN.xml      (e.g. domainXml() of test/helpers/libvirtd.ts)
+#   vfio-telemetry collect --libvirt "$uri" --spool-dir ...
 #   infra/libvirt/stop-session.sh [--dir STATE_DIR]
 set -euo pipefail
 
