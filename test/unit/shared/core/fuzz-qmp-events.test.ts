@@ -21,123 +21,12 @@ import { REJECT_REASONS, type QmpMessage } from '../../../../services/shared/cor
 import { TransitionEngine } from '../../../../services/shared/core/transition-engine.ts';
 import { vmEventFromRecord } from '../../../../services/shared/core/vm-event.ts';
 import { createEventCodec } from '../../../../services/shared/io/avro-codec.ts';
+import { FUZZ_SEED, fuzzRuns, piece } from '../../../helpers/fuzz-qmp.ts';
 
-const SEED = Number(process.env['FUZZ_SEED'] ?? 20261202);
-const RUNS = Number(process.env['FUZZ_RUNS'] ?? 400);
+const RUNS = fuzzRuns(400);
 
 const codec = createEventCodec();
 const KNOWN_REASONS = new Set<string>(REJECT_REASONS);
-
-/** JSON number text, including what JSON.stringify never writes. */
-const numberText = fc.oneof(
-  fc.integer().map(String),
-  fc.double({ noNaN: true, noDefaultInfinity: true }).map((n) => JSON.stringify(n)),
-  fc.constantFrom(
-    '1e400',
-    '-1e400',
-    '-0',
-    '0.0',
-    '1.5',
-    '9007199254740993',
-    '18446744073709551616',
-    '4952000000',
-    '99999999999',
-    '-1',
-    '1e-400',
-    '1E3',
-  ),
-);
-const stringText = fc.oneof(
-  fc.string({ maxLength: 30 }).map((s) => JSON.stringify(s)),
-  fc.string({ unit: 'grapheme', maxLength: 20 }).map((s) => JSON.stringify(s)),
-  fc.constantFrom(
-    '"\\ud800"',
-    '"\\udfff\\ud800"',
-    '"\\u0000"',
-    '"pre-copy-p2p-prepare"',
-    '"-prepare"',
-    '"/machine/peripheral/vf0"',
-    '""',
-  ),
-  fc.integer({ min: 1, max: 20_000 }).map((n) => `"${'x'.repeat(n)}"`),
-);
-const leafText = fc.oneof(numberText, stringText, fc.constantFrom('true', 'false', 'null'));
-const valueText: fc.Arbitrary<string> = fc.letrec<{ v: string }>((tie) => ({
-  v: fc.oneof(
-    { depthSize: 'small', withCrossShrink: true },
-    leafText,
-    fc.array(tie('v'), { maxLength: 4 }).map((items) => `[${items.join(',')}]`),
-    fc
-      .array(fc.tuple(stringText, tie('v')), { maxLength: 4 })
-      .map((members) => `{${members.map(([k, v]) => `${k}:${v}`).join(',')}}`),
-  ),
-})).v;
-const nested = fc
-  .tuple(fc.integer({ min: 1, max: 3000 }), fc.boolean())
-  .map(([depth, arrays]) =>
-    arrays
-      ? '['.repeat(depth) + ']'.repeat(depth)
-      : '{"a":'.repeat(depth) + '1' + '}'.repeat(depth),
-  );
-const dataText = fc.oneof(
-  valueText,
-  nested.map((n) => `{"deep":${n}}`),
-  fc
-    .record({
-      qomPath: fc.oneof(stringText, numberText),
-      state: fc.oneof(stringText, nested),
-      id: fc.oneof(stringText, fc.constant('null')),
-    })
-    .map(
-      ({ qomPath, state, id }) =>
-        `{"qom-path":${qomPath},"device-state":${state},"device-id":${id}}`,
-    ),
-);
-const timestampText = fc.oneof(
-  fc.tuple(numberText, numberText).map(([s, us]) => `{"seconds":${s},"microseconds":${us}}`),
-  fc
-    .tuple(fc.integer({ min: 0, max: 9_007_199_254 }), fc.integer({ min: 0, max: 999_999 }))
-    .map(([s, us]) => `{"seconds":${s},"microseconds":${us}}`),
-  valueText,
-  nested,
-);
-const eventName = fc.oneof(
-  fc.constantFrom('VFIO_MIGRATION', 'MIGRATION', 'SHUTDOWN', 'STOP', 'RESUME'),
-  stringText,
-  numberText,
-);
-/** One hostile message: members in any order, any of them missing. */
-const message = fc
-  .record(
-    { event: eventName, timestamp: timestampText, data: dataText, extra: valueText },
-    { requiredKeys: [] },
-  )
-  .chain((members) =>
-    fc
-      .shuffledSubarray(Object.entries(members), { minLength: Object.keys(members).length })
-      .map((entries) => `{${entries.map(([k, v]) => `"${k}":${v}`).join(',')}}`),
-  );
-const rawBytes = fc.uint8Array({ maxLength: 64 }).map((b) => Buffer.from(b));
-/** Over the 1 MiB message limit, as one string or as a flood of members. */
-const huge = fc.constantFrom(
-  `{"event":"X","timestamp":{"seconds":1,"microseconds":0},"data":{"s":"${'x'.repeat(1_100_000)}"}}`,
-  `{"event":"X","timestamp":{"seconds":1,"microseconds":0},"data":{${Array.from({ length: 120_000 }, (_, i) => `"k${i}":1`).join(',')}}}`,
-);
-const piece = fc.oneof(
-  { weight: 6, arbitrary: message.map((m) => Buffer.from(m)) },
-  { weight: 1, arbitrary: rawBytes },
-  { weight: 1, arbitrary: huge.map((m) => Buffer.from(m)) },
-  {
-    weight: 1,
-    arbitrary: fc
-      .tuple(message, fc.nat(), fc.integer({ min: 0x80, max: 0xff }))
-      .map(([m, at, byte]) => {
-        const b = Buffer.from(m);
-        if (b.length > 0) b[at % b.length] = byte;
-        return b;
-      }),
-  },
-);
 
 const SENTINEL =
   '{"event":"SENTINEL","timestamp":{"seconds":1795798000,"microseconds":1},"data":{"n":1}}';
@@ -197,6 +86,6 @@ test('hostile QMP events: decoded, built, encoded and applied without a throw; t
         assert.equal(sentinels, pieces.length, 'the event on the next line after each piece');
       },
     ),
-    { seed: SEED, numRuns: RUNS },
+    { seed: FUZZ_SEED, numRuns: RUNS },
   );
 });
