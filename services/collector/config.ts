@@ -89,11 +89,11 @@ export function collectorConfigSpec(hostname: string) {
     }),
     rescanIntervalMs: option({
       type: 'integer',
-      default: 1000,
+      default: 30_000,
       min: 50,
       env: 'VFIO_COLLECTOR_RESCAN_INTERVAL_MS',
       flag: 'rescan-interval-ms',
-      doc: 'how often the socket directory is listed again (fs.watch events are a hint only)',
+      doc: 'safety listing of the socket directory behind fs.watch (every 1 s while it cannot be watched)',
     }),
     brokers: brokersOption(),
     topic: option({
