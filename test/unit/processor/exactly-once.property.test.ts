@@ -50,6 +50,13 @@ function partitionsFrom(steps: readonly Step[], count: number): BatchRecord[][] 
       continue;
     }
     if (kind === 1) push(Buffer.from('poison'));
+    if (kind === 7) {
+      // A dead letter that still moves the partition clock (a VFIO event without qom-path, of
+      // another host): time passes with nothing applied.
+      const record = eventRecord({ vm: 'broken', seq: 1, ms: ms + 4000 });
+      push(encodeEvent({ ...record, host: 'h2', qomPath: null }));
+      continue;
+    }
     if (kind === 2) v.seq += 2; // the spool dropped two events
     if (kind === 3) {
       v.session++;
