@@ -175,18 +175,21 @@ describe('systemd units (infra/systemd)', () => {
     assert.equal(one('EnvironmentFile'), '/etc/vfio-telemetry/collector.env');
   });
 
-  test('collector: the unit and the env file example name only the collector’s options', async () => {
-    const known = new Set(Object.values(STAGES.collector.spec).map((o: { env?: string }) => o.env));
-    known.add('NODE_ENV');
-    const service = parseUnit(await unitText('collector')).get('Service');
-    const fromUnit = (service?.get('Environment') ?? []).map((e) => e.split('=')[0] ?? '');
-    const example = await readFile(join(UNITS, 'collector.env.example'), 'utf8');
-    const fromExample = [...example.matchAll(/^#?([A-Z][A-Z0-9_]*)=/gm)].map((m) => m[1] ?? '');
-    assert.ok(fromExample.includes('KAFKA_BROKERS'));
-    for (const name of [...fromUnit, ...fromExample]) {
-      assert.ok(known.has(name), `${name} is not an option of the collector (config.ts)`);
-    }
-  });
+  for (const [stage, { spec }] of Object.entries(STAGES)) {
+    test(`${stage}: the unit and its env file example name only the ${stage}'s options`, async () => {
+      const known = new Set(Object.values(spec).map((o: { env?: string }) => o.env));
+      known.add('NODE_ENV');
+      const service = parseUnit(await unitText(stage)).get('Service');
+      const fromUnit = (service?.get('Environment') ?? []).map((e) => e.split('=')[0] ?? '');
+      assert.deepEqual(service?.get('EnvironmentFile'), [`/etc/vfio-telemetry/${stage}.env`]);
+      const example = await readFile(join(UNITS, `${stage}.env.example`), 'utf8');
+      const fromExample = [...example.matchAll(/^#?([A-Z][A-Z0-9_]*)=/gm)].map((m) => m[1] ?? '');
+      assert.ok(fromExample.includes('KAFKA_BROKERS'));
+      for (const name of [...fromUnit, ...fromExample]) {
+        assert.ok(known.has(name), `${name} is not an option of the ${stage} (config.ts)`);
+      }
+    });
+  }
 
   test('what the units start exists in this checkout', async () => {
     await access(join(ROOT, 'bin/vfio-telemetry.js'));
