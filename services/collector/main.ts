@@ -84,8 +84,7 @@ export async function startCollector(
       tornTailTruncated: (segment, offset, bytes) =>
         telemetry.spoolTornTailTruncated(segment, offset, bytes),
       changed: (events, bytes) => telemetry.spoolChanged(events, bytes),
-      ioFailed: (what, error) =>
-        logger.error('A spool write failed; it is retried.', { what, error }),
+      ioFailed: (what, error) => telemetry.spoolIoFailed(what, error),
     },
   });
 

@@ -113,6 +113,11 @@ export function createCollectorTelemetry(registry: Registry, logger: Logger) {
     labelNames: ['reason'],
     registers,
   });
+  const spoolIoErrors = new Counter({
+    name: `${METRIC_PREFIX}spool_io_errors_total`,
+    help: 'Spool I/O in the background that failed and is retried (fdatasync, directory fsync, the acknowledged position, deleting a segment).',
+    registers,
+  });
   const vmNameConflicts = new Counter({
     name: `${METRIC_PREFIX}vm_name_conflicts_total`,
     help: 'Sources refused because another source already yields the same VM name.',
@@ -225,6 +230,10 @@ export function createCollectorTelemetry(registry: Registry, logger: Logger) {
     spoolRecovered(events: number, bytes: number): void {
       spooled.inc(events);
       logger.info('The spool holds events from a previous run; resending them.', { events, bytes });
+    },
+    spoolIoFailed(what: string, error: unknown): void {
+      spoolIoErrors.inc();
+      rateLimited('spool-io', 'error', 'Spool I/O failed; it is retried.', { what, error });
     },
     spoolTornTailTruncated(segment: number, offset: number, bytes: number): void {
       logger.warn('A torn write at the end of the spool was truncated.', {

@@ -120,6 +120,11 @@ function collectorRegistry(kind: 'busy' | 'idle'): [Registry, Tick] {
     registers,
   });
   new Counter({
+    name: 'vfio_collector_spool_io_errors_total',
+    help: 'spool I/O that failed and is retried',
+    registers,
+  });
+  new Counter({
     name: 'vfio_collector_vm_name_conflicts_total',
     help: 'sources refused because their VM name is taken',
     registers,
