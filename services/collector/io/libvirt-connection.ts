@@ -21,6 +21,7 @@
  * good and downstream must see the gap.
  */
 import { randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
 import { backoffDelayMs, type BackoffPolicy } from '../../shared/core/backoff.ts';
 import { TelemetryError } from '../../shared/core/errors.ts';
@@ -105,7 +106,6 @@ export class LibvirtConnection {
   private pendingRegistrations: (string | null)[] = [];
   private attempt = 0;
   private registrations = 0;
-  private socketIndex = 0;
   private readonly sessions = new Map<string, DomainSession>();
   /** Domains refused a VM name, by name or uuid: their events are dropped while connected. */
   private readonly refused = new Set<string>();
@@ -152,7 +152,8 @@ export class LibvirtConnection {
   private connect(): void {
     if (this.stopped) return;
     const { sockets } = this.options.target;
-    const path = sockets[this.socketIndex % sockets.length] as string;
+    // The first that exists: modular daemons serve virtqemud-sock, libvirtd libvirt-sock.
+    const path = sockets.find((candidate) => existsSync(candidate)) ?? sockets[0] ?? '';
     const decoder = new LibvirtFrameDecoder();
     const socket = createConnection({ path });
     this.socket = socket;
@@ -175,11 +176,7 @@ export class LibvirtConnection {
         if (socket.destroyed) return;
       }
     });
-    socket.on('error', (error: NodeJS.ErrnoException) => {
-      // A socket that does not exist: the daemon may use the other name (modular or monolithic).
-      if (error.code === 'ENOENT' || error.code === 'ECONNREFUSED') this.socketIndex++;
-      failure ??= error;
-    });
+    socket.on('error', (error) => (failure ??= error));
     socket.on('close', () => {
       clearTimeout(this.stepTimer);
       clearInterval(this.keepaliveTimer);

@@ -380,3 +380,30 @@ test('a QMP socket and a libvirt domain never share a VM name: the later one is 
   assert.match(metrics, /^vfio_collector_vm_name_conflicts_total 1$/m);
   assert.deepEqual(collector.vms().sort(), ['d1', 'd2']);
 });
+
+test('of the candidate sockets, the first that exists is used (virtqemud-sock or libvirt-sock)', async (t) => {
+  const dir = tempDir(t, 'candidates-');
+  const server = await startFakeLibvirtd(join(dir, 'libvirt-sock'));
+  t.after(() => server.close());
+  const recorded = recordingHandler();
+  const connection = new LibvirtConnection({
+    target: {
+      text: 'qemu:///system',
+      name: 'qemu:///system',
+      sockets: [join(dir, 'virtqemud-sock'), join(dir, 'libvirt-sock')],
+    },
+    events: [],
+    vmName: 'uuid',
+    backoff: { initialMs: 10, maxMs: 50, multiplier: 2 },
+    keepaliveIntervalMs: 1000,
+    replyTimeoutMs: 2000,
+    handler: recorded.handler,
+  });
+  connection.start();
+  t.after(() => connection.stop());
+  await waitFor(() => recorded.log.includes('connected reconnect=false'));
+  assert.deepEqual(recorded.failures, [], 'no failed attempt on the missing socket');
+  server.sendEvent({ domain: D1, event: 'ANY_EVENT' });
+  await waitFor(() => recorded.events.length === 1);
+  assert.equal(recorded.events[0]?.session.vm, D1.uuid, 'named by UUID');
+});
