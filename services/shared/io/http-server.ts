@@ -11,6 +11,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import type { Logger } from './logger.ts';
+import { createRateLimitedLog } from './rate-limited-log.ts';
 
 export interface Readiness {
   ready: boolean;
@@ -43,6 +44,8 @@ export interface RunningHttpServer {
 
 export async function startHttpServer(options: HttpServerOptions): Promise<RunningHttpServer> {
   const { registry, readiness, logger } = options;
+  // A failing route fails for every request alike: one line per 10 s says so.
+  const rateLimited = createRateLimitedLog(logger);
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -72,7 +75,10 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
   };
   const server = createServer((req, res) => {
     handle(req, res).catch((error: unknown) => {
-      logger.error('HTTP request failed.', { path: req.url, error });
+      rateLimited('http-request', 'error', 'HTTP request failed.', {
+        path: (req.url ?? '').slice(0, 200),
+        error,
+      });
       if (!res.headersSent) res.writeHead(500);
       res.end();
     });

@@ -16,8 +16,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import fc from 'fast-check';
+import { Registry } from 'prom-client';
 import { parseCollectorConfig } from '../../../services/collector/config.ts';
 import { startCollector, type RunningCollector } from '../../../services/collector/main.ts';
+import { startHttpServer } from '../../../services/shared/io/http-server.ts';
 import { createLogger } from '../../../services/shared/io/logger.ts';
 import { ackAll, fakeKafka } from '../collector/fake-kafka-port.ts';
 
@@ -204,4 +206,29 @@ test('a flood of 300 idle connections with half-sent requests (slowloris) does n
   t.after(() => sockets.forEach((s) => s.destroy()));
   await Promise.all(sockets.map((s) => new Promise((resolve) => s.once('connect', resolve))));
   await healthy(url);
+});
+
+test('a route that fails answers 500 every time, logged once per rate window with a bounded path', async (t) => {
+  const lines: Record<string, unknown>[] = [];
+  const server = await startHttpServer({
+    host: '127.0.0.1',
+    port: 0,
+    registry: new Registry(),
+    readiness: () => {
+      throw new Error('readiness broke');
+    },
+    logger: createLogger({
+      level: 'info',
+      write: (line) => lines.push(JSON.parse(line) as Record<string, unknown>),
+    }),
+  });
+  t.after(() => server.close());
+  for (let i = 0; i < 30; i++) {
+    const response = await fetch(`${server.url}/readyz?${'q'.repeat(10_000)}`);
+    assert.equal(response.status, 500);
+    await response.arrayBuffer();
+  }
+  await healthy(server.url);
+  assert.equal(lines.length, 1, 'one line for 30 failures');
+  assert.ok(String(lines[0]?.['path']).length <= 200);
 });
