@@ -24,7 +24,7 @@ import {
 } from './core/qmp-target.ts';
 import { createCollectorTelemetry, type CollectorTelemetry } from './io/collector-telemetry.ts';
 import { KafkaSender } from './io/kafka-sender.ts';
-import { startLibvirtSource } from './io/libvirt-source.ts';
+import { resolveLibvirtTargets, startLibvirtSource } from './io/libvirt-source.ts';
 import { createLibvirtTelemetry } from './io/libvirt-telemetry.ts';
 import { QmpConnection, type QmpConnectionHandler, type QmpSession } from './io/qmp-connection.ts';
 import { RejectedRecordFile } from './io/rejected-record-file.ts';
@@ -63,6 +63,10 @@ export async function startCollector(
     logger,
   }),
 ): Promise<RunningCollector> {
+  const libvirtTargets = resolveLibvirtTargets(
+    config.libvirt,
+    process.env['XDG_RUNTIME_DIR'] ?? null,
+  );
   const registry = new Registry();
   const telemetry = createCollectorTelemetry(registry, logger);
   const codec = createEventCodec();
@@ -222,8 +226,7 @@ export async function startCollector(
         });
   await watcher?.start();
   const libvirt = startLibvirtSource({
-    targets: config.libvirt,
-    runtimeDir: process.env['XDG_RUNTIME_DIR'] ?? null,
+    targets: libvirtTargets,
     events: config.libvirtEvents,
     vmName: config.libvirtVmName === 'uuid' ? 'uuid' : 'name',
     keepaliveIntervalMs: config.libvirtKeepaliveMs,

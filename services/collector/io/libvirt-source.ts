@@ -14,10 +14,23 @@ import type { QmpConnectionHandler } from './qmp-connection.ts';
 
 const NO_GREETING = { kind: 'greeting', qemuVersion: null, capabilities: [] } as const;
 
+/**
+ * The `--libvirt` options as targets; throws CONFIG_INVALID (before the collector starts anything)
+ * when one cannot be resolved, e.g. qemu:///session without XDG_RUNTIME_DIR.
+ */
+export function resolveLibvirtTargets(
+  texts: readonly string[],
+  runtimeDir: string | null,
+): LibvirtTarget[] {
+  return texts.map((text) => {
+    const target = parseLibvirtTarget(text, runtimeDir);
+    if ('problem' in target) throw new TelemetryError('CONFIG_INVALID', target.problem);
+    return target;
+  });
+}
+
 export interface LibvirtSourceOptions {
-  targets: readonly string[];
-  /** XDG_RUNTIME_DIR, for qemu:///session. */
-  runtimeDir: string | null;
+  targets: readonly LibvirtTarget[];
   events: readonly string[];
   vmName: 'name' | 'uuid';
   keepaliveIntervalMs: number;
@@ -36,11 +49,7 @@ export interface LibvirtSource {
 
 export function startLibvirtSource(options: LibvirtSourceOptions): LibvirtSource {
   const { handler, vmNames, telemetry, libvirtTelemetry } = options;
-  const targets: LibvirtTarget[] = options.targets.map((text) => {
-    const target = parseLibvirtTarget(text, options.runtimeDir);
-    if ('problem' in target) throw new TelemetryError('CONFIG_INVALID', target.problem);
-    return target;
-  });
+  const { targets } = options;
   const events = options.events.includes('*') ? [] : options.events;
   const connections = targets.map(
     (target) =>
