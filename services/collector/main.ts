@@ -161,14 +161,18 @@ export async function startCollector(
   };
   // One VM name, one source, across the socket directory, explicit targets and libvirt.
   const vmNames = new VmNames();
+  // Sources refused for a taken name, by id: the first one is read once the owner goes away.
+  const refused = new Map<string, QmpTarget>();
   const addTarget = (id: string, target: QmpTarget): void => {
     if (connections.has(id)) return;
     const source = describeAddress(target.address);
     const claim = vmNames.claim(target.vm, source);
     if (!claim.ok) {
-      telemetry.vmNameConflict(target.vm, source, claim.owner, claim.problem);
+      if (!refused.has(id)) telemetry.vmNameConflict(target.vm, source, claim.owner, claim.problem);
+      refused.set(id, target);
       return;
     }
+    refused.delete(id);
     const connection = new QmpConnection({
       target,
       backoff,
@@ -181,6 +185,7 @@ export async function startCollector(
   };
   const retiring = new Set<QmpConnection>();
   const removeTarget = (id: string): void => {
+    refused.delete(id);
     const connection = connections.get(id);
     if (connection === undefined) return;
     connections.delete(id);
@@ -189,6 +194,8 @@ export async function startCollector(
     // Read what the VM wrote before its socket vanished; stop is still there for shutdown.
     retiring.add(connection);
     void connection.retire().then(() => retiring.delete(connection));
+    const waiting = [...refused].find(([, target]) => target.vm === connection.vm);
+    if (waiting !== undefined) addTarget(...waiting);
   };
 
   const rejected = new RejectedRecordFile(config.spoolDir, (value) => {

@@ -99,7 +99,7 @@ test('web-1.qmp and web-1.sock in the socket directory: one is refused naming bo
   assert.equal(new Set(records().map((r) => r.sessionId)).size, 1);
 });
 
-test('a socket that appears later with a taken name is refused, naming both; the first keeps flowing', async (t) => {
+test('a socket that appears later with a taken name is refused, naming both; the first keeps flowing; once it is gone the refused one is read', async (t) => {
   const socketDir = tempDir(t, 'vm-names-dir-');
   const first = await startFakeQmpServer(join(socketDir, 'web-1.qmp'));
   t.after(() => first.close());
@@ -116,6 +116,17 @@ test('a socket that appears later with a taken name is refused, naming both; the
   first.emit('STOP');
   await waitFor(() => records().length === 1, { description: 'the first VM still flows' });
   assert.equal(second.written.length, 0);
+
+  // The owner goes away (QEMU exits, its socket file is removed): the refused one takes over.
+  await first.close();
+  await waitFor(() => second.negotiated, { description: 'the refused socket read at last' });
+  second.emit('RESUME');
+  await waitFor(() => records().length === 2, { description: 'its events flow' });
+  const [before, after] = records();
+  assert.equal(after?.vm, 'web-1');
+  assert.equal(after?.event, 'RESUME');
+  assert.notEqual(after?.sessionId, before?.sessionId, 'a new source is a new session');
+  assert.equal(await conflicts(), 1, 'refused once, not once per rescan');
 });
 
 test('duplicate explicit --socket targets: the collector refuses to start, naming both (exit 2)', async (t) => {
