@@ -3,9 +3,12 @@
  * device it was, and when QEMU saw the event that closed it (docs/metrics.md, "Exemplars").
  *
  * OpenMetrics 1.0, "Exemplars": "The combined length of the label names and values of an
- * Exemplar's LabelSet MUST NOT exceed 128 UTF-8 characters." Prometheus counts runes; prom-client
- * counts UTF-16 code units and throws past 128. This module counts UTF-16 code units, which are
- * never fewer than code points, so a set it returns passes both.
+ * Exemplar's LabelSet MUST NOT exceed 128 UTF-8 characters." prom-client counts UTF-16 code units
+ * and throws past 128; Prometheus (2.42, checked against it in test/e2e/exporter) counts runes of
+ * the values as written in the exposition, escapes included, and silently drops the exemplar past
+ * 128. So this module measures a value in UTF-16 code units (never fewer than runes) and counts
+ * a backslash, a double quote and a newline twice (`\\`, `\"`, `\n` once escaped): a set it
+ * returns passes both.
  *
  * The rule, in order:
  *   1. `qemu_ts` is the closing event's QEMU timestamp as `seconds.micros` (QEMU's own two
@@ -15,7 +18,7 @@
  *   3. Empty values are left out.
  *   4. If host, vm and device do not fit in what names and `qemu_ts` leave of the 128, the
  *      space is shared max-min fairly: values shorter than an equal share keep their length, and
- *      the rest is split evenly among the longer ones. A shortened host or vm keeps its head and
+ *      the rest is split evenly among the longer ones (lengths as written). A shortened host or vm keeps its head and
  *      ends in `~` (names tend to differ at the front: `hv-rack12…`); a shortened device keeps its
  *      tail and starts with `~` (qom-paths differ at the end: `…/device[3]`). A cut never splits
  *      a surrogate pair.
@@ -37,11 +40,23 @@ export interface ExemplarSource {
 
 export type ExemplarLabels = Partial<Record<'host' | 'vm' | 'device' | 'qemu_ts', string>>;
 
-/** Names plus values, in UTF-16 code units: what both limits are checked against. */
+/** Names plus values as written, in UTF-16 code units: what both limits are checked against. */
 export function exemplarLabelSetLength(labels: Readonly<Record<string, string>>): number {
   let length = 0;
-  for (const [name, value] of Object.entries(labels)) length += name.length + value.length;
+  for (const [name, value] of Object.entries(labels)) length += name.length + writtenLength(value);
   return length;
+}
+
+/** UTF-16 code units of a label value once escaped for the exposition. */
+export function writtenLength(value: string): number {
+  let length = value.length;
+  for (let i = 0; i < value.length; i++) if (isEscaped(value.charCodeAt(i))) length++;
+  return length;
+}
+
+/** `\`, `"` and newline are written as two characters. */
+function isEscaped(code: number): boolean {
+  return code === 0x5c || code === 0x22 || code === 0x0a;
 }
 
 export function qemuTimestampLabel(micros: number): string {
@@ -65,9 +80,9 @@ export function exemplarLabelsOf(source: ExemplarSource): ExemplarLabels {
   const length =
     'qemu_ts'.length +
     qemuTs.length +
-    (host === '' ? 0 : 'host'.length + host.length) +
-    (vm === '' ? 0 : 'vm'.length + vm.length) +
-    (device === '' ? 0 : 'device'.length + device.length);
+    (host === '' ? 0 : 'host'.length + writtenLength(host)) +
+    (vm === '' ? 0 : 'vm'.length + writtenLength(vm)) +
+    (device === '' ? 0 : 'device'.length + writtenLength(device));
   if (length <= EXEMPLAR_LABEL_LIMIT) {
     const labels: ExemplarLabels = {};
     if (host !== '') labels.host = host;
@@ -85,7 +100,7 @@ export function exemplarLabelsOf(source: ExemplarSource): ExemplarLabels {
   const fixed = 'qemu_ts'.length + qemuTs.length;
   const names = present.reduce((n, [name]) => n + name.length, 0);
   const sizes = fairShares(
-    present.map(([, value]) => value.length),
+    present.map(([, value]) => writtenLength(value)),
     EXEMPLAR_LABEL_LIMIT - fixed - names,
   );
   const labels: ExemplarLabels = {};
@@ -126,18 +141,37 @@ export function fairShares(lengths: readonly number[], budget: number): number[]
   return sizes;
 }
 
-/** `value` cut to at most `size` code units, marked, never splitting a surrogate pair. */
+/**
+ * `value` cut to at most `size` code units as written (escapes count twice), marked, never
+ * splitting a surrogate pair.
+ */
 export function shorten(value: string, size: number, keep: 'head' | 'tail'): string {
-  if (value.length <= size) return value;
+  if (writtenLength(value) <= size) return value;
   if (size <= 0) return '';
-  const room = size - SHORTENED_MARK.length;
+  let room = size - SHORTENED_MARK.length;
   if (keep === 'head') {
-    let end = room;
-    if (end > 0 && isHighSurrogate(value.charCodeAt(end - 1))) end--;
-    return value.slice(0, Math.max(0, end)) + SHORTENED_MARK;
+    let end = 0;
+    while (end < value.length) {
+      const pair =
+        isHighSurrogate(value.charCodeAt(end)) && isLowSurrogate(value.charCodeAt(end + 1)) ? 2 : 1;
+      const cost = pair === 2 ? 2 : isEscaped(value.charCodeAt(end)) ? 2 : 1;
+      if (cost > room) break;
+      room -= cost;
+      end += pair;
+    }
+    return value.slice(0, end) + SHORTENED_MARK;
   }
-  let start = value.length - room;
-  if (start < value.length && isLowSurrogate(value.charCodeAt(start))) start++;
+  let start = value.length;
+  while (start > 0) {
+    const pair =
+      isLowSurrogate(value.charCodeAt(start - 1)) && isHighSurrogate(value.charCodeAt(start - 2))
+        ? 2
+        : 1;
+    const cost = pair === 2 ? 2 : isEscaped(value.charCodeAt(start - 1)) ? 2 : 1;
+    if (cost > room) break;
+    room -= cost;
+    start -= pair;
+  }
   return SHORTENED_MARK + value.slice(start);
 }
 

@@ -9,6 +9,7 @@ import {
   fairShares,
   qemuTimestampLabel,
   shorten,
+  writtenLength,
 } from '../../../services/exporter/core/exemplar-labels.ts';
 
 const T = 1_733_150_000_123_456;
@@ -64,6 +65,22 @@ describe('exemplarLabelsOf', () => {
     assert.equal(labels.vm?.length, 46);
     assert.equal(labels.device?.length, 45);
     assert.equal(exemplarLabelSetLength(labels), EXEMPLAR_LABEL_LIMIT);
+  });
+
+  test('escaped characters count twice, as Prometheus reads them from the exposition', () => {
+    assert.equal(writtenLength('a"b\\c\nd'), 10);
+    const labels = exemplarLabelsOf({
+      host: 'h',
+      vm: `"${'v'.repeat(200)}`,
+      deviceId: 'd',
+      qomPath: '',
+      closingMicros: T,
+    });
+    // 128 − 19 names − 17 qemu_ts − 1 host − 1 device = 90 written: the quote (2), 87 v, ~.
+    assert.equal(labels.vm, `"${'v'.repeat(87)}~`);
+    assert.equal(exemplarLabelSetLength(labels), EXEMPLAR_LABEL_LIMIT);
+    assert.equal(shorten('ab\n\ncd', 4, 'tail'), '~cd');
+    assert.equal(shorten('"""ab', 4, 'head'), '"~');
   });
 
   test('empty values are left out', () => {
