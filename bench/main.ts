@@ -26,6 +26,12 @@ const ENTRIES: Entry[] = [
   { name: 'core', file: 'bench/core-throughput.ts', pinned: true, kafka: false },
   { name: 'exporter', file: 'bench/exporter-exemplars.ts', pinned: true, kafka: false },
   { name: 'collector', file: 'bench/collector-throughput.ts', pinned: false, kafka: true },
+  {
+    name: 'collector-footprint',
+    file: 'bench/collector-footprint.ts',
+    pinned: false,
+    kafka: true,
+  },
   { name: 'libvirt', file: 'bench/libvirt-throughput.ts', pinned: false, kafka: true },
   { name: 'processor', file: 'bench/processor-throughput.ts', pinned: false, kafka: true },
   { name: 'end-to-end', file: 'bench/pipeline-end-to-end.ts', pinned: false, kafka: true },
