@@ -132,7 +132,10 @@ test('an internal error exits 1 after writing the spool; the restart delivers ev
     qmpEvent(lastTs + 1000, 'RESUME', { n: 1 }) + qmpEvent(lastTs + 2000, 'STOP', { marker }),
   );
   fleet.emitted.push(...doomed);
-  await exited(first.process);
+  await waitFor(() => first.process.exitCode !== null || first.process.signalCode !== null, {
+    description: 'the first run exits after the fault',
+    timeoutMs: 30_000,
+  });
   assert.equal(first.process.exitCode, 1, first.stderr());
   assert.match(first.stderr(), /A fatal internal error/);
   assert.match(first.stderr(), /injected fault/);
