@@ -117,18 +117,19 @@ export function classifyQmp(value: Record<string, unknown>): QmpMessage {
 
 const EMPTY_DATA: Readonly<Record<string, unknown>> = Object.freeze({});
 
-/** Whether parsed JSON nests objects/arrays deeper than `max`; iterative, so any depth is safe. */
-function nestedDeeperThan(root: object, max: number): boolean {
-  const stack: { value: object; depth: number }[] = [{ value: root, depth: 1 }];
-  for (let item = stack.pop(); item !== undefined; item = stack.pop()) {
-    if (item.depth > max) return true;
-    const children = Array.isArray(item.value) ? item.value : Object.values(item.value);
-    for (const child of children) {
-      if (typeof child === 'object' && child !== null) {
-        stack.push({ value: child as object, depth: item.depth + 1 });
-      }
-    }
+/**
+ * Whether parsed JSON nests objects and arrays deeper than `levels` (a leaf is 0 deep, `{}` 1).
+ * Recursion stops at `levels`, so the stack stays within 1,025 frames whatever the input.
+ */
+function nestedDeeperThan(value: unknown, levels: number): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  if (levels === 0) return true;
+  if (Array.isArray(value)) {
+    for (const item of value) if (nestedDeeperThan(item, levels - 1)) return true;
+    return false;
   }
+  const object = value as Record<string, unknown>;
+  for (const key in object) if (nestedDeeperThan(object[key], levels - 1)) return true;
   return false;
 }
 
