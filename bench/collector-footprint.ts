@@ -13,9 +13,10 @@
  * on the host).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
+import { cpus, release } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BenchSection } from './harness.ts';
@@ -114,6 +115,11 @@ interface Footprint {
 
 const KIB_PER_MIB = 1024;
 
+function packageVersion(name: string): string {
+  const file = join(ROOT, 'node_modules', name, 'package.json');
+  return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
+}
+
 async function memory(pid: number): Promise<{ rss: number; anon: number; file: number }> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
   const kib = (field: string): number =>
@@ -211,6 +217,8 @@ interface Run {
   floorIdle: Footprint;
   floorVms: Footprint;
   connectSeconds: number;
+  /** The collector's command line as the kernel has it (after the bin re-executed itself). */
+  commandLine: string;
   load: { idle: string; vms: string; floorIdle: string; floorVms: string };
 }
 
@@ -244,6 +252,12 @@ async function run(brokers: string[], topic: string): Promise<Run> {
     collector = started.child;
     const pid = collector.pid as number;
     await until('the collector connected to Kafka', () => kafkaUp(started.url));
+    const commandLine = (await readFile(`/proc/${pid}/cmdline`, 'utf8'))
+      .split('\0')
+      .filter(Boolean)
+      .map((arg) => arg.replace(ROOT, '').replace(sockets, 'DIR').replace(spool, 'SPOOL'))
+      .slice(0, 5)
+      .join(' ');
     await sleep(SETTLE_SECONDS * 1000);
     const idleLoad = loadText();
     const idle = await measure(pid);
@@ -278,6 +292,7 @@ async function run(brokers: string[], topic: string): Promise<Run> {
       floorIdle,
       floorVms,
       connectSeconds,
+      commandLine,
       load: { idle: idleLoad, vms: vmsLoad, floorIdle: floorIdleLoad, floorVms: floorVmsLoad },
     };
   } finally {
@@ -340,8 +355,9 @@ export async function runCollectorFootprint(): Promise<BenchSection> {
         ],
       ],
       notes: [
-        `Collector launched as shipped: \`${launch}\` with the bench's Kafka, a fresh 6-partition topic, an empty socket directory and spool, \`--http-port 0\`, \`--log-level warn\`, every other option at its default (socket directory watched with fs.watch, safety listing every 30 s; spool fsync timer only while something is unsynced). Nothing scrapes /metrics during the windows.`,
+        `Collector launched as shipped: \`${launch}\` (running as \`${r.commandLine} ...\`) with the bench's Kafka, a fresh 6-partition topic, an empty socket directory and spool, \`--http-port 0\`, \`--log-level warn\`, every other option at its default (socket directory watched with fs.watch, safety listing every 30 s; spool fsync timer only while something is unsynced). Nothing scrapes /metrics during the windows.`,
         `Each window: ${WINDOW_SECONDS} s, opened ${SETTLE_SECONDS} s after its phase started (the collector connected to Kafka; all VMs negotiated). CPU: utime + stime of the process from /proc over the window, % of one core. RSS: largest VmRSS sampled every second, with RssAnon and RssFile (file-backed pages are mostly the node binary's, shared with every Node process on the host).`,
+        `Measured ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC on ${cpus().length} vCPU ${cpus()[0]?.model ?? ''} (${release()}), shared with other engineers' runs (1-minute load average per row); Node.js ${process.version}; ${['@platformatic/kafka', 'prom-client', 'avsc', 'tsx'].map((p) => `${p} ${packageVersion(p)}`).join(', ')}.`,
         `VMs: a QMP server in the bench process, one unix socket per VM in the collector's socket directory, greeting + \`qmp_capabilities\` answered, then silent; all ${VMS.toLocaleString('en')} were picked up through fs.watch and negotiated in ${r.connectSeconds.toFixed(1)} s. The floor process connects to the same sockets after the collector has stopped, sends the same one command, and holds them.`,
       ],
     };
