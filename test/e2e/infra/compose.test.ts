@@ -303,13 +303,17 @@ describe('docker-compose.yml is safe by default (docker compose config)', () => 
     }
   });
 
-  test('Prometheus has no lifecycle or admin API; Alertmanager opens no cluster port', async () => {
+  test('Prometheus stores exemplars and has no lifecycle or admin API; Alertmanager opens no cluster port', async () => {
     const services = await resolvedCompose({ GRAFANA_ADMIN_PASSWORD: PASSWORD });
     const prometheus = services['prometheus']?.command ?? [];
     assert.ok(prometheus.includes('--config.file=/etc/prometheus/prometheus.yml'), 'the command');
     for (const flag of ['--web.enable-lifecycle', '--web.enable-admin-api']) {
       assert.ok(!prometheus.some((a) => a.startsWith(flag)), `prometheus runs with ${flag}`);
     }
+    assert.ok(
+      prometheus.includes('--enable-feature=exemplar-storage'),
+      'prometheus keeps exemplars (Grafana exemplar markers need them)',
+    );
     const alertmanager = services['alertmanager']?.command ?? [];
     assert.ok(alertmanager.includes('--cluster.listen-address='), alertmanager.join(' '));
   });
