@@ -146,7 +146,7 @@ export function createProcessorTelemetry(registry: Registry, logger: Logger) {
   // scrape instead of only after the first occurrence.
   for (const kind of ['already_applied', 'redelivery', 'identical']) duplicates.inc({ kind }, 0);
   for (const kind of ['fenced', 'failed']) failures.inc({ kind }, 0);
-  for (const result of ['restored_again', 'accepted']) inputHoles.inc({ result }, 0);
+  for (const result of ['restored_again', 'filled', 'accepted']) inputHoles.inc({ result }, 0);
   for (const topic of ['transitions', 'dead_letter', 'state']) refused.inc({ topic }, 0);
   for (const type of TRANSITION_TYPES) published.inc({ type }, 0);
   for (const reason of DEAD_LETTER_REASONS) deadLettered.inc({ reason }, 0);
@@ -196,8 +196,12 @@ export function createProcessorTelemetry(registry: Registry, logger: Logger) {
       prepares: number,
       dwells: number,
       receivedMicros: readonly number[],
+      inputs: readonly { partition: number; first: string; next: number }[],
     ): void {
       committed.inc();
+      // Debug: which input records each transaction covered, to tell a skipped range from a
+      // lost commit when a fault test's audit fails.
+      logger.debug('Transaction committed.', { inputs, prepares, dwells });
       if (prepares > 0) published.inc({ type: 'prepare' }, prepares);
       if (dwells > 0) published.inc({ type: 'dwell' }, dwells);
       const now = nowMicros();
@@ -225,12 +229,21 @@ export function createProcessorTelemetry(registry: Registry, logger: Logger) {
         { error, retrying, delayMs },
       );
     },
-    inputHole(holes: readonly InputHole[], accepted: boolean): void {
-      inputHoles.inc({ result: accepted ? 'accepted' : 'restored_again' });
-      if (accepted) {
+    inputHole(
+      holes: readonly InputHole[],
+      result: 'restored_again' | 'filled' | 'accepted',
+      records = 0,
+    ): void {
+      inputHoles.inc({ result });
+      if (result === 'accepted') {
         logger.error(
           'Records between the restored state and the records in hand are gone; processing goes on past them (transitions across the hole are not computed).',
           { holes },
+        );
+      } else if (result === 'filled') {
+        logger.warn(
+          'The restored state stays behind the records in hand; the records between them are read again from the events topic and processed first.',
+          { holes, records },
         );
       } else {
         logger.warn('The restored state is behind the records in hand; restoring again.', {

@@ -143,7 +143,7 @@ export class TransactionRunner {
     const { telemetry } = this.deps;
     try {
       await this.restoreMissing(pending.records);
-      this.checkHoles(pending.records);
+      await this.closeHoles(pending);
       const output = processBatch(this.partitions, pending.records, {
         groupId: this.options.groupId,
         decodeEvent: this.deps.decodeEvent,
@@ -178,7 +178,16 @@ export class TransactionRunner {
         if (transition.type === 'prepare') prepares++;
         else dwells++;
       });
-      telemetry.transactionCommitted(prepares, dwells, output.receivedMicros);
+      telemetry.transactionCommitted(
+        prepares,
+        dwells,
+        output.receivedMicros,
+        output.offsets.map(({ partition, nextOffset }) => ({
+          partition,
+          first: String(firstOffsetOf(pending.records, partition)),
+          next: nextOffset,
+        })),
+      );
       return { kind: 'committed', records: pending.records.length };
     } catch (error) {
       return this.failed(pending, error);
@@ -214,30 +223,45 @@ export class TransactionRunner {
 
   /**
    * The records in hand must start at or below each partition's restored `nextOffset`
-   * (core/input-holes.ts). If they start after it, the restore read stale state or the records
-   * are gone: fail the transaction, so the state is dropped and read again after a back-off.
-   * After `MAX_HOLE_RESTORES` restores in a row that agree, the records are taken as gone for
-   * good (retention deleted them while no processor ran): counted, logged as an error, and
-   * processing goes on (the collector's sequence numbers make the VMs start over there).
+   * (core/input-holes.ts). If they start after it, the restore read stale state, or the state is
+   * behind the consumer: the consumer fetched on while transactions over the records between
+   * them did not commit. First the transaction fails, so the state is dropped and read again
+   * after a back-off (a stale read heals). After `MAX_HOLE_RESTORES` restores in a row that agree,
+   * the state is the truth — a transaction commits the state with its transitions, so none of
+   * the hole's transitions were published either — and the hole's records are read again from
+   * the events topic and put before the records in hand. Only records that are gone (retention
+   * deleted them while no processor ran) are skipped: counted, logged as an error, and the
+   * collector's sequence numbers make the VMs start over there.
    */
-  private checkHoles(records: readonly ConsumedRecord[]): void {
+  private async closeHoles(pending: PendingTransaction): Promise<void> {
     const next = new Map([...this.partitions].map(([p, processor]) => [p, processor.nextOffset]));
-    const holes = findInputHoles(next, records);
+    const holes = findInputHoles(next, pending.records);
     if (holes.length === 0) return;
     this.holeRestores += 1;
-    const accepted = this.holeRestores > MAX_HOLE_RESTORES;
-    this.deps.telemetry.inputHole(holes, accepted);
-    if (accepted) {
-      this.holeRestores = 0;
-      return;
+    if (this.holeRestores <= MAX_HOLE_RESTORES) {
+      this.deps.telemetry.inputHole(holes, 'restored_again');
+      throw new TelemetryError(
+        'KAFKA_UNAVAILABLE',
+        'The restored state is behind the records in hand.',
+        {
+          details: { holes },
+        },
+      );
     }
-    throw new TelemetryError(
-      'KAFKA_UNAVAILABLE',
-      'The restored state is behind the records in hand.',
-      {
-        details: { holes },
-      },
+    this.holeRestores = 0;
+    const topic = this.options.eventsTopic;
+    const found: ConsumedRecord[] = [];
+    await this.deps.port.readToEnd(
+      holes.map((h) => ({ topic, partition: h.partition, offset: BigInt(h.nextOffset) })),
+      (record) => found.push(record),
+      'read_committed',
+      holes.map((h) => ({ topic, partition: h.partition, offset: BigInt(h.firstOffset) })),
     );
+    // Each partition's hole records come before its records in hand; partitions are independent.
+    pending.records.unshift(...found);
+    const gone = findInputHoles(next, pending.records);
+    this.deps.telemetry.inputHole(holes, 'filled', found.length);
+    if (gone.length > 0) this.deps.telemetry.inputHole(gone, 'accepted');
   }
 
   private async restoreMissing(records: readonly ConsumedRecord[]): Promise<void> {
@@ -307,4 +331,12 @@ const MAX_HOLE_RESTORES = 5;
 
 function sameMembership(a: GroupMembership, b: GroupMembership | null): boolean {
   return b !== null && a.generationId === b.generationId && a.memberId === b.memberId;
+}
+
+function firstOffsetOf(records: readonly ConsumedRecord[], partition: number): bigint | null {
+  let first: bigint | null = null;
+  for (const r of records) {
+    if (r.partition === partition && (first === null || r.offset < first)) first = r.offset;
+  }
+  return first;
 }

@@ -101,10 +101,15 @@ export function createKafkaPort(options: KafkaClientOptions): KafkaPort {
     from: readonly TopicPartitionOffset[],
     onRecord: (record: ConsumedRecord) => void,
     isolation: Isolation = 'read_committed',
+    until: readonly TopicPartitionOffset[] = [],
   ): Promise<TopicPartitionOffset[]> => {
     checkOpen();
     if (from.length === 0) return [];
-    const ends = await admin.endOffsets(adminClient, from, isolation);
+    const stops = new Map(until.map((p) => [`${p.topic}:${p.partition}`, p.offset]));
+    const ends = (await admin.endOffsets(adminClient, from, isolation)).map((p) => {
+      const stop = stops.get(`${p.topic}:${p.partition}`);
+      return stop !== undefined && stop < p.offset ? { ...p, offset: stop } : p;
+    });
     const end = new Map(ends.map((p) => [`${p.topic}:${p.partition}`, p.offset]));
     const positions = new Map(from.map((p) => [`${p.topic}:${p.partition}`, { ...p }]));
     const reader = new Consumer({

@@ -175,12 +175,14 @@ export interface KafkaPort {
   /**
    * Reads each partition from its start offset to its end as of the call (the last stable
    * offset for `read_committed`; control records and aborted records are skipped), calling
-   * `onRecord` in offset order per partition. Resolves with the end offsets it read to.
+   * `onRecord` in offset order per partition. Resolves with the end offsets it read to. With
+   * `until`, a partition listed there stops before that offset if it comes before the end.
    */
   readToEnd(
     from: readonly TopicPartitionOffset[],
     onRecord: (record: ConsumedRecord) => void,
     isolation?: Isolation,
+    until?: readonly TopicPartitionOffset[],
   ): Promise<TopicPartitionOffset[]>;
   /** End offsets: the high watermark (`read_uncommitted`) or the last stable offset. */
   endOffsets(

@@ -232,8 +232,11 @@ export async function startProcessorInProcess(
     flags[(list[i] as string).slice(2)] = list[i + 1] as string;
   flags['brokers'] = [...brokers];
   const processor = await startProcessor(parseProcessorConfig({ env: {}, flags }), quietLogger());
-  t.after(() => processor.stop());
-  return processor;
+  // A test may stop it early (to restart it); the after-hook then waits for that same stop.
+  let stopped: Promise<void> | undefined;
+  const stop = (): Promise<void> => (stopped ??= processor.stop());
+  t.after(stop);
+  return { ...processor, stop };
 }
 
 /** A counter's value from Prometheus text (0 when absent). */
