@@ -228,12 +228,14 @@ export class Scenario {
   private readonly started = Date.now();
   private readonly counts = new Map<string, number>();
 
-  private constructor(
-    t: TestContext,
-    readonly fc: FaultCluster,
-    readonly name: string,
-    private readonly options: ScenarioOptions,
-  ) {
+  readonly fc: FaultCluster;
+  readonly name: string;
+  private readonly options: ScenarioOptions;
+
+  private constructor(t: TestContext, fc: FaultCluster, name: string, options: ScenarioOptions) {
+    this.fc = fc;
+    this.name = name;
+    this.options = options;
     // Short: unix socket paths (the VMs' are under it) are limited to 107 bytes.
     const slug = name.replace(/[^a-z0-9]+/gi, '-').slice(0, 24);
     this.logDir = mkdtempSync(join(tmpdir(), `vfio-fault-${slug}-`));
@@ -369,8 +371,8 @@ export class Scenario {
     });
   }
 
-  private brokerFlags(): string[] {
-    return ['--brokers', this.fc.brokers.join(','), '--http-port', '0', '--log-level', 'info'];
+  private brokerFlags(logLevel = 'info'): string[] {
+    return ['--brokers', this.fc.brokers.join(','), '--http-port', '0', '--log-level', logLevel];
   }
 
   startCollector(): Promise<StageProcess> {
@@ -398,7 +400,9 @@ export class Scenario {
 
   startProcessor(): Promise<StageProcess> {
     return this.spawnStage('process', [
-      ...this.brokerFlags(),
+      // Debug: each committed transaction's input ranges, kept with the logs of a failed scenario
+      // to tell a range never processed from a commit that did not hold.
+      ...this.brokerFlags('debug'),
       '--events-topic',
       this.topics.events,
       '--transitions-topic',
