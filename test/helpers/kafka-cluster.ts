@@ -60,12 +60,11 @@ export interface KafkaCluster {
 
 /** A script that exited non-zero, with its exit status (null when killed by the timeout). */
 class ScriptFailure extends Error {
-  constructor(
-    message: string,
-    readonly exitCode: number | null,
-    options: ErrorOptions,
-  ) {
+  readonly exitCode: number | null;
+
+  constructor(message: string, exitCode: number | null, options: ErrorOptions) {
     super(message, options);
+    this.exitCode = exitCode;
   }
 }
 

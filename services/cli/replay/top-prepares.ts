@@ -7,8 +7,11 @@ import type { PrepareRecord, TransitionRecord } from '../../shared/core/transiti
  */
 export class TopPrepares {
   private readonly kept: PrepareRecord[] = [];
+  private readonly n: number;
 
-  constructor(private readonly n: number) {}
+  constructor(n: number) {
+    this.n = n;
+  }
 
   add(record: TransitionRecord): void {
     if (record.type !== 'prepare' || record.seconds === null || this.n <= 0) return;

@@ -205,7 +205,11 @@ class XdrShort extends Error {}
 /** XDR reader that never reads past the body. */
 export class XdrReader {
   private offset = 0;
-  constructor(private readonly body: Buffer) {}
+  private readonly body: Buffer;
+
+  constructor(body: Buffer) {
+    this.body = body;
+  }
 
   get remaining(): number {
     return this.body.length - this.offset;

@@ -36,20 +36,23 @@ const OPEN_BRACKET = 0x5b;
 const CLOSE_BRACKET = 0x5d;
 const REPLACEMENT_CHAR = '\uFFFD';
 
-const enum Mode {
+// A plain object, not an enum: the CLI runs on Node's type stripping, which takes only erasable
+// syntax (docs/decisions.md, "Runtime").
+const Mode = {
   /** Between messages, skipping whitespace. */
-  Idle,
+  Idle: 0,
   /** Inside a candidate object. */
-  Object,
+  Object: 1,
   /** Inside a line that did not start with `{`. */
-  Garbage,
+  Garbage: 2,
   /** Dropping the rest of a line after a failed candidate. */
-  SkipLine,
-}
+  SkipLine: 3,
+} as const;
+type Mode = (typeof Mode)[keyof typeof Mode];
 
 export class QmpDecoder {
   private readonly maxBytes: number;
-  private mode = Mode.Idle;
+  private mode: Mode = Mode.Idle;
   /** Bytes of the current candidate or garbage line carried over from earlier chunks. */
   private parts: Buffer[] = [];
   private size = 0;

@@ -35,7 +35,11 @@ class Driver {
     number,
     { resolve: (v: unknown) => void; reject: (e: Error) => void }
   >();
-  private constructor(private readonly socket: Socket) {}
+  private readonly socket: Socket;
+
+  private constructor(socket: Socket) {
+    this.socket = socket;
+  }
 
   static async open(path: string): Promise<Driver> {
     const socket = createConnection({ path });
