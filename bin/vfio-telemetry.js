@@ -1,8 +1,6 @@
 #!/usr/bin/env node
-// The CLI runs from its TypeScript sources on Node's own type stripping (Node 24: sources use
-// only erasable syntax, which tsconfig's erasableSyntaxOnly enforces): no build step between a
-// clone and a run, and no loader in memory — tsx and esbuild cost the collector about 12 MiB
-// (docs/decisions.md, "Footprint").
+// The CLI runs from TypeScript sources through tsx: no build step between a clone and a run.
+import { register } from 'tsx/esm/api';
 
 // `collect` runs on every hypervisor host, where memory is sold: it re-executes itself (same PID,
 // process.execve) with a 1 MiB young generation, unless the launch set one. Node's default lets
@@ -22,5 +20,6 @@ if (
   ]);
 }
 
+register();
 const { main } = await import('../services/cli/main.ts');
 process.exitCode = await main(process.argv.slice(2));
