@@ -194,7 +194,11 @@ export async function startCollector(
     // Read what the VM wrote before its socket vanished; stop is still there for shutdown.
     retiring.add(connection);
     void connection.retire().then(() => retiring.delete(connection));
-    const waiting = [...refused].find(([, target]) => target.vm === connection.vm);
+    readRefused(connection.vm);
+  };
+  /** The first source refused for `vm` is read, now that the name's owner let it go. */
+  const readRefused = (vm: string): void => {
+    const waiting = [...refused].find(([, target]) => target.vm === vm);
     if (waiting !== undefined) addTarget(...waiting);
   };
 
@@ -241,6 +245,7 @@ export async function startCollector(
     backoff,
     handler,
     vmNames,
+    nameReleased: readRefused,
     telemetry,
     libvirtTelemetry: createLibvirtTelemetry(registry, logger),
   });

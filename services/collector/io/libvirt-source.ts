@@ -38,6 +38,8 @@ export interface LibvirtSourceOptions {
   backoff: BackoffPolicy;
   handler: QmpConnectionHandler;
   vmNames: VmNames;
+  /** A domain gave its VM name up (SHUTDOWN, gone): a source refused for it may be read now. */
+  nameReleased?: (vm: string) => void;
   telemetry: CollectorTelemetry;
   libvirtTelemetry: LibvirtTelemetry;
 }
@@ -73,7 +75,10 @@ export function startLibvirtSource(options: LibvirtSourceOptions): LibvirtSource
             if (!claim.ok) telemetry.vmNameConflict(vm, source, claim.owner, claim.problem);
             return claim.ok;
           },
-          release: (vm) => vmNames.release(vm, libvirtSource(target, vm)),
+          release: (vm) => {
+            vmNames.release(vm, libvirtSource(target, vm));
+            options.nameReleased?.(vm);
+          },
           // Reconnects of the daemon connection are counted by libvirt_reconnects_total.
           sessionStarted: (session) => handler.sessionStarted(session, NO_GREETING, false),
           sessionEnded: (session, reason) => handler.sessionEnded(session, reason),

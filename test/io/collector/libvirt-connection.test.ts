@@ -381,6 +381,62 @@ test('a QMP socket and a libvirt domain never share a VM name: the later one is 
   assert.deepEqual(collector.vms().sort(), ['d1', 'd2']);
 });
 
+test('a socket refused because a libvirt domain holds its name is read once the domain shuts down', async (t) => {
+  const dir = tempDir(t, 'name-back-');
+  const libvirtd = await startFakeLibvirtd(join(dir, 'libvirt-sock'));
+  t.after(() => libvirtd.close());
+  const sockets = tempDir(t, 'name-back-vms-');
+  const kafka = fakeKafka({ send: (records) => ackAll(records) }, 1);
+  const config = parseCollectorConfig('test-host', {
+    env: {},
+    flags: {
+      'socket-dir': sockets,
+      'rescan-interval-ms': '100',
+      libvirt: [libvirtd.path],
+      'spool-dir': tempDir(t, 'name-back-spool-'),
+      'http-port': '0',
+      brokers: ['127.0.0.1:9'],
+    },
+  });
+  const collector = await startCollector(
+    config,
+    createLogger({ level: 'error', write: () => {} }),
+    kafka.port,
+  );
+  t.after(() => collector.stop());
+  await waitFor(() => libvirtd.registered() === 1);
+  libvirtd.sendEvent({ domain: D1, event: 'RESUME', micros: 1 });
+  await waitFor(() => kafka.stored.length === 1);
+
+  // d1.qmp appears while the domain d1 holds the name: refused, never connected.
+  const qmp = await startFakeQmpServer(join(sockets, 'd1.qmp'));
+  t.after(() => qmp.close());
+  const conflicts = async (): Promise<string> =>
+    (await (await fetch(`${collector.http.url}/metrics`)).text()).match(
+      /^vfio_collector_vm_name_conflicts_total (\d+)$/m,
+    )?.[1] ?? '';
+  await waitFor(async () => (await conflicts()) === '1');
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.equal(qmp.negotiated, false, 'the refused socket is not read while the domain holds d1');
+
+  // The domain shuts down: the name is free, and the socket is read from then on.
+  libvirtd.sendEvent({ domain: D1, event: 'SHUTDOWN', micros: 2 });
+  await waitFor(() => qmp.negotiated);
+  qmp.emit('STOP', {}, 1_796_000_000_000_003);
+  await waitFor(() => kafka.stored.length === 3);
+  const codec = createEventCodec();
+  const records = kafka.stored.flatMap((r) => {
+    const d = codec.decode(r.value ?? Buffer.alloc(0));
+    return d.kind === 'record' ? [[d.value.vm, d.value.event]] : [];
+  });
+  assert.deepEqual(records, [
+    ['d1', 'RESUME'],
+    ['d1', 'SHUTDOWN'],
+    ['d1', 'STOP'],
+  ]);
+  assert.equal(await conflicts(), '1', 'the conflict counted once');
+});
+
 test('of the candidate sockets, the first that exists is used (virtqemud-sock or libvirt-sock)', async (t) => {
   const dir = tempDir(t, 'candidates-');
   const server = await startFakeLibvirtd(join(dir, 'libvirt-sock'));
