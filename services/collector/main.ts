@@ -272,7 +272,14 @@ export async function startCollector(
             (stall.lastError === null ? '' : ` (last error: ${stall.lastError})`),
         );
       }
-      return { ready: kafkaOk && watching && stall === null, reasons };
+      // A libvirt daemon we cannot register with (down, restarting, refusing us) means the
+      // events of its domains are not read: not ready, as for an unlistable socket directory.
+      const unconnected = libvirt.unconnected();
+      for (const text of unconnected) reasons.push(`libvirt: ${text} not connected`);
+      return {
+        ready: kafkaOk && watching && stall === null && unconnected.length === 0,
+        reasons,
+      };
     },
   });
   logger.info('Collector started.', {

@@ -46,6 +46,8 @@ export interface LibvirtSourceOptions {
 
 export interface LibvirtSource {
   vms(): string[];
+  /** The targets (as given) without a registered connection right now. */
+  unconnected(): string[];
   stop(): Promise<void>;
 }
 
@@ -93,6 +95,7 @@ export function startLibvirtSource(options: LibvirtSourceOptions): LibvirtSource
   for (const connection of connections) connection.start();
   return {
     vms: () => connections.flatMap((c) => c.vms()),
+    unconnected: () => connections.filter((c) => !c.connected).map((c) => c.target.text),
     stop: async () => {
       await Promise.all(connections.map((c) => c.stop()));
     },

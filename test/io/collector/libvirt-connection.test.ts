@@ -437,6 +437,47 @@ test('a socket refused because a libvirt domain holds its name is read once the 
   assert.equal(await conflicts(), '1', 'the conflict counted once');
 });
 
+test('/readyz fails, naming the daemon, while a libvirt connection is refused; passes once it registers', async (t) => {
+  const dir = tempDir(t, 'ready-');
+  const path = join(dir, 'libvirt-sock');
+  let libvirtd = await startFakeLibvirtd(path, { refuse: { open: 'access denied: connect' } });
+  t.after(() => libvirtd.close());
+  const kafka = fakeKafka({ send: (records) => ackAll(records) }, 1);
+  const config = parseCollectorConfig('test-host', {
+    env: {},
+    flags: {
+      libvirt: [path],
+      'libvirt-keepalive-ms': '200',
+      'reconnect-initial-ms': '20',
+      'reconnect-max-ms': '100',
+      'spool-dir': tempDir(t, 'ready-spool-'),
+      'http-port': '0',
+      brokers: ['127.0.0.1:9'],
+    },
+  });
+  const collector = await startCollector(
+    config,
+    createLogger({ level: 'error', write: () => {} }),
+    kafka.port,
+  );
+  t.after(() => collector.stop());
+  const readyz = async (): Promise<{ status: number; body: string }> => {
+    const response = await fetch(`${collector.http.url}/readyz`);
+    return { status: response.status, body: await response.text() };
+  };
+  await waitFor(() => libvirtd.connections() >= 2);
+  const refused = await readyz();
+  assert.equal(refused.status, 503);
+  assert.ok(refused.body.includes(`libvirt: ${path} not connected`), refused.body);
+
+  await libvirtd.close();
+  libvirtd = await startFakeLibvirtd(path);
+  await waitFor(() => libvirtd.registered() === 1);
+  await waitFor(async () => (await readyz()).status === 200, {
+    description: (await readyz()).body,
+  });
+});
+
 test('of the candidate sockets, the first that exists is used (virtqemud-sock or libvirt-sock)', async (t) => {
   const dir = tempDir(t, 'candidates-');
   const server = await startFakeLibvirtd(join(dir, 'libvirt-sock'));
