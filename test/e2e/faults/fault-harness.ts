@@ -21,7 +21,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { createWriteStream, mkdirSync, mkdtempSync } from 'node:fs';
-import { copyFile, readFile, rm } from 'node:fs/promises';
+import { copyFile, cp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -752,6 +752,18 @@ export class Scenario {
     for (const { id } of this.fc.cluster.nodes) {
       const source = join(this.fc.cluster.dir, `node-${id}`, 'kafka.log');
       await copyFile(source, join(this.logDir, `broker-${id}.log`)).catch(() => undefined);
+      // The output topics' partition logs as each node holds them, for kafka-dump-log.sh
+      // (batches, producer ids, control markers): the cluster's directory goes with the file.
+      for (const topic of [this.topics.transitions, this.topics.state]) {
+        for (const { partition } of this.partitions(topic)) {
+          const name = `${topic}-${partition}`;
+          await cp(
+            join(this.fc.cluster.dir, `node-${id}`, 'data', name),
+            join(this.logDir, `data-node-${id}`, name),
+            { recursive: true },
+          ).catch(() => undefined);
+        }
+      }
     }
     for (const stage of this.stages) {
       const text = await readFile(join(this.logDir, `${stage.name}.log`), 'utf8').catch(() => '');
