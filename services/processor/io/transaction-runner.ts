@@ -223,15 +223,16 @@ export class TransactionRunner {
 
   /**
    * The records in hand must start at or below each partition's restored `nextOffset`
-   * (core/input-holes.ts). If they start after it, the restore read stale state, or the state is
-   * behind the consumer: the consumer fetched on while transactions over the records between
-   * them did not commit. First the transaction fails, so the state is dropped and read again
-   * after a back-off (a stale read heals). After `MAX_HOLE_RESTORES` restores in a row that agree,
-   * the state is the truth — a transaction commits the state with its transitions, so none of
-   * the hole's transitions were published either — and the hole's records are read again from
-   * the events topic and put before the records in hand. Only records that are gone (retention
-   * deleted them while no processor ran) are skipped: counted, logged as an error, and the
-   * collector's sequence numbers make the VMs start over there.
+   * (core/input-holes.ts). If they start after it, the restore read stale state, or committed
+   * state records were hidden from it (as @platformatic/kafka's own read_committed filter did,
+   * io/kafka-fetch.ts), or records went by retention. First the transaction fails, so the state is
+   * dropped and read again after a back-off (a stale read heals). After `MAX_HOLE_RESTORES`
+   * restores in a row that agree, the state read is taken as the truth and the hole's records are
+   * read again from the events topic and put before the records in hand: transitions they
+   * already published (if the state read was wrong) come again — at-least-once, visible to the
+   * audit — rather than never. Only records that are gone (retention deleted them while no
+   * processor ran) are skipped: counted, logged as an error, and the collector's sequence numbers
+   * make the VMs start over there.
    */
   private async closeHoles(pending: PendingTransaction): Promise<void> {
     const next = new Map([...this.partitions].map(([p, processor]) => [p, processor.nextOffset]));
