@@ -60,11 +60,12 @@ export interface KafkaCluster {
 
 /** A script that exited non-zero, with its exit status (null when killed by the timeout). */
 class ScriptFailure extends Error {
-  readonly exitCode: number | null;
-
-  constructor(message: string, exitCode: number | null, options: ErrorOptions) {
+  constructor(
+    message: string,
+    readonly exitCode: number | null,
+    options: ErrorOptions,
+  ) {
     super(message, options);
-    this.exitCode = exitCode;
   }
 }
 

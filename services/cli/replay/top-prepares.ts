@@ -7,11 +7,8 @@ import type { PrepareRecord, TransitionRecord } from '../../shared/core/transiti
  */
 export class TopPrepares {
   private readonly kept: PrepareRecord[] = [];
-  private readonly n: number;
 
-  constructor(n: number) {
-    this.n = n;
-  }
+  constructor(private readonly n: number) {}
 
   add(record: TransitionRecord): void {
     if (record.type !== 'prepare' || record.seconds === null || this.n <= 0) return;

@@ -205,11 +205,7 @@ class XdrShort extends Error {}
 /** XDR reader that never reads past the body. */
 export class XdrReader {
   private offset = 0;
-  private readonly body: Buffer;
-
-  constructor(body: Buffer) {
-    this.body = body;
-  }
+  constructor(private readonly body: Buffer) {}
 
   get remaining(): number {
     return this.body.length - this.offset;

@@ -178,13 +178,14 @@ export class TransactionRunner {
         if (transition.type === 'prepare') prepares++;
         else dwells++;
       });
+      const first = firstOffsets(pending.records);
       telemetry.transactionCommitted(
         prepares,
         dwells,
         output.receivedMicros,
         output.offsets.map(({ partition, nextOffset }) => ({
           partition,
-          first: String(firstOffsetOf(pending.records, partition)),
+          first: String(first.get(partition)),
           next: nextOffset,
         })),
       );
@@ -334,10 +335,12 @@ function sameMembership(a: GroupMembership, b: GroupMembership | null): boolean 
   return b !== null && a.generationId === b.generationId && a.memberId === b.memberId;
 }
 
-function firstOffsetOf(records: readonly ConsumedRecord[], partition: number): bigint | null {
-  let first: bigint | null = null;
-  for (const r of records) {
-    if (r.partition === partition && (first === null || r.offset < first)) first = r.offset;
+/** Each partition's lowest offset among the records, in one pass. */
+function firstOffsets(records: readonly ConsumedRecord[]): Map<number, bigint> {
+  const first = new Map<number, bigint>();
+  for (const { partition, offset } of records) {
+    const seen = first.get(partition);
+    if (seen === undefined || offset < seen) first.set(partition, offset);
   }
   return first;
 }

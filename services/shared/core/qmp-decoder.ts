@@ -36,23 +36,20 @@ const OPEN_BRACKET = 0x5b;
 const CLOSE_BRACKET = 0x5d;
 const REPLACEMENT_CHAR = '\uFFFD';
 
-// A plain object, not an enum: the CLI runs on Node's type stripping, which takes only erasable
-// syntax (docs/decisions.md, "Runtime").
-const Mode = {
+const enum Mode {
   /** Between messages, skipping whitespace. */
-  Idle: 0,
+  Idle,
   /** Inside a candidate object. */
-  Object: 1,
+  Object,
   /** Inside a line that did not start with `{`. */
-  Garbage: 2,
+  Garbage,
   /** Dropping the rest of a line after a failed candidate. */
-  SkipLine: 3,
-} as const;
-type Mode = (typeof Mode)[keyof typeof Mode];
+  SkipLine,
+}
 
 export class QmpDecoder {
   private readonly maxBytes: number;
-  private mode: Mode = Mode.Idle;
+  private mode = Mode.Idle;
   /** Bytes of the current candidate or garbage line carried over from earlier chunks. */
   private parts: Buffer[] = [];
   private size = 0;

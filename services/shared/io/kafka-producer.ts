@@ -149,16 +149,11 @@ interface RequestOutcome {
 
 /** Raised inside a transaction when Kafka refused a batch: the attempt is aborted and replanned. */
 class BatchRefused extends Error {
-  readonly indices: readonly number[];
-  readonly refusal: { readonly reason: string; readonly detail: string };
-
   constructor(
-    indices: readonly number[],
-    refusal: { readonly reason: string; readonly detail: string },
+    readonly indices: readonly number[],
+    readonly refusal: { readonly reason: string; readonly detail: string },
   ) {
     super('Kafka refused a batch of the transaction.');
-    this.indices = indices;
-    this.refusal = refusal;
   }
 }
 

@@ -35,11 +35,7 @@ class Driver {
     number,
     { resolve: (v: unknown) => void; reject: (e: Error) => void }
   >();
-  private readonly socket: Socket;
-
-  private constructor(socket: Socket) {
-    this.socket = socket;
-  }
+  private constructor(private readonly socket: Socket) {}
 
   static async open(path: string): Promise<Driver> {
     const socket = createConnection({ path });

@@ -228,14 +228,12 @@ export class Scenario {
   private readonly started = Date.now();
   private readonly counts = new Map<string, number>();
 
-  readonly fc: FaultCluster;
-  readonly name: string;
-  private readonly options: ScenarioOptions;
-
-  private constructor(t: TestContext, fc: FaultCluster, name: string, options: ScenarioOptions) {
-    this.fc = fc;
-    this.name = name;
-    this.options = options;
+  private constructor(
+    t: TestContext,
+    readonly fc: FaultCluster,
+    readonly name: string,
+    private readonly options: ScenarioOptions,
+  ) {
     // Short: unix socket paths (the VMs' are under it) are limited to 107 bytes.
     const slug = name.replace(/[^a-z0-9]+/gi, '-').slice(0, 24);
     this.logDir = mkdtempSync(join(tmpdir(), `vfio-fault-${slug}-`));

@@ -333,19 +333,20 @@ test('hostile frames from a fake libvirtd never stop the collector or its connec
   assert.notEqual(published().at(-1)?.session, got[0]?.session, 'a new session after reconnect');
 });
 
-test('a QMP socket and a libvirt domain never share a VM name: the later one is refused', async (t) => {
-  const dir = tempDir(t, 'both-sources-');
-  const qmp = await startFakeQmpServer(join(dir, 'd1.qmp'));
-  t.after(() => qmp.close());
-  const libvirtd = await startFakeLibvirtd(join(dir, 'libvirt-sock'));
-  t.after(() => libvirtd.close());
+/** A collector with the given flags, a fake Kafka that acknowledges everything; stopped after. */
+async function startWithFakeKafka(
+  t: TestContext,
+  flags: Record<string, string | string[]>,
+): Promise<{
+  collector: Awaited<ReturnType<typeof startCollector>>;
+  kafka: ReturnType<typeof fakeKafka>;
+}> {
   const kafka = fakeKafka({ send: (records) => ackAll(records) }, 1);
   const config = parseCollectorConfig('test-host', {
     env: {},
     flags: {
-      socket: [qmp.path],
-      libvirt: [libvirtd.path],
-      'spool-dir': tempDir(t, 'both-spool-'),
+      ...flags,
+      'spool-dir': tempDir(t, 'spool-'),
       'http-port': '0',
       brokers: ['127.0.0.1:9'],
     },
@@ -356,6 +357,30 @@ test('a QMP socket and a libvirt domain never share a VM name: the later one is 
     kafka.port,
   );
   t.after(() => collector.stop());
+  return { collector, kafka };
+}
+
+/** The event records Kafka stored, as [vm, event, QEMU timestamp]. */
+function storedEvents(kafka: ReturnType<typeof fakeKafka>): [string, string, number][] {
+  const codec = createEventCodec();
+  return kafka.stored.flatMap((r) => {
+    const d = codec.decode(r.value ?? Buffer.alloc(0));
+    return d.kind === 'record'
+      ? [[d.value.vm, d.value.event, d.value.qemuTimestampMicros] as [string, string, number]]
+      : [];
+  });
+}
+
+test('a QMP socket and a libvirt domain never share a VM name: the later one is refused', async (t) => {
+  const dir = tempDir(t, 'both-sources-');
+  const qmp = await startFakeQmpServer(join(dir, 'd1.qmp'));
+  t.after(() => qmp.close());
+  const libvirtd = await startFakeLibvirtd(join(dir, 'libvirt-sock'));
+  t.after(() => libvirtd.close());
+  const { collector, kafka } = await startWithFakeKafka(t, {
+    socket: [qmp.path],
+    libvirt: [libvirtd.path],
+  });
   await waitFor(() => qmp.negotiated && libvirtd.registered() === 1);
 
   qmp.emit('STOP', {}, 1_796_000_000_000_001);
@@ -366,12 +391,7 @@ test('a QMP socket and a libvirt domain never share a VM name: the later one is 
   qmp.emit('RESUME', {}, 1_796_000_000_000_004);
   await waitFor(() => kafka.stored.length === 3);
 
-  const codec = createEventCodec();
-  const records = kafka.stored.flatMap((r) => {
-    const d = codec.decode(r.value ?? Buffer.alloc(0));
-    return d.kind === 'record' ? [[d.value.vm, d.value.event, d.value.qemuTimestampMicros]] : [];
-  });
-  assert.deepEqual(records, [
+  assert.deepEqual(storedEvents(kafka), [
     ['d1', 'STOP', 1_796_000_000_000_001],
     ['d2', 'STOP', 1_796_000_000_000_003],
     ['d1', 'RESUME', 1_796_000_000_000_004],
@@ -386,24 +406,11 @@ test('a socket refused because a libvirt domain holds its name is read once the 
   const libvirtd = await startFakeLibvirtd(join(dir, 'libvirt-sock'));
   t.after(() => libvirtd.close());
   const sockets = tempDir(t, 'name-back-vms-');
-  const kafka = fakeKafka({ send: (records) => ackAll(records) }, 1);
-  const config = parseCollectorConfig('test-host', {
-    env: {},
-    flags: {
-      'socket-dir': sockets,
-      'rescan-interval-ms': '100',
-      libvirt: [libvirtd.path],
-      'spool-dir': tempDir(t, 'name-back-spool-'),
-      'http-port': '0',
-      brokers: ['127.0.0.1:9'],
-    },
+  const { collector, kafka } = await startWithFakeKafka(t, {
+    'socket-dir': sockets,
+    'rescan-interval-ms': '100',
+    libvirt: [libvirtd.path],
   });
-  const collector = await startCollector(
-    config,
-    createLogger({ level: 'error', write: () => {} }),
-    kafka.port,
-  );
-  t.after(() => collector.stop());
   await waitFor(() => libvirtd.registered() === 1);
   libvirtd.sendEvent({ domain: D1, event: 'RESUME', micros: 1 });
   await waitFor(() => kafka.stored.length === 1);
@@ -424,16 +431,14 @@ test('a socket refused because a libvirt domain holds its name is read once the 
   await waitFor(() => qmp.negotiated);
   qmp.emit('STOP', {}, 1_796_000_000_000_003);
   await waitFor(() => kafka.stored.length === 3);
-  const codec = createEventCodec();
-  const records = kafka.stored.flatMap((r) => {
-    const d = codec.decode(r.value ?? Buffer.alloc(0));
-    return d.kind === 'record' ? [[d.value.vm, d.value.event]] : [];
-  });
-  assert.deepEqual(records, [
-    ['d1', 'RESUME'],
-    ['d1', 'SHUTDOWN'],
-    ['d1', 'STOP'],
-  ]);
+  assert.deepEqual(
+    storedEvents(kafka).map(([vm, event]) => [vm, event]),
+    [
+      ['d1', 'RESUME'],
+      ['d1', 'SHUTDOWN'],
+      ['d1', 'STOP'],
+    ],
+  );
   assert.equal(await conflicts(), '1', 'the conflict counted once');
 });
 
@@ -442,25 +447,12 @@ test('/readyz fails, naming the daemon, while a libvirt connection is refused; p
   const path = join(dir, 'libvirt-sock');
   let libvirtd = await startFakeLibvirtd(path, { refuse: { open: 'access denied: connect' } });
   t.after(() => libvirtd.close());
-  const kafka = fakeKafka({ send: (records) => ackAll(records) }, 1);
-  const config = parseCollectorConfig('test-host', {
-    env: {},
-    flags: {
-      libvirt: [path],
-      'libvirt-keepalive-ms': '200',
-      'reconnect-initial-ms': '20',
-      'reconnect-max-ms': '100',
-      'spool-dir': tempDir(t, 'ready-spool-'),
-      'http-port': '0',
-      brokers: ['127.0.0.1:9'],
-    },
+  const { collector } = await startWithFakeKafka(t, {
+    libvirt: [path],
+    'libvirt-keepalive-ms': '200',
+    'reconnect-initial-ms': '20',
+    'reconnect-max-ms': '100',
   });
-  const collector = await startCollector(
-    config,
-    createLogger({ level: 'error', write: () => {} }),
-    kafka.port,
-  );
-  t.after(() => collector.stop());
   const readyz = async (): Promise<{ status: number; body: string }> => {
     const response = await fetch(`${collector.http.url}/readyz`);
     return { status: response.status, body: await response.text() };
@@ -474,7 +466,7 @@ test('/readyz fails, naming the daemon, while a libvirt connection is refused; p
   libvirtd = await startFakeLibvirtd(path);
   await waitFor(() => libvirtd.registered() === 1);
   await waitFor(async () => (await readyz()).status === 200, {
-    description: (await readyz()).body,
+    description: '/readyz 200 once the daemon registers us',
   });
 });
 
