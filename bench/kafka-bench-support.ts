@@ -11,12 +11,12 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { partitionFor } from '../services/collector/core/partitioner.ts';
-import { createKafkaPort } from '../services/shared/io/kafka-client.ts';
+import { createKafkaPort } from '../services/shared/kafka/io/client.ts';
 import type {
   KafkaPort,
   TopicPartition,
   TopicPartitionOffset,
-} from '../services/shared/io/kafka-port.ts';
+} from '../services/shared/kafka/io/port.ts';
 import { createLogger, type Logger } from '../services/shared/io/logger.ts';
 import type { EncodedEvent } from './fleet-events.ts';
 import type { StageReport, StageRequest, StageSpec } from './stage-process.ts';

@@ -13,10 +13,10 @@ import { startTransitionConsumer } from '../services/exporter/io/transition-cons
 import type { TransitionSink } from '../services/exporter/io/transition-sink.ts';
 import { startExporter, type RunningExporter } from '../services/exporter/main.ts';
 import { createEventCodec, createTransitionCodec } from '../services/shared/io/avro-codec.ts';
-import { createKafkaPort } from '../services/shared/io/kafka-client.ts';
+import { createKafkaPort } from '../services/shared/kafka/io/client.ts';
 import type { FleetConfig } from '../services/simulator/core/fleet-config.ts';
 import { quantile, type BenchSection } from './harness.ts';
-import type { GroupConsumer } from '../services/shared/io/kafka-port.ts';
+import type { GroupConsumer } from '../services/shared/kafka/io/port.ts';
 import {
   benchBrokers,
   benchDir,

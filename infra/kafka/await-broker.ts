@@ -9,7 +9,7 @@
  */
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createKafkaPort } from '../../services/shared/io/kafka-client.ts';
+import { createKafkaPort } from '../../services/shared/kafka/io/client.ts';
 import { createLogger } from '../../services/shared/io/logger.ts';
 
 const ATTEMPT_INTERVAL_MS = 250;

@@ -15,8 +15,8 @@
 import { parseArgs } from 'node:util';
 import { isTelemetryError } from '../../services/shared/core/errors.ts';
 import { topicSpecs, type TopicSpec } from '../../services/shared/core/topics.ts';
-import { createKafkaPort } from '../../services/shared/io/kafka-client.ts';
-import type { KafkaPort } from '../../services/shared/io/kafka-port.ts';
+import { createKafkaPort } from '../../services/shared/kafka/io/client.ts';
+import type { KafkaPort } from '../../services/shared/kafka/io/port.ts';
 import { createLogger } from '../../services/shared/io/logger.ts';
 
 /** The spec's configs plus the durability setting that depends on the replication factor. */

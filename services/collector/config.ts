@@ -8,7 +8,7 @@ import { EVENTS_TOPIC } from '../shared/core/topics.ts';
 import { describeAddress, parseQmpTarget } from './core/qmp-target.ts';
 import { duplicateVmNames } from './core/vm-names.ts';
 import { parseLibvirtTarget } from './core/libvirt-target.ts';
-import { brokersOption, topicNameProblem } from '../shared/core/kafka-options.ts';
+import { brokersOption, topicNameProblem } from '../shared/kafka/core/options.ts';
 import { serviceOptions } from '../shared/core/service-options.ts';
 
 export const COLLECTOR_ENV_PREFIX = 'VFIO_COLLECTOR_';

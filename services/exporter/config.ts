@@ -5,7 +5,7 @@ import {
   type ConfigSources,
 } from '../shared/core/config-spec.ts';
 import { TRANSITIONS_TOPIC } from '../shared/core/topics.ts';
-import { brokersOption, topicNameProblem } from '../shared/core/kafka-options.ts';
+import { brokersOption, topicNameProblem } from '../shared/kafka/core/options.ts';
 import { serviceOptions } from '../shared/core/service-options.ts';
 
 export const EXPORTER_ENV_PREFIX = 'VFIO_EXPORTER_';

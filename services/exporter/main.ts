@@ -8,7 +8,7 @@ import type { OpenMetricsContentType, Registry } from 'prom-client';
 import { DURATION_BUCKETS_SECONDS, RDMA_BUDGET_SECONDS } from '../shared/core/bucket-policy.ts';
 import { createTransitionCodec } from '../shared/io/avro-codec.ts';
 import { startHttpServer, type RunningHttpServer } from '../shared/io/http-server.ts';
-import { createKafkaPort } from '../shared/io/kafka-client.ts';
+import { createKafkaPort } from '../shared/kafka/io/client.ts';
 import type { Logger } from '../shared/io/logger.ts';
 import type { ExporterConfig } from './config.ts';
 import {

@@ -12,7 +12,7 @@ import {
   PROCESSOR_STATE_TOPIC,
   TRANSITIONS_TOPIC,
 } from '../shared/core/topics.ts';
-import { brokersOption, topicNameProblem } from '../shared/core/kafka-options.ts';
+import { brokersOption, topicNameProblem } from '../shared/kafka/core/options.ts';
 import { serviceOptions } from '../shared/core/service-options.ts';
 
 export const PROCESSOR_ENV_PREFIX = 'VFIO_PROCESSOR_';

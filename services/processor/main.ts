@@ -10,8 +10,8 @@ import {
   type AvroCodec,
 } from '../shared/io/avro-codec.ts';
 import { startHttpServer, type RunningHttpServer } from '../shared/io/http-server.ts';
-import { createKafkaPort } from '../shared/io/kafka-client.ts';
-import type { KafkaPort, TopicDescription } from '../shared/io/kafka-port.ts';
+import { createKafkaPort } from '../shared/kafka/io/client.ts';
+import type { KafkaPort, TopicDescription } from '../shared/kafka/io/port.ts';
 import type { Logger } from '../shared/io/logger.ts';
 import type { ProcessorConfig } from './config.ts';
 import type { PublishedTransition } from './core/published-transition.ts';

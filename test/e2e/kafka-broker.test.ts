@@ -1,6 +1,6 @@
 /**
  * The local broker (infra/kafka, Apache Kafka 4.x in KRaft mode) works with the Kafka port every
- * stage uses (services/shared/io/kafka-port.ts over @platformatic/kafka): idempotent produce with
+ * stage uses (services/shared/kafka/io/port.ts over @platformatic/kafka): idempotent produce with
  * acks=-1, a consumer group that commits, admin calls; and the scripts stop a broker by PID and
  * bring it back with its data on the same port.
  */
@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { test } from 'node:test';
-import type { KafkaPort, TopicPartitionOffset } from '../../services/shared/io/kafka-port.ts';
+import type { KafkaPort, TopicPartitionOffset } from '../../services/shared/kafka/io/port.ts';
 import {
   brokersFromEnv,
   startPrivateBroker,

@@ -3,7 +3,7 @@
  *
  * - `brokersFromEnv()`: the suite's shared broker, `KAFKA_BROKERS` (set by `start_test_kafka` in
  *   infra/test-services.sh, or by hand: `KAFKA_BROKERS=$(infra/kafka/start.sh)`).
- * - `testKafkaPort(t)`: the Kafka port (services/shared/io/kafka-port.ts) for a test, closed after it.
+ * - `testKafkaPort(t)`: the Kafka port (services/shared/kafka/io/port.ts) for a test, closed after it.
  * - `uniqueTopic(t, prefix)`: a fresh topic per test, deleted after it.
  * - `tailTopic(port, topic)`: reads a topic from its start, a bit further at each `next()`.
  * - `startPrivateBroker(t)`: a broker of the test's own, for tests that stop and restart one.
@@ -17,13 +17,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { createKafkaPort } from '../../services/shared/io/kafka-client.ts';
+import { createKafkaPort } from '../../services/shared/kafka/io/client.ts';
 import type {
   ConsumedRecord,
   Isolation,
   KafkaPort,
   TopicPartitionOffset,
-} from '../../services/shared/io/kafka-port.ts';
+} from '../../services/shared/kafka/io/port.ts';
 import { createLogger } from '../../services/shared/io/logger.ts';
 
 const KAFKA_SCRIPTS = fileURLToPath(new URL('../../infra/kafka/', import.meta.url));

@@ -1,9 +1,9 @@
 import { option, parseConfig, renderOptionsHelp } from '../../shared/core/config-spec.ts';
-import { brokersOption, topicNameProblem } from '../../shared/core/kafka-options.ts';
+import { brokersOption, topicNameProblem } from '../../shared/kafka/core/options.ts';
 import { EVENTS_TOPIC, TRANSITIONS_TOPIC } from '../../shared/core/topics.ts';
 import { DEFAULT_PREPARE_TIMEOUT_SECONDS } from '../../shared/core/transition-engine.ts';
 import { DEFAULT_VM_RETENTION_MS } from '../../processor/core/partition-processor.ts';
-import { createKafkaPort } from '../../shared/io/kafka-client.ts';
+import { createKafkaPort } from '../../shared/kafka/io/client.ts';
 import type { CommandIo } from '../../shared/io/command-io.ts';
 import { runCommand } from '../../shared/io/stage-runner.ts';
 import { auditTopics } from './audit-topics.ts';

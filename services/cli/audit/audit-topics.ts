@@ -11,7 +11,7 @@
 import { TelemetryError } from '../../shared/core/errors.ts';
 import type { TransitionRecord } from '../../shared/core/transition-record.ts';
 import { createEventCodec, createTransitionCodec } from '../../shared/io/avro-codec.ts';
-import type { ConsumedRecord, KafkaPort } from '../../shared/io/kafka-port.ts';
+import type { ConsumedRecord, KafkaPort } from '../../shared/kafka/io/port.ts';
 import { closingEventTimes, type PartitionEvent } from './closing-events.ts';
 import {
   countEvents,

@@ -1,6 +1,6 @@
 /**
  * Which records of one produce call Kafka stored, from what the Kafka port reports
- * (`shared/io/kafka-port.ts`): per partition, the number of records it wrote (`PartitionAck.count`,
+ * (`shared/kafka/io/port.ts`): per partition, the number of records it wrote (`PartitionAck.count`,
  * summed when a call was split into several requests), and the records it refused for good.
  *
  * Within a partition Kafka appends in request order, so an acknowledgement of `count` records of

@@ -1,6 +1,6 @@
 /**
  * Moves the spool to Kafka, in order, one produce call at a time, through the Kafka port
- * (`shared/io/kafka-port.ts`): idempotent, acks from all in-sync replicas, requests split by the
+ * (`shared/kafka/io/port.ts`): idempotent, acks from all in-sync replicas, requests split by the
  * adapter under the topic's `max.message.bytes`. Each record carries an explicit partition,
  * `partitionFor(key)` — FNV-1a of `host/vm` modulo the topic's partition count, read with
  * `describeTopics` whenever a producer is opened — so one VM's events stay in order in one
@@ -33,7 +33,7 @@ import type {
   OutgoingRecord,
   Producer,
   RefusedRecord,
-} from '../../shared/io/kafka-port.ts';
+} from '../../shared/kafka/io/port.ts';
 import { backoffDelayMs, type BackoffPolicy } from '../../shared/core/backoff.ts';
 import { nowMicros } from '../../shared/io/clock.ts';
 import { donePrefix, storedRecords, type PartitionCount } from '../core/kafka-acks.ts';
@@ -354,7 +354,7 @@ function isAfter(a: SpoolPosition, b: SpoolPosition): boolean {
 
 /**
  * The partitions a failed call wrote before failing (`details.written` of
- * `KAFKA_PUBLISH_FAILED`, kafka-port.ts), as per-partition counts; anything else counts as
+ * `KAFKA_PUBLISH_FAILED`, kafka/io/port.ts), as per-partition counts; anything else counts as
  * nothing written.
  */
 function writtenBeforeFailure(error: unknown, topic: string): PartitionCount[] {

@@ -22,7 +22,7 @@ import type {
   GroupMembership,
   KafkaPort,
   TopicPartitionOffset,
-} from '../../shared/io/kafka-port.ts';
+} from '../../shared/kafka/io/port.ts';
 import type { Logger } from '../../shared/io/logger.ts';
 import type { TransitionSink } from './transition-sink.ts';
 

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TelemetryError } from '../../shared/core/errors.ts';
-import type { KafkaPort, TopicPartition } from '../../shared/io/kafka-port.ts';
+import type { KafkaPort, TopicPartition } from '../../shared/kafka/io/port.ts';
 import { PartitionProcessor } from '../core/partition-processor.ts';
 import { ChangelogFold } from '../core/state-changelog.ts';
 

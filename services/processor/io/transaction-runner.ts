@@ -9,7 +9,7 @@ import type {
   KafkaPort,
   OutgoingRecord,
   Producer,
-} from '../../shared/io/kafka-port.ts';
+} from '../../shared/kafka/io/port.ts';
 import { findInputHoles } from '../core/input-holes.ts';
 import type { PartitionProcessor } from '../core/partition-processor.ts';
 import { processBatch, type BatchOutput } from '../core/process-batch.ts';
@@ -226,7 +226,7 @@ export class TransactionRunner {
    * The records in hand must start at or below each partition's restored `nextOffset`
    * (core/input-holes.ts). If they start after it, the restore read stale state, or committed
    * state records were hidden from it (as @platformatic/kafka's own read_committed filter did,
-   * io/kafka-fetch.ts), or records went by retention. First the transaction fails, so the state is
+   * kafka/io/fetch.ts), or records went by retention. First the transaction fails, so the state is
    * dropped and read again after a back-off (a stale read heals). After `MAX_HOLE_RESTORES`
    * restores in a row that agree, the state read is taken as the truth and the hole's records are
    * read again from the events topic and put before the records in hand: transitions they

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { isTelemetryError } from '../../../services/shared/core/errors.ts';
 import { createTransitionCodec } from '../../../services/shared/io/avro-codec.ts';
-import type { Isolation } from '../../../services/shared/io/kafka-port.ts';
+import type { Isolation } from '../../../services/shared/kafka/io/port.ts';
 import { uniqueTopic } from '../../helpers/kafka.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
 import {

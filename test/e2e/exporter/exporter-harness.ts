@@ -11,8 +11,8 @@ import type {
   TransitionRecord,
 } from '../../../services/shared/core/transition-record.ts';
 import { createLogger } from '../../../services/shared/io/logger.ts';
-import { createKafkaPort } from '../../../services/shared/io/kafka-client.ts';
-import type { KafkaPort } from '../../../services/shared/io/kafka-port.ts';
+import { createKafkaPort } from '../../../services/shared/kafka/io/client.ts';
+import type { KafkaPort } from '../../../services/shared/kafka/io/port.ts';
 import { brokersFromEnv } from '../../helpers/kafka.ts';
 
 const device = { vm: 'vm-a', qomPath: '/machine/peripheral/nic0', deviceId: 'nic0' };

@@ -32,8 +32,8 @@ import { auditTopics, type AuditReport } from '../../../services/cli/audit/audit
 import type { FleetConfig } from '../../../services/simulator/core/fleet-config.ts';
 import { startSimulator, type Simulator } from '../../../services/simulator/io/simulator.ts';
 import { createEventCodec, createTransitionCodec } from '../../../services/shared/io/avro-codec.ts';
-import { createKafkaPort } from '../../../services/shared/io/kafka-client.ts';
-import type { KafkaPort, TopicPartition } from '../../../services/shared/io/kafka-port.ts';
+import { createKafkaPort } from '../../../services/shared/kafka/io/client.ts';
+import type { KafkaPort, TopicPartition } from '../../../services/shared/kafka/io/port.ts';
 import { createLogger } from '../../../services/shared/io/logger.ts';
 import { startCluster, type KafkaCluster } from '../../helpers/kafka-cluster.ts';
 import { waitFor } from '../../helpers/wait-for.ts';

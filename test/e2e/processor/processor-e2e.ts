@@ -8,7 +8,7 @@ import type { TestContext } from 'node:test';
 import { recomputePartition } from '../../../services/processor/core/recompute-partition.ts';
 import type { TransitionRecord } from '../../../services/shared/core/transition-record.ts';
 import { createEventCodec, createTransitionCodec } from '../../../services/shared/io/avro-codec.ts';
-import type { ConsumedRecord } from '../../../services/shared/io/kafka-port.ts';
+import type { ConsumedRecord } from '../../../services/shared/kafka/io/port.ts';
 import { tailTopic, testKafkaPort } from '../../helpers/kafka.ts';
 import { describeTransition } from '../pipeline/pipeline-harness.ts';
 

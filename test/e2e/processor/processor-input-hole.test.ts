@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { test } from 'node:test';
 import type { EventRecord } from '../../../services/shared/core/event-record.ts';
 import { createEventCodec } from '../../../services/shared/io/avro-codec.ts';
-import type { OutgoingRecord } from '../../../services/shared/io/kafka-port.ts';
+import type { OutgoingRecord } from '../../../services/shared/kafka/io/port.ts';
 import { brokersFromEnv, testKafkaPort } from '../../helpers/kafka.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
 import {

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { test } from 'node:test';
 import { parseProcessorConfig } from '../../../services/processor/config.ts';
 import { startProcessor } from '../../../services/processor/main.ts';
-import type { KafkaPort } from '../../../services/shared/io/kafka-port.ts';
+import type { KafkaPort } from '../../../services/shared/kafka/io/port.ts';
 import { brokersFromEnv, testKafkaPort } from '../../helpers/kafka.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
 import { quietLogger } from '../collector/collector-harness.ts';

@@ -11,7 +11,7 @@ import type {
   PartitionAck,
   Producer,
   SendResult,
-} from '../../../services/shared/io/kafka-port.ts';
+} from '../../../services/shared/kafka/io/port.ts';
 
 export type SendBehaviour = (records: readonly OutgoingRecord[]) => SendResult | Error;
 

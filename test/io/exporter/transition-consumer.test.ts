@@ -18,7 +18,7 @@ import type {
   GroupConsumerOptions,
   GroupMembership,
   TopicPartitionOffset,
-} from '../../../services/shared/io/kafka-port.ts';
+} from '../../../services/shared/kafka/io/port.ts';
 import { createLogger } from '../../../services/shared/io/logger.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
 

@@ -16,7 +16,7 @@ import type {
   Isolation,
   KafkaPort,
   TopicDescription,
-} from '../../../../services/shared/io/kafka-port.ts';
+} from '../../../../services/shared/kafka/io/port.ts';
 import { engineTransitions, transcriptEvents } from '../../../helpers/transcript-events.ts';
 
 const eventCodec = createEventCodec();

@@ -39,7 +39,7 @@ import {
   offsetCommitV8,
   type GroupAssignment,
 } from '@platformatic/kafka';
-import { TelemetryError } from '../core/errors.ts';
+import { TelemetryError } from '../../core/errors.ts';
 import { outOfRangeAction } from '../core/out-of-range.ts';
 import {
   DEFAULT_CONNECT_TIMEOUT_MS,
@@ -47,9 +47,9 @@ import {
   baseOptions,
   observeClient,
   type KafkaClientOptions,
-} from './kafka-base-options.ts';
-import { FENCING_ERRORS, hasKafkaError, kafkaError } from './kafka-errors.ts';
-import { fetchPositions } from './kafka-fetch.ts';
+} from './base-options.ts';
+import { FENCING_ERRORS, hasKafkaError, kafkaError } from './errors.ts';
+import { fetchPositions } from './fetch.ts';
 import type {
   ConsumedBatch,
   ConsumedRecord,
@@ -59,8 +59,8 @@ import type {
   Isolation,
   TopicPartition,
   TopicPartitionOffset,
-} from './kafka-port.ts';
-import type { Logger } from './logger.ts';
+} from './port.ts';
+import type { Logger } from '../../io/logger.ts';
 
 export interface GroupConsumerDeps {
   readonly client: KafkaClientOptions;
@@ -399,7 +399,7 @@ export class PortGroupConsumer implements GroupConsumer {
     if (epoch === this.#epoch) this.#positions = positions;
   }
 
-  /** OFFSET_OUT_OF_RANGE: shared/core/out-of-range.ts; true when a fetch must be retried. */
+  /** OFFSET_OUT_OF_RANGE: shared/kafka/core/out-of-range.ts; true when a fetch must be retried. */
   async #resetOutOfRange(epoch: number, partitions: readonly TopicPartition[]): Promise<boolean> {
     const start = await this.#deps.boundaryOffsets(partitions, 'earliest', this.#isolation);
     if (epoch !== this.#epoch || this.#positions === undefined) return false;

@@ -1,4 +1,4 @@
-import { option } from './config-spec.ts';
+import { option } from '../../core/config-spec.ts';
 
 /** `KAFKA_BROKERS` / `--brokers`: the one Kafka option every stage has, checked alike. */
 export function brokersOption() {

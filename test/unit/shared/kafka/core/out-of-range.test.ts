@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { outOfRangeAction } from '../../../../services/shared/core/out-of-range.ts';
+import { outOfRangeAction } from '../../../../../services/shared/kafka/core/out-of-range.ts';
 
 test('below the log start (records gone by retention): move to the log start', () => {
   assert.deepEqual(outOfRangeAction(10n, 500n), { kind: 'move_to_log_start', offset: 500n });

@@ -7,7 +7,7 @@ import {
   recordBytes,
   varintBytes,
   type RecordSize,
-} from '../../../../services/shared/core/produce-requests.ts';
+} from '../../../../../services/shared/kafka/core/produce-requests.ts';
 
 const rec = (partition: number, valueBytes: number, topic = 't'): RecordSize => ({
   topic,

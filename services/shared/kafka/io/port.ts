@@ -1,7 +1,7 @@
 /**
  * The narrow port through which every stage reaches Kafka (STYLE.md rule 4, BullMQ's "only the
- * commands we actually use"). One adapter implements it: `kafka-client.ts`, over
- * @platformatic/kafka 2.x. `test/e2e/shared/kafka-port.test.ts` is its conformance suite, run
+ * commands we actually use"). One adapter implements it: `kafka/io/client.ts`, over
+ * @platformatic/kafka 2.x. `test/e2e/shared/kafka/port.test.ts` is its conformance suite, run
  * against the real broker (one node and the three-node cluster).
  *
  * What the port promises, so callers never infer delivery from a resolved promise:
@@ -19,12 +19,9 @@
  * - Group consumers and `readToEnd` read `read_committed` unless told otherwise.
  */
 
-export type Isolation = 'read_committed' | 'read_uncommitted';
+import type { ConsumedRecord, Isolation, RecordHeader } from '../core/records.ts';
 
-export interface RecordHeader {
-  readonly key: string;
-  readonly value: Buffer;
-}
+export type { ConsumedRecord, Isolation, RecordHeader };
 
 /** A record to produce. Partitions are always explicit: the stages choose them. */
 export interface OutgoingRecord {
@@ -34,17 +31,6 @@ export interface OutgoingRecord {
   /** `null` is a tombstone (compacted topics forget the key). */
   readonly value: Buffer | null;
   readonly headers?: readonly RecordHeader[];
-}
-
-export interface ConsumedRecord {
-  readonly topic: string;
-  readonly partition: number;
-  readonly offset: bigint;
-  readonly key: Buffer | null;
-  readonly value: Buffer | null;
-  readonly headers: readonly RecordHeader[];
-  /** The record's Kafka timestamp, ms since the epoch. */
-  readonly timestampMs: number;
 }
 
 export interface TopicPartition {

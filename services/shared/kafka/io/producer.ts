@@ -33,16 +33,16 @@ import {
   type MessageToProduce,
   type ProduceResult,
 } from '@platformatic/kafka';
-import { TelemetryError, isTelemetryError } from '../core/errors.ts';
+import { TelemetryError, isTelemetryError } from '../../core/errors.ts';
 import { planProduceRequests, type RecordSize } from '../core/produce-requests.ts';
-import { baseOptions, observeClient, type KafkaClientOptions } from './kafka-base-options.ts';
+import { baseOptions, observeClient, type KafkaClientOptions } from './base-options.ts';
 import {
   FENCING_ERRORS,
   errorResponses,
   hasKafkaError,
   kafkaError,
   kafkaErrorNames,
-} from './kafka-errors.ts';
+} from './errors.ts';
 import type {
   GroupMembership,
   OutgoingRecord,
@@ -52,8 +52,8 @@ import type {
   RefusedRecord,
   SendResult,
   TopicPartitionOffset,
-} from './kafka-port.ts';
-import type { Logger } from './logger.ts';
+} from './port.ts';
+import type { Logger } from '../../io/logger.ts';
 
 /** The client's `Transaction` class is not exported by name. */
 type Transaction = Awaited<ReturnType<PlatformaticProducer['beginTransaction']>>;

@@ -1,11 +1,11 @@
 /**
- * `decodePartition`: what a reader sees of one partition's fetched batches, `read_committed` or
+ * `committedRecords`: what a reader sees of one partition's fetched batches, `read_committed` or
  * not. Batches are built as @platformatic/kafka parses them (protocol/records.js).
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { RecordsBatch } from '@platformatic/kafka';
-import { decodePartition } from '../../../services/shared/io/kafka-fetch.ts';
+import { committedRecords } from '../../../../../services/shared/kafka/core/committed-records.ts';
 
 const TRANSACTIONAL = 1 << 4;
 const CONTROL = 1 << 5;
@@ -67,11 +67,11 @@ function partition(
   };
 }
 
-const valuesOf = (decoded: ReturnType<typeof decodePartition>): string[] =>
+const valuesOf = (decoded: ReturnType<typeof committedRecords>): string[] =>
   decoded.records.map((r) => r.value?.toString() ?? 'null');
 
 test('records from the fetch offset on, with offsets, headers and timestamps; position past the last batch', () => {
-  const decoded = decodePartition(
+  const decoded = committedRecords(
     't',
     partition([batch(10n, ['a', 'b', 'c']), batch(13n, ['d'])]),
     11n,
@@ -94,14 +94,14 @@ test('records from the fetch offset on, with offsets, headers and timestamps; po
 });
 
 test('nothing fetched: the position stays', () => {
-  assert.deepEqual(decodePartition('t', partition([]), 7n, 'read_committed'), {
+  assert.deepEqual(committedRecords('t', partition([]), 7n, 'read_committed'), {
     records: [],
     nextOffset: 7n,
   });
 });
 
 test('control batches are never handed over, but the position moves past them', () => {
-  const decoded = decodePartition(
+  const decoded = committedRecords(
     't',
     partition([batch(0n, ['x'], 5n, TRANSACTIONAL), marker(1n, 5n, 1)]),
     0n,
@@ -128,16 +128,16 @@ test('regression: two aborted transactions of one producer around a committed on
     { producerId: 7n, firstOffset: 5n },
     { producerId: 7n, firstOffset: 0n },
   ];
-  const committed = decodePartition('t', partition(batches, aborted), 0n, 'read_committed');
+  const committed = committedRecords('t', partition(batches, aborted), 0n, 'read_committed');
   assert.deepEqual(valuesOf(committed), ['committed']);
   assert.equal(committed.nextOffset, 7n);
-  const uncommitted = decodePartition('t', partition(batches, aborted), 0n, 'read_uncommitted');
+  const uncommitted = committedRecords('t', partition(batches, aborted), 0n, 'read_uncommitted');
   assert.deepEqual(valuesOf(uncommitted), ['aborted-1', 'aborted-2', 'committed', 'aborted-3']);
 });
 
 test('regression: an aborted transaction whose ABORT marker is beyond this response stays hidden', () => {
   // The response was cut by maxBytes before the marker; the broker still lists the transaction.
-  const decoded = decodePartition(
+  const decoded = committedRecords(
     't',
     partition(
       [batch(0n, ['plain']), batch(1n, ['aborted'], 9n, TRANSACTIONAL)],
@@ -151,7 +151,7 @@ test('regression: an aborted transaction whose ABORT marker is beyond this respo
 });
 
 test('an aborted producer does not hide another producer’s records, nor its own non-transactional ones', () => {
-  const decoded = decodePartition(
+  const decoded = committedRecords(
     't',
     partition(
       [
@@ -167,4 +167,30 @@ test('an aborted producer does not hide another producer’s records, nor its ow
     'read_committed',
   );
   assert.deepEqual(valuesOf(decoded), ['other', 'idempotent']);
+});
+
+test('regression: a later aborted transaction with only its ABORT marker does not hide the committed one before it', () => {
+  // The fault matrix's case (docs/decisions.md, read_committed): producer 7 aborted [0], committed
+  // [2], then a transaction whose produce failed left only an ABORT marker at 4. A filter that ends
+  // the producer's aborted range at its last ABORT marker in the response hides offset 2.
+  const decoded = committedRecords(
+    't',
+    partition(
+      [
+        batch(0n, ['aborted'], 7n, TRANSACTIONAL),
+        marker(1n, 7n, 0),
+        batch(2n, ['committed'], 7n, TRANSACTIONAL),
+        marker(3n, 7n, 1),
+        marker(4n, 7n, 0),
+      ],
+      [
+        { producerId: 7n, firstOffset: 0n },
+        { producerId: 7n, firstOffset: 4n },
+      ],
+    ),
+    0n,
+    'read_committed',
+  );
+  assert.deepEqual(valuesOf(decoded), ['committed']);
+  assert.equal(decoded.nextOffset, 5n);
 });

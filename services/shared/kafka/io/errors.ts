@@ -4,7 +4,7 @@
  * `ProtocolError` per failing partition (its `apiId` is Kafka's error name, e.g.
  * `MESSAGE_TOO_LARGE`) and keeps the parsed `response`, and any of them may carry a `cause`.
  */
-import { TelemetryError, isTelemetryError, type ErrorCode } from '../core/errors.ts';
+import { TelemetryError, isTelemetryError, type ErrorCode } from '../../core/errors.ts';
 
 /** Kafka's answers that mean this producer or group member is a zombie (KIP-98, KIP-447). */
 export const FENCING_ERRORS: ReadonlySet<string> = new Set([

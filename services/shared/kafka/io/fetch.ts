@@ -13,21 +13,14 @@
  * offsets of its state partition, 196 committed records, and recomputed transitions it had already
  * published). See `wireIsolation` for how it is kept from running.
  */
-import type { ConnectionPool, Consumer, RecordsBatch, fetchV17 } from '@platformatic/kafka';
+import type { ConnectionPool, Consumer, fetchV17 } from '@platformatic/kafka';
 import { FetchIsolationLevels } from '@platformatic/kafka';
-import { errorResponses } from './kafka-errors.ts';
-import type {
-  ConsumedRecord,
-  Isolation,
-  TopicPartition,
-  TopicPartitionOffset,
-} from './kafka-port.ts';
+import { committedRecords } from '../core/committed-records.ts';
+import { errorResponses } from './errors.ts';
+import type { ConsumedRecord, Isolation, TopicPartition, TopicPartitionOffset } from './port.ts';
 
 type FetchResponse = fetchV17.FetchResponse;
 
-const IS_LOG_APPEND_TIME = 1 << 3;
-const IS_TRANSACTIONAL = 1 << 4;
-const IS_CONTROL = 1 << 5;
 const OFFSET_OUT_OF_RANGE = 1;
 
 export interface FetchSettings {
@@ -48,8 +41,6 @@ export interface FetchedPartition extends TopicPartition {
   readonly highWatermark: bigint;
 }
 
-type FetchPartition = FetchResponse['responses'][number]['partitions'][number];
-
 function isFetchResponse(value: unknown): value is FetchResponse {
   const responses = (value as { responses?: unknown } | null)?.responses;
   return (
@@ -62,77 +53,15 @@ function isFetchResponse(value: unknown): value is FetchResponse {
  * The isolation level put on the wire. For read_committed it is a Number object holding 1: the
  * broker reads read_committed (it stops at the last stable offset and lists the aborted
  * transactions), and @platformatic/kafka 2.12's `Consumer.fetch`, which runs its aborted-message
- * filter only when the level `=== READ_COMMITTED`, leaves the batches to `decodePartition`. The
+ * filter only when the level `=== READ_COMMITTED`, leaves the batches to `committedRecords` (kafka/core/committed-records.ts). The
  * level is written with `Buffer.writeInt8`, which takes the object's value. A real-broker test
- * (test/e2e/shared/kafka-port.test.ts, "regression: committed transactions between two aborted
+ * (test/e2e/shared/kafka/port.test.ts, "regression: committed transactions between two aborted
  * ones") fails if the library's filter runs again.
  */
 export function wireIsolation(isolation: Isolation): number {
   return isolation === 'read_committed'
     ? (Object(FetchIsolationLevels.READ_COMMITTED) as number)
     : FetchIsolationLevels.READ_UNCOMMITTED;
-}
-
-function isAbortMarker(batch: RecordsBatch): boolean {
-  const key = batch.records[0]?.key;
-  return key !== null && key !== undefined && key.length >= 4 && key.readInt16BE(2) === 0;
-}
-
-/** The records of one partition's batches that a reader at `isolation` sees, from `fetchOffset`. */
-export function decodePartition(
-  topic: string,
-  partition: FetchPartition,
-  fetchOffset: bigint,
-  isolation: Isolation,
-): { records: ConsumedRecord[]; nextOffset: bigint } {
-  const records: ConsumedRecord[] = [];
-  let nextOffset = fetchOffset;
-  const aborted = [...(partition.abortedTransactions ?? [])].sort((a, b) =>
-    a.firstOffset < b.firstOffset ? -1 : a.firstOffset > b.firstOffset ? 1 : 0,
-  );
-  const abortedProducers = new Set<bigint>();
-  let nextAborted = 0;
-  for (const batch of partition.records ?? []) {
-    const lastOffset = batch.firstOffset + BigInt(batch.lastOffsetDelta);
-    if (lastOffset + 1n > nextOffset) nextOffset = lastOffset + 1n;
-    if (isolation === 'read_committed') {
-      while (nextAborted < aborted.length && aborted[nextAborted]!.firstOffset <= lastOffset) {
-        abortedProducers.add(aborted[nextAborted]!.producerId);
-        nextAborted += 1;
-      }
-    }
-    if ((batch.attributes & IS_CONTROL) !== 0) {
-      if (isAbortMarker(batch)) abortedProducers.delete(batch.producerId);
-      continue;
-    }
-    if (
-      isolation === 'read_committed' &&
-      (batch.attributes & IS_TRANSACTIONAL) !== 0 &&
-      abortedProducers.has(batch.producerId)
-    ) {
-      continue;
-    }
-    const logAppendTime = (batch.attributes & IS_LOG_APPEND_TIME) !== 0;
-    for (const record of batch.records) {
-      const offset = batch.firstOffset + BigInt(record.offsetDelta);
-      if (offset < fetchOffset) continue;
-      records.push({
-        topic,
-        partition: partition.partitionIndex,
-        offset,
-        key: record.key,
-        value: record.value,
-        headers: record.headers.map(([key, value]) => ({
-          key: key === null ? '' : key.toString('utf8'),
-          value: value ?? Buffer.alloc(0),
-        })),
-        timestampMs: Number(
-          logAppendTime ? batch.maxTimestamp : batch.firstTimestamp + record.timestampDelta,
-        ),
-      });
-    }
-  }
-  return { records, nextOffset };
 }
 
 /**
@@ -227,7 +156,7 @@ export async function fetchPositions(
           }
           result.push({
             ...common,
-            ...decodePartition(topic, partition, fetchOffset, settings.isolation),
+            ...committedRecords(topic, partition, fetchOffset, settings.isolation),
           });
         }
       }

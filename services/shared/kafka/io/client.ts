@@ -1,8 +1,8 @@
 /**
- * The one place the Kafka port (kafka-port.ts) is built, over @platformatic/kafka: one `Admin`
+ * The one place the Kafka port (kafka/io/port.ts) is built, over @platformatic/kafka: one `Admin`
  * for cluster-level calls, a `Producer` per `producer()`, a `Consumer` per `groupConsumer()` and
  * per `readToEnd()`. Every client shares the connection and retry settings of
- * kafka-base-options.ts and logs through our logger.
+ * base-options.ts and logs through our logger.
  *
  * Retry settings are bounded so that a call to an unreachable cluster returns an error to the
  * caller in seconds instead of retrying for minutes inside the client: stages have their own
@@ -11,13 +11,13 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Admin, Consumer } from '@platformatic/kafka';
-import { TelemetryError } from '../core/errors.ts';
+import { TelemetryError } from '../../core/errors.ts';
 import { outOfRangeAction } from '../core/out-of-range.ts';
-import * as admin from './kafka-admin.ts';
-import { baseOptions, observeClient, type KafkaClientOptions } from './kafka-base-options.ts';
-import { kafkaError } from './kafka-errors.ts';
-import { fetchPositions } from './kafka-fetch.ts';
-import { PortGroupConsumer } from './kafka-group-consumer.ts';
+import * as admin from './admin.ts';
+import { baseOptions, observeClient, type KafkaClientOptions } from './base-options.ts';
+import { kafkaError } from './errors.ts';
+import { fetchPositions } from './fetch.ts';
+import { PortGroupConsumer } from './group-consumer.ts';
 import type {
   ConsumedRecord,
   GroupConsumer,
@@ -27,10 +27,10 @@ import type {
   Producer,
   ProducerOptions,
   TopicPartitionOffset,
-} from './kafka-port.ts';
-import { PortProducer, type TopicLimits } from './kafka-producer.ts';
+} from './port.ts';
+import { PortProducer, type TopicLimits } from './producer.ts';
 
-export type { KafkaClientOptions } from './kafka-base-options.ts';
+export type { KafkaClientOptions } from './base-options.ts';
 
 /** `message.max.bytes`'s default (1 MiB + the 12-byte log overhead) if a topic reports none. */
 const DEFAULT_MAX_MESSAGE_BYTES = 1_048_588;
@@ -157,7 +157,7 @@ export function createKafkaPort(options: KafkaClientOptions): KafkaPort {
           }
         }
         if (outOfRange.length > 0) {
-          // shared/core/out-of-range.ts: move to the log start or retry, never skip ahead.
+          // shared/kafka/core/out-of-range.ts: move to the log start or retry, never skip ahead.
           const starts = await admin.boundaryOffsets(
             adminClient,
             outOfRange,

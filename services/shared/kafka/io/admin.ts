@@ -11,15 +11,15 @@ import {
   ListOffsetTimestamps,
   type Admin,
 } from '@platformatic/kafka';
-import { TelemetryError } from '../core/errors.ts';
-import { hasKafkaError, kafkaError, mapKafkaFailure } from './kafka-errors.ts';
+import { TelemetryError } from '../../core/errors.ts';
+import { hasKafkaError, kafkaError, mapKafkaFailure } from './errors.ts';
 import type {
   Isolation,
   TopicDescription,
   TopicPartition,
   TopicPartitionOffset,
   TopicToCreate,
-} from './kafka-port.ts';
+} from './port.ts';
 
 const LEADER_WAIT_MS = 30_000;
 const UNSTABLE_OFFSET_WAIT_MS = 30_000;

@@ -10,7 +10,7 @@
  * (and must have a listener: an EventEmitter throws an unhandled 'error').
  */
 import type { Base, BaseOptions } from '@platformatic/kafka';
-import type { Logger } from './logger.ts';
+import type { Logger } from '../../io/logger.ts';
 
 export interface KafkaClientOptions {
   brokers: readonly string[];

@@ -1,23 +1,23 @@
 /**
- * Conformance suite of the Kafka port (services/shared/io/kafka-port.ts) against the real broker
+ * Conformance suite of the Kafka port (services/shared/kafka/io/port.ts) against the real broker
  * in KAFKA_BROKERS: what the port's file comment promises, checked through the port only.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { test, type TestContext } from 'node:test';
 import { Producer as PlatformaticProducer } from '@platformatic/kafka';
-import { isTelemetryError } from '../../../services/shared/core/errors.ts';
-import { createKafkaPort } from '../../../services/shared/io/kafka-client.ts';
+import { isTelemetryError } from '../../../../services/shared/core/errors.ts';
+import { createKafkaPort } from '../../../../services/shared/kafka/io/client.ts';
 import type {
   ConsumedRecord,
   GroupConsumer,
   GroupMembership,
   KafkaPort,
   OutgoingRecord,
-} from '../../../services/shared/io/kafka-port.ts';
-import { createLogger } from '../../../services/shared/io/logger.ts';
-import { brokersFromEnv } from '../../helpers/kafka.ts';
-import { waitFor } from '../../helpers/wait-for.ts';
+} from '../../../../services/shared/kafka/io/port.ts';
+import { createLogger } from '../../../../services/shared/io/logger.ts';
+import { brokersFromEnv } from '../../../helpers/kafka.ts';
+import { waitFor } from '../../../helpers/wait-for.ts';
 
 const createdTopics = new WeakMap<KafkaPort, string[]>();
 
@@ -619,7 +619,7 @@ test('a limit lowered behind the producer’s back: Kafka’s refusal is bisecte
 // The fault matrix's rolling restart found it: @platformatic/kafka's own read_committed filter
 // ends a producer's aborted range at its LAST abort marker in a response, so when a later aborted
 // transaction of the same producer left only its marker in the partition (it wrote nothing there:
-// its produce failed), every committed transaction in between was hidden (io/kafka-fetch.ts).
+// its produce failed), every committed transaction in between was hidden (kafka/io/fetch.ts).
 test('regression: committed transactions between two aborted ones of one producer are read, read_committed', async (t) => {
   const port = openPort(t);
   const topic = await newTopic(port, 1, { 'max.message.bytes': '1024' });
