@@ -1,20 +1,24 @@
 /**
- * Fetching from explicit positions with @platformatic/kafka's `Consumer.fetch`, for `readToEnd`
- * and the group consumer. Positions are ours, never the client's: the library's `MessagesStream`
+ * Fetching from explicit positions, for `readToEnd` and the group consumer: one Fetch (v17)
+ * request per partition leader, sent by us on the client's connections, as the group consumer
+ * sends OffsetCommit. Positions are ours, never the client's: the library's `MessagesStream`
  * keeps its own and labels records with the generation current when a response arrives, not the
  * one they were fetched under (messages-stream.js #pushRecords), which fencing cannot work with.
  *
- * `read_committed` filtering is done here, as Kafka's Java consumer does it (Fetcher: a batch of
- * an aborted producer is skipped from the aborted transaction's first offset until that producer's
- * ABORT marker). The client's own filter (consumer.js #filterUncommittedMessages) must never run:
- * it ends a producer's aborted range at that producer's LAST abort marker in the response, so with
- * two aborted transactions of one producer in a response it drops every committed transaction
- * between them (the fault matrix's rolling restart found it: a processor's restore missed 270
- * offsets of its state partition, 196 committed records, and recomputed transitions it had already
- * published). See `wireIsolation` for how it is kept from running.
+ * `read_committed` filtering is ours too (kafka/core/committed-records.ts), as Kafka's Java
+ * consumer does it. The client's `Consumer.fetch` must not be used: at read_committed it runs its
+ * own filter (consumer.js #filterUncommittedMessages), which ends a producer's aborted range at
+ * that producer's LAST abort marker in the response and so drops every committed transaction
+ * between two aborted ones (the fault matrix's rolling restart found it: a processor's restore
+ * missed 196 committed records of its state partition). Sending the request ourselves keeps the
+ * batches as the broker sent them, with no trick on the isolation level (docs/decisions.md).
+ *
+ * Fetch sessions (KIP-227) are not used: every request is a full, sessionless fetch
+ * (session id 0, epoch -1), so nothing is cached between requests but the cluster metadata,
+ * which is refreshed after an error that says the leader moved.
  */
-import type { ConnectionPool, Consumer, fetchV17 } from '@platformatic/kafka';
-import { FetchIsolationLevels } from '@platformatic/kafka';
+import type { ConnectionPool, Connection, Consumer } from '@platformatic/kafka';
+import { FetchIsolationLevels, fetchV17 } from '@platformatic/kafka';
 import { committedRecords } from '../core/committed-records.ts';
 import { errorResponses } from './errors.ts';
 import type { ConsumedRecord, Isolation, TopicPartition, TopicPartitionOffset } from './port.ts';
@@ -49,19 +53,37 @@ function isFetchResponse(value: unknown): value is FetchResponse {
   );
 }
 
-/**
- * The isolation level put on the wire. For read_committed it is a Number object holding 1: the
- * broker reads read_committed (it stops at the last stable offset and lists the aborted
- * transactions), and @platformatic/kafka 2.12's `Consumer.fetch`, which runs its aborted-message
- * filter only when the level `=== READ_COMMITTED`, leaves the batches to `committedRecords` (kafka/core/committed-records.ts). The
- * level is written with `Buffer.writeInt8`, which takes the object's value. A real-broker test
- * (test/e2e/shared/kafka/port.test.ts, "regression: committed transactions between two aborted
- * ones") fails if the library's filter runs again.
- */
+const SESSIONLESS_ID = 0;
+const SESSIONLESS_EPOCH = -1;
+
+/** Partition errors after which the leader is elsewhere: the next fetch re-reads the metadata. */
+const LEADERSHIP_ERRORS = new Set([
+  3, // UNKNOWN_TOPIC_OR_PARTITION
+  5, // LEADER_NOT_AVAILABLE
+  6, // NOT_LEADER_OR_FOLLOWER
+  74, // FENCED_LEADER_EPOCH
+  75, // UNKNOWN_LEADER_EPOCH
+]);
+
+/** Consumers whose cached metadata a failed or misdirected fetch showed to be stale. */
+const staleMetadata = new WeakSet<Consumer>();
+
 export function wireIsolation(isolation: Isolation): number {
   return isolation === 'read_committed'
-    ? (Object(FetchIsolationLevels.READ_COMMITTED) as number)
+    ? FetchIsolationLevels.READ_COMMITTED
     : FetchIsolationLevels.READ_UNCOMMITTED;
+}
+
+async function connectionTo(
+  consumer: Consumer,
+  node: number,
+  broker: { host: string; port: number } | undefined,
+  pool: ConnectionPool | undefined,
+): Promise<Connection> {
+  if (pool !== undefined && broker !== undefined) return pool.get(broker);
+  const connection = (await consumer.connectToBrokers([node])).get(node);
+  if (connection === undefined) throw new Error(`No connection to broker ${node}.`);
+  return connection;
 }
 
 /**
@@ -75,7 +97,9 @@ export async function fetchPositions(
   settings: FetchSettings,
 ): Promise<FetchedPartition[]> {
   const topics = [...new Set(positions.map((p) => p.topic))];
-  const metadata = await consumer.metadata({ topics });
+  const forceUpdate = staleMetadata.has(consumer);
+  staleMetadata.delete(consumer);
+  const metadata = await consumer.metadata({ topics, forceUpdate });
   const byNode = new Map<number, Map<string, TopicPartitionOffset[]>>();
   const names = new Map<string, string>();
   for (const position of positions) {
@@ -92,10 +116,24 @@ export async function fetchPositions(
   const wanted = new Map(positions.map((p) => [`${p.topic}:${p.partition}`, p.offset]));
   const requests = [...byNode].map(async ([node, byTopic]): Promise<FetchResponse[]> => {
     try {
+      // No known leader: ask any broker, whose per-partition error refreshes the metadata.
+      const target = node >= 0 ? node : ([...metadata.brokers.keys()][0] ?? 0);
+      const connection = await connectionTo(
+        consumer,
+        target,
+        metadata.brokers.get(target),
+        settings.connectionPool,
+      );
       return [
-        await consumer.fetch({
-          node: Math.max(node, 0),
-          topics: [...byTopic].map(([topicId, list]) => ({
+        await fetchV17.api.async(
+          connection,
+          settings.maxWaitMs,
+          1,
+          settings.maxBytes,
+          wireIsolation(settings.isolation),
+          SESSIONLESS_ID,
+          SESSIONLESS_EPOCH,
+          [...byTopic].map(([topicId, list]) => ({
             topicId,
             partitions: list.map((p) => ({
               partition: p.partition,
@@ -105,18 +143,16 @@ export async function fetchPositions(
               lastFetchedEpoch: -1,
             })),
           })),
-          maxWaitTime: settings.maxWaitMs,
-          minBytes: 1,
-          maxBytes: settings.maxBytes,
-          isolationLevel: wireIsolation(settings.isolation),
-          ...(settings.connectionPool === undefined
-            ? {}
-            : { connectionPool: settings.connectionPool }),
-        }),
+          [],
+          '',
+        ),
       ];
     } catch (error) {
       const responses = errorResponses(error).filter(isFetchResponse);
-      if (responses.length === 0) throw error;
+      if (responses.length === 0) {
+        staleMetadata.add(consumer);
+        throw error;
+      }
       return responses.slice(-1);
     }
   });
@@ -143,6 +179,7 @@ export async function fetchPositions(
             highWatermark: partition.highWatermark,
           };
           if (partition.errorCode !== 0) {
+            if (LEADERSHIP_ERRORS.has(partition.errorCode)) staleMetadata.add(consumer);
             result.push({
               ...common,
               records: [],
