@@ -29,7 +29,7 @@ import { createLibvirtTelemetry } from './io/libvirt-telemetry.ts';
 import { QmpConnection, type QmpConnectionHandler, type QmpSession } from './io/qmp-connection.ts';
 import { RejectedRecordFile } from './io/rejected-record-file.ts';
 import { SocketDirWatcher } from './io/socket-dir-watcher.ts';
-import { Spool } from './io/spool.ts';
+import { Spool, type SpoolOptions } from './io/spool.ts';
 import { VmNames } from './core/vm-names.ts';
 
 export interface RunningCollector {
@@ -71,7 +71,7 @@ export async function startCollector(
   const telemetry = createCollectorTelemetry(registry, logger);
   const codec = createEventCodec();
   const numbering = new RecordNumbering(randomUUID);
-  const spool = Spool.open({
+  const spoolOptions: SpoolOptions = {
     dir: config.spoolDir,
     maxBytes: config.spoolMaxBytes,
     segmentBytes: config.spoolSegmentBytes,
@@ -89,8 +89,22 @@ export async function startCollector(
         telemetry.spoolTornTailTruncated(segment, offset, bytes),
       changed: (events, bytes) => telemetry.spoolChanged(events, bytes),
       ioFailed: (what, error) => telemetry.spoolIoFailed(what, error),
+      syncFailed: (segment, events, keys, error) => {
+        telemetry.spoolSyncFailed(segment, events, error);
+        for (const key of keys) numbering.dropped(key, 'spool_sync');
+      },
+      staleLockTakenOver: (pid) => telemetry.spoolLockTakenOver(config.spoolDir, pid),
     },
-  });
+  };
+  let spool: Spool;
+  try {
+    spool = Spool.open(spoolOptions);
+  } catch (error) {
+    // Locked by another collector, or not writable (SPOOL_LOCKED, SPOOL_UNWRITABLE): nothing
+    // else was started.
+    await kafka.close().catch(() => {});
+    throw error;
+  }
 
   const accept = (
     session: QmpSession,

@@ -19,6 +19,7 @@ import {
   type SpoolEvents,
   type SpoolOptions,
 } from '../../../services/collector/io/spool.ts';
+import { procProbe, type ProcessProbe } from '../../../services/collector/io/spool-lock.ts';
 
 interface Recorded {
   dropped: Record<string, number>;
@@ -49,6 +50,12 @@ function openSpool(dir: string, options: Partial<SpoolOptions> = {}) {
 }
 
 const opened: Spool[] = [];
+
+/** A probe for which every lock holder is gone (as after a SIGKILL). */
+const holderGone: ProcessProbe = {
+  self: () => procProbe.self(),
+  observe: () => ({ boot: null, start: null, signalable: false }),
+};
 
 /** A spool directory removed after the test, once every spool opened on it is closed. */
 function tempDir(t: TestContext): string {
@@ -163,8 +170,8 @@ test('without close (SIGKILL), written entries survive; only the acknowledged po
   const first = openSpool(dir);
   for (let i = 0; i < 10; i++) first.spool.append(entry(i));
   first.spool.flush();
-  // No close(): the process "dies" here. The page cache holds the data.
-  const second = openSpool(dir);
+  // No close(): the process "dies" here. The page cache holds the data; its lock is stale.
+  const second = openSpool(dir, { probe: holderGone });
   assert.equal(drain(second.spool).length, 10);
 });
 
