@@ -160,7 +160,7 @@ export function spoolUnwritable(dir: string, error: unknown): TelemetryError {
 
 export function errorCode(error: unknown): string | undefined {
   return typeof error === 'object' && error !== null && 'code' in error
-    ? String((error as { code: unknown }).code)
+    ? String(error.code)
     : undefined;
 }
 
