@@ -3,7 +3,6 @@
  * HTTP endpoints. The only place that opens sockets, files and timers; `startCollector` is the
  * in-process API the `collect` command and the tests use.
  */
-import { randomUUID } from 'node:crypto';
 import { Registry } from 'prom-client';
 import { isTelemetryError } from '../shared/core/errors.ts';
 import type { EventRecord } from '../shared/core/event-record.ts';
@@ -30,6 +29,7 @@ import { QmpConnection, type QmpConnectionHandler, type QmpSession } from './io/
 import { RejectedRecordFile } from './io/rejected-record-file.ts';
 import { SocketDirWatcher } from './io/socket-dir-watcher.ts';
 import { Spool, type SpoolOptions } from './io/spool.ts';
+import { createSessionIdSource } from './io/session-ids.ts';
 import { VmNames } from './core/vm-names.ts';
 
 export interface RunningCollector {
@@ -70,7 +70,9 @@ export async function startCollector(
   const registry = new Registry();
   const telemetry = createCollectorTelemetry(registry, logger);
   const codec = createEventCodec();
-  const numbering = new RecordNumbering(randomUUID);
+  // One source of session ids (UUIDv7, increasing) for every connection and the numbering.
+  const newSessionId = createSessionIdSource();
+  const numbering = new RecordNumbering(newSessionId);
   const spoolOptions: SpoolOptions = {
     dir: config.spoolDir,
     maxBytes: config.spoolMaxBytes,
@@ -192,6 +194,7 @@ export async function startCollector(
       backoff,
       greetingTimeoutMs: config.greetingTimeoutMs,
       handler,
+      newSessionId,
     });
     connections.set(id, connection);
     telemetry.vmDiscovered(target.vm, describeAddress(target.address));
@@ -262,6 +265,7 @@ export async function startCollector(
     nameReleased: readRefused,
     telemetry,
     libvirtTelemetry: createLibvirtTelemetry(registry, logger),
+    newSessionId,
   });
 
   const http = await startHttpServer({
