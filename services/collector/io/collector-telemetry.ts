@@ -118,8 +118,8 @@ export function createCollectorTelemetry(registry: Registry, logger: Logger) {
     help: 'Spool I/O in the background that failed (fdatasync, not retried; directory fsync, the acknowledged position, deleting a segment, retried).',
     registers,
   });
-  const syncLost = new Counter({
-    name: `${METRIC_PREFIX}spool_sync_lost_events_total`,
+  const unsynced = new Counter({
+    name: `${METRIC_PREFIX}events_unsynced_total`,
     help: 'Events written to a spool segment since its last successful fdatasync when that fdatasync failed: treated as lost (never synced again; still sent if the page cache holds them); their VMs continue in a new session.',
     registers,
   });
@@ -242,7 +242,7 @@ export function createCollectorTelemetry(registry: Registry, logger: Logger) {
     },
     spoolSyncFailed(segment: number, events: number, error: unknown): void {
       spoolIoErrors.inc();
-      syncLost.inc(events);
+      unsynced.inc(events);
       logger.error(
         'fdatasync of a spool segment failed: the events written since its last sync may not be on disk. It is not retried (the kernel has marked the failed pages clean); their VMs continue in a new session.',
         { segment, events, error },
