@@ -21,7 +21,9 @@ ${renderOptionsHelp(collectorConfigSpec(hostname()), [
 
 Exit status: 0 after a clean shutdown (SIGTERM/SIGINT), 1 on a runtime failure or a shutdown
 that overran its deadline (an internal error exits at once, after writing the spool: restart
-it), 2 on bad usage or configuration.
+it), 2 on bad usage or configuration, or a spool directory that another collector holds (the
+message names its PID) or that cannot be written (the message names the path and the errno):
+fix it before restarting.
 `;
 }
 

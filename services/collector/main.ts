@@ -3,7 +3,6 @@
  * HTTP endpoints. The only place that opens sockets, files and timers; `startCollector` is the
  * in-process API the `collect` command and the tests use.
  */
-import { randomUUID } from 'node:crypto';
 import { Registry } from 'prom-client';
 import { isTelemetryError } from '../shared/core/errors.ts';
 import type { EventRecord } from '../shared/core/event-record.ts';
@@ -29,7 +28,8 @@ import { createLibvirtTelemetry } from './io/libvirt-telemetry.ts';
 import { QmpConnection, type QmpConnectionHandler, type QmpSession } from './io/qmp-connection.ts';
 import { RejectedRecordFile } from './io/rejected-record-file.ts';
 import { SocketDirWatcher } from './io/socket-dir-watcher.ts';
-import { Spool } from './io/spool.ts';
+import { Spool, type SpoolOptions } from './io/spool.ts';
+import { createSessionIdSource } from './io/session-ids.ts';
 import { VmNames } from './core/vm-names.ts';
 
 export interface RunningCollector {
@@ -70,8 +70,10 @@ export async function startCollector(
   const registry = new Registry();
   const telemetry = createCollectorTelemetry(registry, logger);
   const codec = createEventCodec();
-  const numbering = new RecordNumbering(randomUUID);
-  const spool = Spool.open({
+  // One source of session ids (UUIDv7, increasing) for every connection and the numbering.
+  const newSessionId = createSessionIdSource();
+  const numbering = new RecordNumbering(newSessionId);
+  const spoolOptions: SpoolOptions = {
     dir: config.spoolDir,
     maxBytes: config.spoolMaxBytes,
     segmentBytes: config.spoolSegmentBytes,
@@ -89,8 +91,22 @@ export async function startCollector(
         telemetry.spoolTornTailTruncated(segment, offset, bytes),
       changed: (events, bytes) => telemetry.spoolChanged(events, bytes),
       ioFailed: (what, error) => telemetry.spoolIoFailed(what, error),
+      syncFailed: (segment, events, keys, error) => {
+        telemetry.spoolSyncFailed(segment, events, error);
+        for (const key of keys) numbering.dropped(key, 'spool_sync');
+      },
+      staleLockTakenOver: (pid) => telemetry.spoolLockTakenOver(config.spoolDir, pid),
     },
-  });
+  };
+  let spool: Spool;
+  try {
+    spool = Spool.open(spoolOptions);
+  } catch (error) {
+    // Locked by another collector, or not writable (SPOOL_LOCKED, SPOOL_UNWRITABLE): nothing
+    // else was started.
+    await kafka.close().catch(() => {});
+    throw error;
+  }
 
   const accept = (
     session: QmpSession,
@@ -178,6 +194,7 @@ export async function startCollector(
       backoff,
       greetingTimeoutMs: config.greetingTimeoutMs,
       handler,
+      newSessionId,
     });
     connections.set(id, connection);
     telemetry.vmDiscovered(target.vm, describeAddress(target.address));
@@ -248,6 +265,7 @@ export async function startCollector(
     nameReleased: readRefused,
     telemetry,
     libvirtTelemetry: createLibvirtTelemetry(registry, logger),
+    newSessionId,
   });
 
   const http = await startHttpServer({

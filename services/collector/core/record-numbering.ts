@@ -12,7 +12,8 @@
  * Pure apart from the injected id source.
  */
 
-export type DropCause = 'spool_full' | 'spool_io' | 'invalid_record';
+/** `spool_sync`: written, but the segment's fdatasync failed (the entries may be lost). */
+export type DropCause = 'spool_full' | 'spool_io' | 'spool_sync' | 'invalid_record';
 
 export interface RecordNumber {
   readonly sessionId: string;

@@ -115,7 +115,12 @@ export function createCollectorTelemetry(registry: Registry, logger: Logger) {
   });
   const spoolIoErrors = new Counter({
     name: `${METRIC_PREFIX}spool_io_errors_total`,
-    help: 'Spool I/O in the background that failed and is retried (fdatasync, directory fsync, the acknowledged position, deleting a segment).',
+    help: 'Spool I/O in the background that failed (fdatasync, not retried; directory fsync, the acknowledged position, deleting a segment, retried).',
+    registers,
+  });
+  const unsynced = new Counter({
+    name: `${METRIC_PREFIX}events_unsynced_total`,
+    help: 'Events written to a spool segment since its last successful fdatasync when that fdatasync failed: treated as lost (never synced again; still sent if the page cache holds them); their VMs continue in a new session.',
     registers,
   });
   const vmNameConflicts = new Counter({
@@ -234,6 +239,20 @@ export function createCollectorTelemetry(registry: Registry, logger: Logger) {
     spoolIoFailed(what: string, error: unknown): void {
       spoolIoErrors.inc();
       rateLimited('spool-io', 'error', 'Spool I/O failed; it is retried.', { what, error });
+    },
+    spoolSyncFailed(segment: number, events: number, error: unknown): void {
+      spoolIoErrors.inc();
+      unsynced.inc(events);
+      logger.error(
+        'fdatasync of a spool segment failed: the events written since its last sync may not be on disk. It is not retried (the kernel has marked the failed pages clean); their VMs continue in a new session.',
+        { segment, events, error },
+      );
+    },
+    spoolLockTakenOver(dir: string, pid: number): void {
+      logger.warn('The spool directory was locked by a process that is gone; lock taken over.', {
+        dir,
+        pid,
+      });
     },
     spoolTornTailTruncated(segment: number, offset: number, bytes: number): void {
       logger.warn('A torn write at the end of the spool was truncated.', {

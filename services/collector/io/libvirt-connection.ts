@@ -20,7 +20,7 @@
  * connection ends them all, because events that happen while no registration exists are lost for
  * good and downstream must see the gap.
  */
-import { randomUUID } from 'node:crypto';
+import { createSessionIdSource } from './session-ids.ts';
 import { existsSync } from 'node:fs';
 import { createConnection, type Socket } from 'node:net';
 import { backoffDelayMs, type BackoffPolicy } from '../../shared/core/backoff.ts';
@@ -79,6 +79,8 @@ export interface LibvirtConnectionOptions {
   replyTimeoutMs: number;
   handler: LibvirtConnectionHandler;
   random?: () => number;
+  /** Session ids (the collector's one source, so that they increase across connections). */
+  newSessionId?: () => string;
 }
 
 const KEEPALIVE_COUNT = 5;
@@ -116,8 +118,11 @@ export class LibvirtConnection {
   private stopped = true;
   private closedWaiter: (() => void) | undefined;
 
+  private readonly newSessionId: () => string;
+
   constructor(options: LibvirtConnectionOptions) {
     this.options = options;
+    this.newSessionId = options.newSessionId ?? createSessionIdSource();
   }
 
   get target(): LibvirtTarget {
@@ -353,7 +358,7 @@ export class LibvirtConnection {
         this.refused.add(vm);
         return;
       }
-      current = { id: domain.id, session: { vm, sessionId: randomUUID(), sequence: 0 } };
+      current = { id: domain.id, session: { vm, sessionId: this.newSessionId(), sequence: 0 } };
       this.sessions.set(vm, current);
       handler.sessionStarted(current.session, domain);
     }

@@ -42,6 +42,7 @@ export interface LibvirtSourceOptions {
   nameReleased?: (vm: string) => void;
   telemetry: CollectorTelemetry;
   libvirtTelemetry: LibvirtTelemetry;
+  newSessionId?: () => string;
 }
 
 export interface LibvirtSource {
@@ -64,6 +65,7 @@ export function startLibvirtSource(options: LibvirtSourceOptions): LibvirtSource
         backoff: options.backoff,
         keepaliveIntervalMs: options.keepaliveIntervalMs,
         replyTimeoutMs: options.replyTimeoutMs,
+        ...(options.newSessionId === undefined ? {} : { newSessionId: options.newSessionId }),
         handler: {
           connected: (t, socket, reconnect) =>
             libvirtTelemetry.connected(t.text, socket, reconnect),

@@ -15,9 +15,9 @@
  * and downstream sees the gap. Lost connections are retried with capped, jittered backoff; the
  * attempt counter resets once a session is negotiated.
  */
-import { randomUUID } from 'node:crypto';
 import { createConnection, type Socket } from 'node:net';
 import { QmpDecoder } from '../../shared/core/qmp-decoder.ts';
+import { createSessionIdSource } from './session-ids.ts';
 import type { QmpEvent, QmpGreeting, QmpInvalid } from '../../shared/core/qmp-message.ts';
 import { backoffDelayMs, type BackoffPolicy } from '../../shared/core/backoff.ts';
 import { TelemetryError } from '../../shared/core/errors.ts';
@@ -49,6 +49,8 @@ export interface QmpConnectionOptions {
   greetingTimeoutMs: number;
   handler: QmpConnectionHandler;
   random?: () => number;
+  /** Session ids (the collector's one source, so that they increase across connections). */
+  newSessionId?: () => string;
 }
 
 type State = 'connecting' | 'greeting' | 'negotiating' | 'ready' | 'closed';
@@ -65,8 +67,11 @@ export class QmpConnection {
   private stopped = false;
   private closedWaiter: (() => void) | undefined;
 
+  private readonly newSessionId: () => string;
+
   constructor(options: QmpConnectionOptions) {
     this.options = options;
+    this.newSessionId = options.newSessionId ?? createSessionIdSource();
   }
 
   get target(): QmpTarget {
@@ -180,7 +185,7 @@ export class QmpConnection {
         if (this.state !== 'negotiating') continue;
         this.state = 'ready';
         this.attempt = 0;
-        this.session = { vm: this.vm, sessionId: randomUUID(), sequence: 0 };
+        this.session = { vm: this.vm, sessionId: this.newSessionId(), sequence: 0 };
         handler.sessionStarted(this.session, this.greeting as QmpGreeting, this.sessions++ > 0);
       } else if (message.kind === 'error') {
         if (this.state === 'negotiating') {

@@ -4,6 +4,7 @@
  * Layout of `dir`:
  *   00000000000000000001.seg   segment files of entries (core/spool-entry.ts), in id order
  *   ack                        JSON {segment, offset}: everything before it is acknowledged by Kafka
+ *   lock                       the holder's PID: one process per spool directory (spool-lock.ts)
  *
  * Writes: `append` queues an entry and the queue is written with ONE write call per event-loop
  * turn (group commit), so a burst from 1,000 VMs costs one syscall. Written data is in the page
@@ -14,14 +15,19 @@
  * and the write there is at most one event-loop turn; an event counts as accepted (`written`)
  * once written. A write that fails (the segment cannot be opened: ENOENT, EACCES, EMFILE,
  * ENOSPC; or the write itself) drops that group commit, counted as `spool_io`, and the next one
- * tries again; it never throws. Every I/O error in the background (fdatasync, the acknowledged
- * position, deleting a segment) is reported through `ioFailed`, never ignored and never thrown.
+ * tries again; it never throws. Every I/O error in the background (the acknowledged position,
+ * the directory fsync, deleting a segment) is reported through `ioFailed`, never ignored and
+ * never thrown. A failed fdatasync is not retried (Linux has marked the failed pages clean, so a
+ * retry would report success): the entries written since the last successful sync are reported
+ * as lost through `syncFailed` (see `syncSegment`).
  *
  * Reads: the sender reads batches from the acknowledged position in order and calls `ack` with
  * the longest prefix of a batch that Kafka has stored (one position, not a set: an entry is only
  * acknowledged with everything before it); the position is persisted (temp file, fdatasync,
- * rename, fsync of the directory) at most once per fsync interval, so a crash resends at most that much (at-least-once; the processor dedupes by session and
- * sequence). Segments wholly before the acknowledged position are deleted.
+ * rename, fsync of the directory) at most once per fsync interval, so a crash resends at most
+ * that much (at-least-once; the processor dedupes by session and sequence). Segments wholly
+ * before the acknowledged position are deleted, and only once that position is on disk: `ack`
+ * persists it at once when a segment is to go.
  *
  * Bound: when the bytes on disk plus the queue would exceed `maxBytes`, the NEW entry is refused
  * (drop newest): what is already spooled keeps its order and is never overwritten.
@@ -32,24 +38,8 @@
  * next whole entry (`resumeAfterDamage`), and each damaged stretch is counted as `spool_corrupt`
  * (one entry when its length field survived, which is exact; at least one otherwise).
  */
-import {
-  closeSync,
-  fdatasync,
-  fdatasyncSync,
-  fsyncSync,
-  ftruncateSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  readSync,
-  renameSync,
-  statSync,
-  unlinkSync,
-  writeSync,
-} from 'node:fs';
 import { join } from 'node:path';
-import { TelemetryError } from '../../shared/core/errors.ts';
+import { isTelemetryError, TelemetryError } from '../../shared/core/errors.ts';
 import {
   ENTRY_HEADER_BYTES,
   encodedEntryLength,
@@ -60,6 +50,14 @@ import {
   unwritableEntry,
   type SpoolEntry,
 } from '../core/spool-entry.ts';
+import { nodeSpoolFs, type SpoolFs } from './spool-fs.ts';
+import {
+  lockSpoolDir,
+  procProbe,
+  spoolUnwritable,
+  type HeldSpoolLock,
+  type ProcessProbe,
+} from './spool-lock.ts';
 
 export interface SpoolPosition {
   segment: number;
@@ -92,6 +90,14 @@ export interface SpoolEvents {
    * protects is tried again at the next interval.
    */
   ioFailed?(what: string, error: unknown): void;
+  /**
+   * fdatasync of a segment failed: the `events` entries written to it since its last successful
+   * sync (of the message keys `keys`) are treated as lost. They are not synced again (see the file
+   * comment, "fsyncgate"); they are still sent if the page cache serves them.
+   */
+  syncFailed?(segment: number, events: number, keys: readonly string[], error: unknown): void;
+  /** The lock of a collector that died was taken over at open. */
+  staleLockTakenOver?(pid: number): void;
 }
 
 export interface SpoolOptions {
@@ -100,13 +106,21 @@ export interface SpoolOptions {
   segmentBytes: number;
   fsyncIntervalMs: number;
   events: SpoolEvents;
+  /** The file system; node:fs unless a test injects faults. */
+  fs?: SpoolFs;
+  /** How the lock's holder is looked at; /proc unless a test passes its own. */
+  probe?: ProcessProbe;
 }
 
 interface Segment {
   id: number;
   size: number;
   fd: number | null;
+  /** Entries written since the segment's last fdatasync began, and their message keys. */
+  unsynced: { events: number; keys: Set<string> };
 }
+
+const nothingUnsynced = (): Segment['unsynced'] => ({ events: 0, keys: new Set() });
 
 const READ_CHUNK_BYTES = 256 * 1024;
 const MAX_READ_BYTES = ENTRY_HEADER_BYTES + MAX_ENTRY_BODY_BYTES;
@@ -116,6 +130,8 @@ const segmentName = (id: number): string => `${String(id).padStart(20, '0')}.seg
 
 export class Spool {
   private readonly options: SpoolOptions;
+  private readonly fs: SpoolFs;
+  private lock: HeldSpoolLock | null = null;
   private readonly segments: Segment[] = [];
   private ackPos: SpoolPosition = { segment: 0, offset: 0 };
   private ackDirty = false;
@@ -134,12 +150,33 @@ export class Spool {
 
   private constructor(options: SpoolOptions) {
     this.options = options;
+    this.fs = options.fs ?? nodeSpoolFs;
   }
 
-  /** Opens (or creates) the spool in `dir`, recovering what a previous run left. */
+  /**
+   * Opens (or creates) the spool in `dir` and takes its lock, recovering what a previous run
+   * left. Throws SPOOL_LOCKED while another live process holds the directory and
+   * SPOOL_UNWRITABLE when the directory cannot be written (its message names the errno and the
+   * path): both are for an operator to fix, so the collector exits 2 and is not restarted.
+   */
   static open(options: SpoolOptions): Spool {
     const spool = new Spool(options);
-    spool.recover();
+    const { dir } = options;
+    try {
+      spool.fs.mkdirSync(dir, { recursive: true });
+    } catch (error) {
+      throw spoolUnwritable(dir, error);
+    }
+    spool.lock = lockSpoolDir(dir, spool.fs, options.probe ?? procProbe);
+    if (spool.lock.tookOverFrom !== null) {
+      options.events.staleLockTakenOver?.(spool.lock.tookOverFrom.pid);
+    }
+    try {
+      spool.recover();
+    } catch (error) {
+      spool.releaseFiles();
+      throw isTelemetryError(error) ? error : spoolUnwritable(dir, error);
+    }
     return spool;
   }
 
@@ -202,12 +239,18 @@ export class Spool {
       fd = this.writeFd(segment);
       let written = 0;
       while (written < bytes.length) {
-        written += writeSync(fd, bytes, written, bytes.length - written, segment.size + written);
+        written += this.fs.writeSync(
+          fd,
+          bytes,
+          written,
+          bytes.length - written,
+          segment.size + written,
+        );
       }
     } catch (error) {
       // A partial write would leave a torn entry before later ones: cut it off.
       try {
-        if (fd !== undefined) ftruncateSync(fd, segment.size);
+        if (fd !== undefined) this.fs.ftruncateSync(fd, segment.size);
       } catch {
         // The next recovery truncates the torn tail instead.
       }
@@ -220,6 +263,8 @@ export class Spool {
       return;
     }
     segment.size += bytes.length;
+    segment.unsynced.events += entries.length;
+    for (const e of entries) segment.unsynced.keys.add(e.key);
     this.diskBytes += bytes.length;
     this.unackedEvents += entries.length;
     this.syncDirty = true;
@@ -323,11 +368,22 @@ export class Spool {
       // full for good.
       this.ackPos = { segment: this.roll().id, offset: 0 };
     }
-    while (this.segments.length > 1 && (this.segments[0] as Segment).id < this.ackPos.segment) {
+    if (this.segments.length > 1 && (this.segments[0] as Segment).id < this.ackPos.segment) {
+      // Segments are deleted only behind a durable position: were they deleted first, a crash
+      // before the position reached the disk would leave an `ack` that points into a deleted
+      // segment, and recovery would start at the next one — skipping the entries between.
+      this.persistAck();
+    }
+    this.options.events.changed(this.unackedEvents, this.diskBytes);
+  }
+
+  /** Deletes the segments wholly before `durable`, a position that is on disk in `ack`. */
+  private deleteSegmentsBefore(durable: SpoolPosition): void {
+    while (this.segments.length > 1 && (this.segments[0] as Segment).id < durable.segment) {
       const old = this.segments.shift() as Segment;
-      if (old.fd !== null) closeSync(old.fd);
+      if (old.fd !== null) this.fs.closeSync(old.fd);
       try {
-        unlinkSync(join(this.options.dir, segmentName(old.id)));
+        this.fs.unlinkSync(join(this.options.dir, segmentName(old.id)));
       } catch (error) {
         // Left behind, it is deleted by the next recovery (it is before the acknowledged position).
         this.options.events.ioFailed?.(`deleting segment ${old.id}`, error);
@@ -335,31 +391,24 @@ export class Spool {
       this.diskBytes -= old.size;
       this.full = false;
     }
-    this.options.events.changed(this.unackedEvents, this.diskBytes);
   }
 
   /**
    * fdatasync of the written segment, fsync of the directory after a segment was created, and
-   * persistence of the acknowledged position. A failure is reported and tried again next time.
+   * persistence of the acknowledged position. A failed directory fsync or position is reported
+   * and tried again next time; a failed fdatasync is not (`syncSegment`).
    */
   syncNow(): void {
     if (this.syncDirty) {
       this.syncDirty = false;
       const segment = this.lastSegment();
-      if (segment.fd !== null) {
-        fdatasync(segment.fd, (error) => {
-          if (error === null) return;
-          this.syncDirty = true;
-          this.scheduleSync();
-          this.options.events.ioFailed?.(`fdatasync of segment ${segment.id}`, error);
-        });
-      }
+      if (segment.fd !== null) this.syncSegment(segment, segment.fd, () => {});
     }
     // Writing the acknowledged position fsyncs the directory anyway.
     if (this.dirDirty && !this.ackDirty) {
       this.dirDirty = false;
       try {
-        fsyncDirectory(this.options.dir);
+        fsyncDirectory(this.fs, this.options.dir);
       } catch (error) {
         this.dirDirty = true;
         this.options.events.ioFailed?.('fsync of the spool directory', error);
@@ -402,45 +451,89 @@ export class Spool {
     clearTimeout(this.syncTimer);
     for (const segment of this.segments) {
       if (segment.fd === null) continue;
+      const unsynced = segment.unsynced;
+      segment.unsynced = nothingUnsynced();
       try {
-        fdatasyncSync(segment.fd);
+        this.fs.fdatasyncSync(segment.fd);
       } catch (error) {
-        this.options.events.ioFailed?.(`fdatasync of segment ${segment.id}`, error);
+        this.syncFailed(segment, unsynced, error);
       } finally {
-        closeSync(segment.fd);
+        this.fs.closeSync(segment.fd);
         segment.fd = null;
       }
     }
     if (this.dirDirty) {
       try {
-        fsyncDirectory(this.options.dir);
+        fsyncDirectory(this.fs, this.options.dir);
       } catch (error) {
         this.options.events.ioFailed?.('fsync of the spool directory', error);
       }
     }
     this.persistAck();
+    this.releaseFiles();
     this.wake();
+  }
+
+  /** Closes what recovery may have left open and releases the lock. */
+  private releaseFiles(): void {
+    for (const segment of this.segments) {
+      if (segment.fd === null) continue;
+      try {
+        this.fs.closeSync(segment.fd);
+      } catch {
+        // Closing cannot lose anything here: what was written was synced (or reported) above.
+      }
+      segment.fd = null;
+    }
+    this.lock?.release();
+    this.lock = null;
+  }
+
+  /**
+   * fdatasync of `segment` (open as `fd`), in the background; `done` runs after it. The entries
+   * written to the segment until now are durable once it succeeds.
+   *
+   * A failure is NOT retried: on Linux a failed writeback marks the dirty pages clean (or drops
+   * them) and reports the error once per open file, so a second fdatasync returns success for
+   * data that never reached the disk ("fsyncgate", PostgreSQL 2018: it now PANICs and replays
+   * its WAL). We cannot replay: the entries are the only copy. So the entries since the last
+   * successful sync are treated as lost for durability — reported through `syncFailed` (counted,
+   * and their VMs continue in a new session, so nothing downstream is computed across a hole if
+   * an OS crash makes it real) — and later syncs cover only what is written after.
+   */
+  private syncSegment(segment: Segment, fd: number, done: () => void): void {
+    const unsynced = segment.unsynced;
+    segment.unsynced = nothingUnsynced();
+    this.fs.fdatasync(fd, (error) => {
+      if (error !== null) this.syncFailed(segment, unsynced, error);
+      done();
+    });
+  }
+
+  private syncFailed(segment: Segment, unsynced: Segment['unsynced'], error: unknown): void {
+    this.options.events.syncFailed?.(segment.id, unsynced.events, [...unsynced.keys], error);
   }
 
   private recover(): void {
     const { dir } = this.options;
-    mkdirSync(dir, { recursive: true });
-    const ids = readdirSync(dir)
+    const ids = this.fs
+      .readdirSync(dir)
       .filter((name) => /^\d{20}\.seg$/.test(name))
       .map((name) => Number(name.slice(0, 20)))
       .sort((a, b) => a - b);
-    const ack = readAck(dir);
+    const ack = readAck(this.fs, dir);
     for (const id of ids) {
       if (ack !== null && id < ack.segment) {
-        unlinkSync(join(dir, segmentName(id)));
+        this.fs.unlinkSync(join(dir, segmentName(id)));
         continue;
       }
-      this.segments.push({ id, size: statSync(join(dir, segmentName(id))).size, fd: null });
+      const size = this.fs.statSync(join(dir, segmentName(id))).size;
+      this.segments.push({ id, size, fd: null, unsynced: nothingUnsynced() });
     }
     const first = this.segments[0];
     if (first === undefined) {
       const id = Math.max(ids.at(-1) ?? 0, ack?.segment ?? 0) + 1;
-      this.segments.push({ id, size: 0, fd: null });
+      this.segments.push({ id, size: 0, fd: null, unsynced: nothingUnsynced() });
       this.ackPos = { segment: id, offset: 0 };
       this.ackDirty = true;
     } else if (ack !== null && ack.segment === first.id) {
@@ -461,7 +554,7 @@ export class Spool {
     const last = this.lastSegment();
     for (const segment of this.segments) {
       if (segment.size === 0) continue;
-      const bytes = readFileSync(join(this.options.dir, segmentName(segment.id)));
+      const bytes = this.fs.readFileSync(join(this.options.dir, segmentName(segment.id)));
       let at = segment.id === this.ackPos.segment ? this.ackPos.offset : 0;
       while (at < bytes.length) {
         const read = readSpoolEntry(bytes, at);
@@ -477,12 +570,12 @@ export class Spool {
         at = next;
       }
       if (at < bytes.length && segment === last) {
-        const fd = openSync(join(this.options.dir, segmentName(segment.id)), 'r+');
+        const fd = this.fs.openSync(join(this.options.dir, segmentName(segment.id)), 'r+');
         try {
-          ftruncateSync(fd, at);
-          fdatasyncSync(fd);
+          this.fs.ftruncateSync(fd, at);
+          this.fs.fdatasyncSync(fd);
         } finally {
-          closeSync(fd);
+          this.fs.closeSync(fd);
         }
         this.options.events.tornTailTruncated(segment.id, at, bytes.length - at);
         segment.size = at;
@@ -499,19 +592,16 @@ export class Spool {
     if (old.fd !== null) {
       const fd = old.fd;
       old.fd = null;
-      fdatasync(fd, (error) => {
-        if (error !== null) this.options.events.ioFailed?.(`fdatasync of segment ${old.id}`, error);
-        closeSync(fd);
-      });
+      this.syncSegment(old, fd, () => this.fs.closeSync(fd));
     }
-    const segment: Segment = { id: old.id + 1, size: 0, fd: null };
+    const segment: Segment = { id: old.id + 1, size: 0, fd: null, unsynced: nothingUnsynced() };
     this.segments.push(segment);
     return segment;
   }
 
   private writeFd(segment: Segment): number {
     if (segment.fd === null) {
-      segment.fd = openSync(join(this.options.dir, segmentName(segment.id)), 'a+');
+      segment.fd = this.fs.openSync(join(this.options.dir, segmentName(segment.id)), 'a+');
       if (segment.size === 0) this.dirDirty = true;
     }
     return segment.fd;
@@ -519,39 +609,43 @@ export class Spool {
 
   private readAt(segment: Segment, offset: number, length: number): Buffer {
     const chunk = Buffer.allocUnsafe(length);
-    const got = readSync(this.writeFd(segment), chunk, 0, length, offset);
+    const got = this.fs.readSync(this.writeFd(segment), chunk, 0, length, offset);
     return got === length ? chunk : chunk.subarray(0, got);
   }
 
   /** Temp file, fdatasync, rename, fsync of the directory: the new position or the old one. */
   private writeAck(): void {
     this.ackDirty = false;
+    const position = this.ackPos;
     const tmp = join(this.options.dir, `${ACK_FILE}.tmp`);
-    const fd = openSync(tmp, 'w');
+    const fd = this.fs.openSync(tmp, 'w');
     try {
-      writeSync(fd, JSON.stringify(this.ackPos));
-      fdatasyncSync(fd);
+      this.fs.writeSync(fd, JSON.stringify(position));
+      this.fs.fdatasyncSync(fd);
     } finally {
-      closeSync(fd);
+      this.fs.closeSync(fd);
     }
-    renameSync(tmp, join(this.options.dir, ACK_FILE));
-    fsyncDirectory(this.options.dir);
+    this.fs.renameSync(tmp, join(this.options.dir, ACK_FILE));
+    fsyncDirectory(this.fs, this.options.dir);
     this.dirDirty = false;
+    this.deleteSegmentsBefore(position);
   }
 }
 
-function fsyncDirectory(dir: string): void {
-  const fd = openSync(dir, 'r');
+function fsyncDirectory(fs: SpoolFs, dir: string): void {
+  const fd = fs.openSync(dir, 'r');
   try {
-    fsyncSync(fd);
+    fs.fsyncSync(fd);
   } finally {
-    closeSync(fd);
+    fs.closeSync(fd);
   }
 }
 
-function readAck(dir: string): SpoolPosition | null {
+function readAck(fs: SpoolFs, dir: string): SpoolPosition | null {
   try {
-    const value = JSON.parse(readFileSync(join(dir, ACK_FILE), 'utf8')) as Partial<SpoolPosition>;
+    const value = JSON.parse(
+      fs.readFileSync(join(dir, ACK_FILE), 'utf8'),
+    ) as Partial<SpoolPosition>;
     if (Number.isSafeInteger(value.segment) && Number.isSafeInteger(value.offset)) {
       return { segment: value.segment as number, offset: value.offset as number };
     }

@@ -6,7 +6,13 @@ import { vmEventFromRecord } from '../../shared/core/vm-event.ts';
 import type { PublishedTransition } from './published-transition.ts';
 import type { PartitionMeta, VmStateValue } from './state-changelog.ts';
 import { newVmRecord, restoreVmRecord, vmStateValue, type VmRecord } from './vm-record.ts';
-import { judgeEvent, recordApplied } from './vm-sessions.ts';
+import {
+  judgeEvent,
+  MAX_SEQUENCE_JUMP,
+  MAX_SESSION_AHEAD_MICROS,
+  recordApplied,
+  type SessionRejectReason,
+} from './vm-sessions.ts';
 
 /**
  * The processor's logic for one partition of the events topic, pure and deterministic from the
@@ -81,6 +87,10 @@ export interface ApplyCounts {
   expiredVms: number;
   /** Records whose receive time was not trusted (see the file comment). */
   untrustedReceiveTimes: number;
+  /** Records of an unknown session older than the VM's current one (ignored; vm-sessions.ts). */
+  staleSessions: number;
+  /** Records of an earlier session that still advances: a second writer (vm-sessions.ts). */
+  duplicateWriterEvents: number;
 }
 
 export function emptyApplyCounts(): ApplyCounts {
@@ -94,6 +104,8 @@ export function emptyApplyCounts(): ApplyCounts {
     forgottenVms: 0,
     expiredVms: 0,
     untrustedReceiveTimes: 0,
+    staleSessions: 0,
+    duplicateWriterEvents: 0,
   };
 }
 
@@ -106,10 +118,20 @@ export interface SequenceGap {
   got: number;
 }
 
+/** Two writers of one host/VM key: `sessionId` advanced after `currentSessionId` started. */
+export interface DuplicateWriter {
+  host: string;
+  vm: string;
+  sessionId: string;
+  sequence: number;
+  currentSessionId: string;
+}
+
 export type ApplyResult =
   | { kind: 'done' }
-  | { kind: 'invalid'; reason: RejectReason; detail: string }
-  | { kind: 'gap'; gap: SequenceGap };
+  | { kind: 'invalid'; reason: RejectReason | SessionRejectReason; detail: string }
+  | { kind: 'gap'; gap: SequenceGap }
+  | { kind: 'duplicate_writer'; writer: DuplicateWriter };
 
 export class PartitionProcessor {
   readonly partition: number;
@@ -186,10 +208,35 @@ export class PartitionProcessor {
 
     const { host, vm, sessionId, sequence } = record;
     let vmRecord = this.vms.get(host)?.get(vm);
-    const verdict = judgeEvent(vmRecord, sessionId, sequence);
-    if (verdict === 'redelivery') {
-      counts.redeliveries++;
-      return { kind: 'done' };
+    const verdict = judgeEvent(vmRecord, sessionId, sequence, record.receivedMicros);
+    switch (verdict) {
+      case 'redelivery':
+        counts.redeliveries++;
+        return { kind: 'done' };
+      case 'stale_session':
+        counts.staleSessions++;
+        return { kind: 'done' };
+      case 'duplicate_writer':
+        counts.duplicateWriterEvents++;
+        return {
+          kind: 'duplicate_writer',
+          writer: {
+            host,
+            vm,
+            sessionId,
+            sequence,
+            currentSessionId: (vmRecord as VmRecord).sessionId,
+          },
+        };
+      case 'bad_sequence':
+      case 'sequence_jump':
+      case 'future_session':
+        return {
+          kind: 'invalid',
+          reason: verdict,
+          detail: sessionRejectDetail(verdict, record, vmRecord),
+        };
+      default:
     }
     let result: ApplyResult = { kind: 'done' };
     if (vmRecord !== undefined && verdict !== 'apply') {
@@ -361,6 +408,20 @@ function overlongIdentifier(record: EventRecord): string | null {
     }
   }
   return null;
+}
+
+function sessionRejectDetail(
+  reason: SessionRejectReason,
+  record: EventRecord,
+  vmRecord: VmRecord | undefined,
+): string {
+  if (reason === 'bad_sequence') {
+    return `sequence ${record.sequence} is not a whole number from 1 to 2^53 - 1`;
+  }
+  if (reason === 'sequence_jump') {
+    return `sequence ${record.sequence} of session ${record.sessionId} is more than ${MAX_SEQUENCE_JUMP} beyond the last applied, ${vmRecord?.lastSequence}`;
+  }
+  return `session ${record.sessionId} was made more than ${MAX_SESSION_AHEAD_MICROS / 1e6} s after the record was received (${record.receivedMicros} µs)`;
 }
 
 /** Moves what an engine step completed to `out`, tagged with the session. */

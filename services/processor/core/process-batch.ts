@@ -2,6 +2,7 @@ import {
   emptyApplyCounts,
   PartitionProcessor,
   type ApplyCounts,
+  type DuplicateWriter,
   type SequenceGap,
 } from './partition-processor.ts';
 import type { EventDecodeResult, PublishedTransition } from './published-transition.ts';
@@ -54,6 +55,8 @@ export interface BatchOutput {
   offsets: Array<{ partition: number; nextOffset: number }>;
   counts: BatchCounts;
   gaps: Array<SequenceGap & { partition: number }>;
+  /** Records of a second writer of one host/VM key (a duplicate `--host`). */
+  duplicateWriters: Array<DuplicateWriter & { partition: number }>;
   /** Collector receive times of the event records applied (for the latency histogram). */
   receivedMicros: number[];
 }
@@ -71,6 +74,7 @@ export function processBatch(
     offsets: [],
     counts,
     gaps: [],
+    duplicateWriters: [],
     receivedMicros: [],
   };
   const touched = new Set<PartitionProcessor>();
@@ -109,6 +113,8 @@ export function processBatch(
     if (result.kind === 'invalid') output.deadLetters.push(letter(result.reason, result.detail));
     else if (result.kind === 'gap')
       output.gaps.push({ ...result.gap, partition: record.partition });
+    else if (result.kind === 'duplicate_writer')
+      output.duplicateWriters.push({ ...result.writer, partition: record.partition });
     for (const transition of out)
       output.transitions.push({ partition: record.partition, transition });
     out.length = 0;

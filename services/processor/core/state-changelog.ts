@@ -20,8 +20,15 @@ export interface PartitionMeta {
   clockMicros: number;
 }
 
-/** What the processor saves per VM: the engine's VM snapshot and its session bookkeeping. */
-export interface VmStateValue extends VmSnapshot, VmSessionState {
+/**
+ * What the processor saves per VM: the engine's VM snapshot and its session bookkeeping.
+ * `earlierSequences` is missing from values written before it existed (restored as unknown).
+ */
+export interface VmStateValue
+  extends
+    VmSnapshot,
+    Omit<VmSessionState, 'earlierSequences'>,
+    Partial<Pick<VmSessionState, 'earlierSequences'>> {
   /** Collector receive time of the VM's last applied event (the silence rule's input). */
   lastReceivedMicros: number;
 }
@@ -142,7 +149,11 @@ export function parseVmState(text: string): VmStateValue | null {
     !isNumber(v['lastSequence']) ||
     !Array.isArray(v['earlierSessions']) ||
     !v['earlierSessions'].every(isString) ||
-    !isNumber(v['lastReceivedMicros'])
+    !isNumber(v['lastReceivedMicros']) ||
+    (v['earlierSequences'] !== undefined &&
+      (!Array.isArray(v['earlierSequences']) ||
+        v['earlierSequences'].length !== v['earlierSessions'].length ||
+        !v['earlierSequences'].every(isNumber)))
   ) {
     return null;
   }

@@ -1,6 +1,11 @@
 import { VmTransitions } from '../../shared/core/transition-engine.ts';
 import type { VmStateValue } from './state-changelog.ts';
-import { NO_EARLIER_SESSIONS, type VmSessionState } from './vm-sessions.ts';
+import {
+  NO_EARLIER_SEQUENCES,
+  NO_EARLIER_SESSIONS,
+  unknownEarlierSequences,
+  type VmSessionState,
+} from './vm-sessions.ts';
 
 /**
  * Everything a partition processor keeps about one VM, in one record: the engine's state of the
@@ -27,6 +32,7 @@ export function newVmRecord(
     sessionId,
     lastSequence: sequence,
     earlierSessions: NO_EARLIER_SESSIONS,
+    earlierSequences: NO_EARLIER_SEQUENCES,
     lastReceivedMicros: receivedMicros,
   };
 }
@@ -39,11 +45,18 @@ export function restoreVmRecord(value: VmStateValue): VmRecord {
     lastSequence: value.lastSequence,
     earlierSessions:
       value.earlierSessions.length === 0 ? NO_EARLIER_SESSIONS : value.earlierSessions,
+    earlierSequences:
+      value.earlierSessions.length === 0
+        ? NO_EARLIER_SEQUENCES
+        : (value.earlierSequences ?? unknownEarlierSequences(value.earlierSessions)),
     lastReceivedMicros: value.lastReceivedMicros,
   };
 }
 
-/** The record's changelog value (its JSON keeps this key order, as every version wrote it). */
+/**
+ * The record's changelog value (its JSON keeps this key order, as every version wrote it;
+ * `earlierSequences`, added later, comes last).
+ */
 export function vmStateValue(record: VmRecord): VmStateValue {
   return {
     ...record.transitions.snapshot(),
@@ -51,5 +64,6 @@ export function vmStateValue(record: VmRecord): VmStateValue {
     lastSequence: record.lastSequence,
     earlierSessions: record.earlierSessions,
     lastReceivedMicros: record.lastReceivedMicros,
+    earlierSequences: record.earlierSequences,
   };
 }

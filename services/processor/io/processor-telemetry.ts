@@ -11,14 +11,16 @@ import { nowMicros } from '../../shared/io/clock.ts';
 import type { Logger } from '../../shared/io/logger.ts';
 import { createRateLimitedLog } from '../../shared/io/rate-limited-log.ts';
 import type { InputHole } from '../core/input-holes.ts';
-import type { SequenceGap } from '../core/partition-processor.ts';
+import type { DuplicateWriter, SequenceGap } from '../core/partition-processor.ts';
+import { SESSION_REJECT_REASONS } from '../core/vm-sessions.ts';
 import type { BatchCounts } from '../core/process-batch.ts';
 
 export const METRIC_PREFIX = 'vfio_processor_';
 
 /**
  * Why a record goes to the dead-letter topic: the Avro codec's reasons, an empty value, a bad
- * event, an identifier over the length limit (`too_large`).
+ * event, an identifier over the length limit (`too_large`), a sequence or session that no
+ * collector writes (`bad_sequence`, `sequence_jump`, `future_session`: core/vm-sessions.ts).
  */
 const DEAD_LETTER_REASONS = [
   'empty',
@@ -26,6 +28,7 @@ const DEAD_LETTER_REASONS = [
   'bad_timestamp',
   'bad_vfio_data',
   'too_large',
+  ...SESSION_REJECT_REASONS,
 ] as const;
 
 export type ProcessorTelemetry = ReturnType<typeof createProcessorTelemetry>;
@@ -46,7 +49,7 @@ export function createProcessorTelemetry(registry: Registry, logger: Logger) {
   });
   const duplicates = new Counter({
     name: `${METRIC_PREFIX}events_duplicate_total`,
-    help: "Events ignored as already seen: already_applied (below the state's next offset: read again after a restart or rebalance), redelivery (session and sequence: a collector re-send), identical.",
+    help: "Events ignored as already seen: already_applied (below the state's next offset: read again after a restart or rebalance), redelivery (session and sequence: a collector re-send), stale_session (an unknown session older than the VM's current one), identical.",
     labelNames: ['kind'],
     registers,
   });
@@ -59,6 +62,11 @@ export function createProcessorTelemetry(registry: Registry, logger: Logger) {
   const newSessions = new Counter({
     name: `${METRIC_PREFIX}sessions_started_total`,
     help: 'New QMP sessions seen (a collector reconnect or restart): open prepares end as aborted.',
+    registers,
+  });
+  const duplicateWriters = new Counter({
+    name: `${METRIC_PREFIX}duplicate_writer_events_total`,
+    help: 'Events of an earlier session of a VM that still advances after a newer session started: two collectors write one host/VM key (a duplicate --host). Not applied; the log names host and VM.',
     registers,
   });
   const gaps = new Counter({
@@ -144,7 +152,8 @@ export function createProcessorTelemetry(registry: Registry, logger: Logger) {
 
   // Known label values start at 0, so `rate()` and dashboards see the series from the first
   // scrape instead of only after the first occurrence.
-  for (const kind of ['already_applied', 'redelivery', 'identical']) duplicates.inc({ kind }, 0);
+  for (const kind of ['already_applied', 'redelivery', 'stale_session', 'identical'])
+    duplicates.inc({ kind }, 0);
   for (const kind of ['fenced', 'failed']) failures.inc({ kind }, 0);
   for (const result of ['restored_again', 'filled', 'accepted']) inputHoles.inc({ result }, 0);
   for (const topic of ['transitions', 'dead_letter', 'state']) refused.inc({ topic }, 0);
@@ -160,6 +169,7 @@ export function createProcessorTelemetry(registry: Registry, logger: Logger) {
         duplicates.inc({ kind: 'already_applied' }, counts.alreadyApplied);
       if (counts.redeliveries > 0) duplicates.inc({ kind: 'redelivery' }, counts.redeliveries);
       if (counts.identical > 0) duplicates.inc({ kind: 'identical' }, counts.identical);
+      if (counts.staleSessions > 0) duplicates.inc({ kind: 'stale_session' }, counts.staleSessions);
       if (counts.newSessions > 0) newSessions.inc(counts.newSessions);
       if (counts.silentTimeouts > 0) silentTimeouts.inc(counts.silentTimeouts);
       if (counts.forgottenVms > 0) forgotten.inc(counts.forgottenVms);
@@ -182,6 +192,15 @@ export function createProcessorTelemetry(registry: Registry, logger: Logger) {
         offset,
         detail,
       });
+    },
+    duplicateWriter(writer: DuplicateWriter & { partition: number }): void {
+      duplicateWriters.inc();
+      rateLimited(
+        `duplicate-writer:${writer.host}/${writer.vm}`,
+        'error',
+        'Two collectors write the same host and VM (a duplicate --host, e.g. a cloned image): the earlier session still advances; its events are not applied.',
+        { ...writer },
+      );
     },
     sequenceGap(gap: SequenceGap & { partition: number }): void {
       gaps.inc();

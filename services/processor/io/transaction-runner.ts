@@ -168,6 +168,7 @@ export class TransactionRunner {
       }
       telemetry.batchProcessed(output.counts);
       for (const gap of output.gaps) telemetry.sequenceGap(gap);
+      for (const writer of output.duplicateWriters) telemetry.duplicateWriter(writer);
       output.deadLetters.forEach((d) =>
         telemetry.recordDeadLettered(d.reason, d.partition, d.offset, d.detail),
       );

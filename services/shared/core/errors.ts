@@ -17,6 +17,10 @@ export const ERROR_CODES = [
   'QMP_CONNECT_FAILED',
   'QMP_PROTOCOL',
   'SHUTDOWN_TIMEOUT',
+  /** Another live process holds the spool directory's lock (a restart cannot help). */
+  'SPOOL_LOCKED',
+  /** The spool directory cannot be written at start (read-only, full, not a directory). */
+  'SPOOL_UNWRITABLE',
   'INTERNAL',
 ] as const;
 

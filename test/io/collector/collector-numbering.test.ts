@@ -11,6 +11,7 @@ import { test, type TestContext } from 'node:test';
 import { parseCollectorConfig } from '../../../services/collector/config.ts';
 import { startCollector } from '../../../services/collector/main.ts';
 import type { EventRecord } from '../../../services/shared/core/event-record.ts';
+import { compareSessionIds, isOrderedSessionId } from '../../../services/shared/core/session-id.ts';
 import { createEventCodec } from '../../../services/shared/io/avro-codec.ts';
 import { createLogger } from '../../../services/shared/io/logger.ts';
 import { startFakeQmpServer } from '../../helpers/qmp-server.ts';
@@ -94,6 +95,13 @@ test('events dropped by a full spool: no sequence gap, the VM continues in a new
   });
   const sessions = [...new Set(records.map((r) => r.sessionId))];
   assert.equal(sessions.length, 2, 'one QMP session, renewed once after the drops');
+  // UUIDv7 from one source: the renewed session sorts after the one it replaces, so the
+  // processor knows which is newer.
+  assert.ok(
+    sessions.every((id) => isOrderedSessionId(id)),
+    sessions.join(', '),
+  );
+  assert.equal(compareSessionIds(sessions[1] as string, sessions[0] as string), 1);
   for (const session of sessions) {
     const sequences = records.filter((r) => r.sessionId === session).map((r) => r.sequence);
     assert.deepEqual(

@@ -19,6 +19,10 @@ import {
   type SpoolEvents,
   type SpoolOptions,
 } from '../../../services/collector/io/spool.ts';
+import { procProbe, type ProcessProbe } from '../../../services/collector/io/spool-lock.ts';
+import { nodeSpoolFs, type SpoolFs } from '../../../services/collector/io/spool-fs.ts';
+import { isTelemetryError } from '../../../services/shared/core/errors.ts';
+import { waitFor } from '../../helpers/wait-for.ts';
 
 interface Recorded {
   dropped: Record<string, number>;
@@ -49,6 +53,12 @@ function openSpool(dir: string, options: Partial<SpoolOptions> = {}) {
 }
 
 const opened: Spool[] = [];
+
+/** A probe for which every lock holder is gone (as after a SIGKILL). */
+const holderGone: ProcessProbe = {
+  self: () => procProbe.self(),
+  observe: () => ({ boot: null, start: null, signalable: false }),
+};
 
 /** A spool directory removed after the test, once every spool opened on it is closed. */
 function tempDir(t: TestContext): string {
@@ -163,8 +173,8 @@ test('without close (SIGKILL), written entries survive; only the acknowledged po
   const first = openSpool(dir);
   for (let i = 0; i < 10; i++) first.spool.append(entry(i));
   first.spool.flush();
-  // No close(): the process "dies" here. The page cache holds the data.
-  const second = openSpool(dir);
+  // No close(): the process "dies" here. The page cache holds the data; its lock is stale.
+  const second = openSpool(dir, { probe: holderGone });
   assert.equal(drain(second.spool).length, 10);
 });
 
@@ -428,4 +438,159 @@ test('regression: a background write that fails (spool directory gone) is report
   rmSync(dir, { recursive: true, force: true });
   assert.doesNotThrow(() => spool.syncNow());
   assert.deepEqual(failures, ['persisting the acknowledged position']);
+});
+
+/** node:fs with some calls replaced (fault injection through the spool's fs port). */
+const faultyFs = (overrides: Partial<SpoolFs>): SpoolFs => ({ ...nodeSpoolFs, ...overrides });
+
+const ioError = (code: string, syscall: string, path = ''): NodeJS.ErrnoException =>
+  Object.assign(new Error(`${code}: injected, ${syscall} '${path}'`), { code, syscall, path });
+
+test('regression: segments are deleted only after the acknowledged position is durable; a failure in between loses nothing', (t) => {
+  const dir = tempDir(t);
+  const ops: string[] = [];
+  let failAckRename = false;
+  const fs = faultyFs({
+    renameSync: (from, to) => {
+      if (String(from).endsWith('ack.tmp')) {
+        if (failAckRename) throw ioError('EIO', 'rename', String(from));
+        ops.push('ack durable');
+      }
+      nodeSpoolFs.renameSync(from, to);
+    },
+    unlinkSync: (path) => {
+      if (String(path).endsWith('.seg')) ops.push('delete segment');
+      nodeSpoolFs.unlinkSync(path);
+    },
+  });
+  const failures: string[] = [];
+  const { spool } = openSpool(dir, {
+    fs,
+    segmentBytes: 16 * 1024,
+    fsyncIntervalMs: 60_000,
+    events: {
+      written: () => {},
+      dropped: () => {},
+      recovered: () => {},
+      tornTailTruncated: () => {},
+      changed: () => {},
+      ioFailed: (what) => failures.push(what),
+    },
+  });
+  failAckRename = true;
+  ops.length = 0;
+  // 1,000-byte entries, ~16 per segment: 40 span three segments.
+  for (let i = 0; i < 40; i++) {
+    spool.append(entry(i, 1000));
+    spool.flush();
+  }
+  const batch = spool.readBatch(30);
+  assert.ok(batch !== null);
+  spool.ack(batch);
+  assert.deepEqual(failures, ['persisting the acknowledged position']);
+  assert.equal(ops.length, 0, 'no segment is deleted while the position is not on disk');
+  // The process "dies" here: the 10 unacknowledged entries (and the acknowledged ones, which
+  // are resent: at-least-once) are all still there.
+  const crashed = openSpool(dir, { probe: holderGone });
+  const resent = drain(crashed.spool).map((e) => e.receivedMicros - 1_000_000);
+  assert.deepEqual(
+    resent.slice(-10),
+    [...Array(10).keys()].map((i) => i + 30),
+  );
+  assert.ok(resent.length >= 10);
+
+  // Once the position can be written: position first, then the segments behind it.
+  const dir2 = tempDir(t);
+  failAckRename = false;
+  const second = openSpool(dir2, { fs, segmentBytes: 16 * 1024, fsyncIntervalMs: 60_000 });
+  ops.length = 0;
+  for (let i = 0; i < 40; i++) {
+    second.spool.append(entry(i, 1000));
+    second.spool.flush();
+  }
+  const all = second.spool.readBatch(30);
+  assert.ok(all !== null);
+  second.spool.ack(all);
+  assert.deepEqual(ops, ['ack durable', 'delete segment']);
+  assert.equal(second.spool.readBatch(100)?.entries.length, 10);
+});
+
+test('regression: a failed fdatasync is not retried into a false success: its entries are reported lost once, with their keys', async (t) => {
+  const dir = tempDir(t);
+  let syncs = 0;
+  let failNext = false;
+  const fdatasync = (fd: number, callback: (error: NodeJS.ErrnoException | null) => void) => {
+    syncs++;
+    if (failNext) {
+      failNext = false;
+      setImmediate(() => callback(ioError('EIO', 'fdatasync')));
+      return;
+    }
+    nodeSpoolFs.fdatasync(fd, callback);
+  };
+  const fs = faultyFs({ fdatasync: fdatasync as SpoolFs['fdatasync'] });
+  const lost: { segment: number; events: number; keys: string[] }[] = [];
+  const { spool } = openSpool(dir, {
+    fs,
+    fsyncIntervalMs: 60_000,
+    events: {
+      written: () => {},
+      dropped: () => {},
+      recovered: () => {},
+      tornTailTruncated: () => {},
+      changed: () => {},
+      syncFailed: (segment, events, keys) => lost.push({ segment, events, keys: [...keys].sort() }),
+    },
+  });
+  for (let i = 0; i < 3; i++) spool.append(entry(i));
+  spool.flush();
+  spool.syncNow();
+  await waitFor(() => syncs === 1, { description: 'the first sync' });
+  assert.equal(lost.length, 0, 'a successful sync reports nothing');
+
+  for (let i = 3; i < 6; i++) spool.append(entry(i));
+  spool.flush();
+  failNext = true;
+  spool.syncNow();
+  await waitFor(() => lost.length === 1, { description: 'the failure reported' });
+  assert.deepEqual(lost[0]?.keys, ['h/vm-3', 'h/vm-4', 'h/vm-5']);
+  assert.equal(lost[0]?.events, 3, 'exactly the entries written since the last good sync');
+  spool.syncNow();
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.equal(syncs, 2, 'no fdatasync retried for the failed range (it would report success)');
+
+  spool.append(entry(6));
+  spool.flush();
+  spool.syncNow();
+  await waitFor(() => syncs === 3, { description: 'the next write is synced' });
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.equal(lost.length, 1, 'reported once');
+  // Still sent when the page cache serves them: treated as lost for durability only.
+  assert.deepEqual(
+    drain(spool).map((e) => e.receivedMicros - 1_000_000),
+    [0, 1, 2, 3, 4, 5, 6],
+  );
+});
+
+test('regression: a start-up write that fails (read-only or full directory) throws SPOOL_UNWRITABLE naming the path and errno, and releases the lock', (t) => {
+  const dir = tempDir(t);
+  const fs = faultyFs({
+    openSync: (path, flags, mode) => {
+      if (String(path).endsWith('ack.tmp')) throw ioError('EROFS', 'open', String(path));
+      return nodeSpoolFs.openSync(path, flags, mode);
+    },
+  });
+  assert.throws(
+    () => openSpool(dir, { fs }),
+    (error) =>
+      isTelemetryError(error, 'SPOOL_UNWRITABLE') &&
+      error.details['errno'] === 'EROFS' &&
+      error.message.includes(dir) &&
+      error.message.includes(join(dir, 'ack.tmp')),
+  );
+  assert.deepEqual(
+    readdirSync(dir).filter((name) => name.startsWith('lock')),
+    [],
+    'no lock left behind',
+  );
 });

@@ -16,8 +16,10 @@ import {
   decodeEvent,
   encodeEvent,
   eventRecord,
+  T0,
   type EventSpec,
 } from './processor-fixtures.ts';
+import { formatSessionId } from '../../../services/shared/core/session-id.ts';
 
 const brief = (t: PublishedTransition): string =>
   `${t.vm} ${t.type} ${t.type === 'prepare' ? `${t.target} ${t.outcome}` : `${t.state}->${t.next}`} ${t.sessionId}`;
@@ -73,8 +75,9 @@ describe('partition processor: sessions', () => {
     const next = p.batch([{ session: 's2', seq: 1, ms: 100 }]);
     assert.equal(next.counts.newSessions, 1);
     assert.deepEqual(next.brief, ['vm1 prepare pre-copy-p2p aborted s1']);
-    // A late record of the session just left is a re-send, not a third session.
-    const stale = p.batch([{ seq: 3, ms: 6, state: 'pre-copy-p2p' }]);
+    // A late record of the session just left, up to where it was, is a re-send, not a third
+    // session.
+    const stale = p.batch([{ seq: 2, ms: 5, state: 'pre-copy-p2p-prepare' }]);
     assert.equal(stale.counts.redeliveries, 1);
     assert.equal(stale.counts.newSessions, 0);
   });
@@ -441,5 +444,120 @@ describe('partition processor: hostile but well-formed records', () => {
     ]);
     assert.deepEqual(after.deadLetters, []);
     assert.equal(p.processor.stats().devices, 1);
+  });
+});
+
+describe('partition processor: forged records and two writers of one VM', () => {
+  /** A collector's session id (UUIDv7) made `ms` after T0. */
+  const session = (ms: number, counter = 0): string =>
+    formatSessionId({ ms: T0 / 1000 + ms, counter }, new Uint8Array(8).fill(0x5a));
+
+  test('regression: a forged huge sequence is dead-lettered and the real events that follow still count', () => {
+    const p = run();
+    const real = session(0);
+    p.batch([
+      { session: real, seq: 1, ms: 0, state: 'pre-copy' },
+      { session: real, seq: 2, ms: 5, state: 'pre-copy-p2p-prepare' },
+    ]);
+    const forged = p.batch([
+      { session: real, seq: Number.MAX_SAFE_INTEGER, ms: 6, state: 'running' },
+      { session: real, seq: 2 ** 53, ms: 6, state: 'running' },
+      { session: real, seq: 0, ms: 6, state: 'running' },
+    ]);
+    assert.deepEqual(
+      forged.deadLetters.map((d) => d.reason),
+      ['sequence_jump', 'bad_sequence', 'bad_sequence'],
+    );
+    assert.equal(forged.counts.applied, 0);
+    assert.deepEqual(forged.transitions, []);
+    const next = p.batch([{ session: real, seq: 3, ms: 30, state: 'pre-copy-p2p' }]);
+    assert.equal(next.counts.applied, 1, 'not a "redelivery" behind the forged sequence');
+    assert.equal(next.counts.redeliveries, 0);
+    assert.deepEqual(next.brief, [
+      `vm1 prepare pre-copy-p2p completed ${real}`,
+      `vm1 dwell pre-copy->pre-copy-p2p ${real}`,
+    ]);
+  });
+
+  test('regression: a forged newer session cannot silently demote the real one; one from the future is dead-lettered', () => {
+    const p = run();
+    const real = session(0);
+    p.batch([{ session: real, seq: 1, ms: 0, state: 'pre-copy' }]);
+    const future = formatSessionId({ ms: T0 / 1000 + 3_600_000, counter: 0 }, new Uint8Array(8));
+    const fromFuture = p.batch([{ session: future, seq: 1, ms: 1 }]);
+    assert.deepEqual(
+      fromFuture.deadLetters.map((d) => d.reason),
+      ['future_session'],
+    );
+    assert.equal(p.batch([{ session: real, seq: 2, ms: 2 }]).counts.applied, 1);
+
+    const forged = session(10);
+    assert.equal(p.batch([{ session: forged, seq: 1, ms: 11 }]).counts.newSessions, 1);
+    // The real session goes on: not silently ignored as a "redelivery", but reported.
+    const after = p.batch([
+      { session: real, seq: 3, ms: 20 },
+      { session: real, seq: 4, ms: 21 },
+    ]);
+    assert.equal(after.counts.redeliveries, 0);
+    assert.equal(after.counts.duplicateWriterEvents, 2);
+    assert.deepEqual(
+      after.duplicateWriters.map((w) => [
+        w.host,
+        w.vm,
+        w.sessionId,
+        w.sequence,
+        w.currentSessionId,
+      ]),
+      [
+        ['h1', 'vm1', real, 3, forged],
+        ['h1', 'vm1', real, 4, forged],
+      ],
+    );
+  });
+
+  test('two collectors with the same --host and VM: the interleaving sessions are detected and counted', () => {
+    const p = run();
+    const x = session(0);
+    const y = session(5);
+    const out = p.batch([
+      { session: x, seq: 1, ms: 0 },
+      { session: x, seq: 2, ms: 1 },
+      { session: y, seq: 1, ms: 6 },
+      { session: x, seq: 3, ms: 7 },
+      { session: y, seq: 2, ms: 8 },
+      { session: x, seq: 4, ms: 9 },
+      { session: y, seq: 3, ms: 10 },
+    ]);
+    assert.equal(out.counts.newSessions, 1);
+    assert.equal(out.counts.duplicateWriterEvents, 2);
+    assert.deepEqual(
+      out.duplicateWriters.map((w) => `${w.host}/${w.vm} ${w.sequence}`),
+      ['h1/vm1 3', 'h1/vm1 4'],
+    );
+    // The detection survives a restore (earlier sessions keep their sequences in the state).
+    p.restore();
+    const later = p.batch([
+      { session: x, seq: 5, ms: 11 },
+      { session: y, seq: 4, ms: 12 },
+    ]);
+    assert.equal(later.counts.duplicateWriterEvents, 1);
+    assert.equal(later.counts.applied + later.counts.identical, 1);
+
+    // A second writer whose older session was never seen is stale: it cannot demote y.
+    const z = session(1);
+    const stale = p.batch([{ session: z, seq: 1, ms: 13 }]);
+    assert.equal(stale.counts.staleSessions, 1);
+    assert.equal(stale.counts.newSessions, 0);
+  });
+
+  test('regression: a resend spanning more than the sessions kept does not start the VM over', () => {
+    const p = run();
+    const ids = [0, 1, 2, 3, 4, 5].map((i) => session(i * 10));
+    ids.forEach((id, i) => p.batch([{ session: id, seq: 1, ms: i * 10 + 1 }]));
+    // The collector crashed and re-sends from the oldest session on (more than four back).
+    const resend = p.batch(ids.map((id, i) => ({ session: id, seq: 1, ms: i * 10 + 1 })));
+    assert.equal(resend.counts.newSessions, 0);
+    assert.equal(resend.counts.staleSessions, 1);
+    assert.equal(resend.counts.redeliveries, 5);
   });
 });

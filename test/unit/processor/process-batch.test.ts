@@ -28,6 +28,7 @@ import {
   metaKey,
   parseVmState,
 } from '../../../services/processor/core/state-changelog.ts';
+import { SESSION_REJECT_REASONS } from '../../../services/processor/core/vm-sessions.ts';
 import { AVRO_DECODE_INVALID_REASONS } from '../../../services/shared/core/avro/decode-reasons.ts';
 import { SINGLE_OBJECT_HEADER_LENGTH } from '../../../services/shared/core/avro/single-object.ts';
 import type { EventRecord } from '../../../services/shared/core/event-record.ts';
@@ -52,6 +53,7 @@ const DEAD_LETTER_REASONS = new Set<string>([
   'bad_timestamp',
   'bad_vfio_data',
   'too_large',
+  ...SESSION_REJECT_REASONS,
 ]);
 
 /** avsc's largest long (2^53 − 2); a damaged body reaches beyond it. */
@@ -238,6 +240,8 @@ describe('processBatch under hostile input (fast-check, fixed seed)', () => {
               counts.alreadyApplied +
                 out.deadLetters.length +
                 counts.redeliveries +
+                counts.staleSessions +
+                counts.duplicateWriterEvents +
                 counts.applied +
                 counts.identical,
               batch.length,
