@@ -429,3 +429,41 @@ test('regression: a background write that fails (spool directory gone) is report
   assert.doesNotThrow(() => spool.syncNow());
   assert.deepEqual(failures, ['persisting the acknowledged position']);
 });
+
+test('lingerMs: a trickle of appends is written once, when the window ends', async (t) => {
+  const dir = tempDir(t);
+  let writes = 0;
+  let writtenEntries = 0;
+  // A window long enough for a loaded machine's event-loop turns (the test waits it out once).
+  const { spool } = openSpool(dir, { lingerMs: 3000 });
+  // Count the group commits through the `written` event (one per write call).
+  const events = (spool as unknown as { options: SpoolOptions }).options.events;
+  events.written = (count) => {
+    writes++;
+    writtenEntries += count;
+  };
+  for (let i = 0; i < 3; i++) {
+    assert.equal(spool.append(entry(i)), true);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  // Several event-loop turns later, still inside the window: nothing on disk yet.
+  assert.equal(writes, 0);
+  assert.equal(spool.pendingEvents, 0);
+  await spool.whenReadable();
+  assert.deepEqual({ writes, writtenEntries }, { writes: 1, writtenEntries: 3 });
+  assert.equal(spool.readBatch(10)?.entries.length, 3);
+});
+
+test('lingerMs: a queue of 64 KiB is written at the next turn, not at the end of the window', async (t) => {
+  const dir = tempDir(t);
+  const { spool } = openSpool(dir, { lingerMs: 60_000, segmentBytes: 1 << 20 });
+  const started = performance.now();
+  let i = 0;
+  while (spool.pendingEvents === 0 && i < 100) {
+    spool.append(entry(i++, 8 * 1024));
+    if (i % 4 === 0) await new Promise((resolve) => setImmediate(resolve));
+  }
+  await spool.whenReadable();
+  assert.ok(performance.now() - started < 30_000, 'written long before the 60 s window');
+  assert.ok(spool.pendingEvents >= 8, `${spool.pendingEvents} entries written`);
+});
