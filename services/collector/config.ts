@@ -154,12 +154,12 @@ export function collectorConfigSpec(hostname: string) {
     }),
     lingerMs: option({
       type: 'integer',
-      default: 5,
+      default: 2,
       min: 0,
       max: 10_000,
       env: 'VFIO_COLLECTOR_LINGER_MS',
       flag: 'linger-ms',
-      doc: 'longest wait for events to group before they are written to the spool and sent',
+      doc: 'longest wait for a batch to fill before it is sent',
     }),
     reconnectInitialMs: option({
       type: 'integer',

@@ -32,9 +32,6 @@ import { SocketDirWatcher } from './io/socket-dir-watcher.ts';
 import { Spool } from './io/spool.ts';
 import { VmNames } from './core/vm-names.ts';
 
-/** The longest the spool holds accepted events back to write them together (a SIGKILL loses them). */
-export const SPOOL_LINGER_MAX_MS = 20;
-
 export interface RunningCollector {
   http: RunningHttpServer;
   registry: Registry;
@@ -79,9 +76,6 @@ export async function startCollector(
     maxBytes: config.spoolMaxBytes,
     segmentBytes: config.spoolSegmentBytes,
     fsyncIntervalMs: config.fsyncIntervalMs,
-    // One window for the spool's group commit and the produce request that follows it, capped:
-    // what the spool holds back is what a SIGKILL loses (a long linger only delays sending).
-    lingerMs: Math.min(config.lingerMs, SPOOL_LINGER_MAX_MS),
     events: {
       written: (count) => telemetry.eventsWritten(count),
       dropped: (reason, count, detail, keys) => {

@@ -6,16 +6,12 @@
  *   ack                        JSON {segment, offset}: everything before it is acknowledged by Kafka
  *
  * Writes: `append` queues an entry and the queue is written with ONE write call per event-loop
- * turn (group commit), so a burst from 1,000 VMs costs one syscall; with `lingerMs` (the
- * collector passes its `linger-ms`) the write waits that long for more entries (a trickle of
- * events from many VMs then costs one write per window, not one per event), and a queue of
- * 64 KiB is written at the next turn anyway. Written data is in the page
+ * turn (group commit), so a burst from 1,000 VMs costs one syscall. Written data is in the page
  * cache at once — a SIGKILL of the collector loses nothing written — and `fdatasync` runs
  * `fsyncIntervalMs` after a write (with an fsync of the directory after a segment was created),
  * so an OS crash or power loss loses at most that interval. The sync timer is armed by a write or
  * an ack and stops once nothing is left to sync: an idle spool costs no wakeups. Between `append`
- * and the write there is at most one event-loop turn, or `lingerMs` (what a SIGKILL can lose:
- * QMP has no acknowledgement, so nothing upstream resends it); an event counts as accepted (`written`)
+ * and the write there is at most one event-loop turn; an event counts as accepted (`written`)
  * once written. A write that fails (the segment cannot be opened: ENOENT, EACCES, EMFILE,
  * ENOSPC; or the write itself) drops that group commit, counted as `spool_io`, and the next one
  * tries again; it never throws. Every I/O error in the background (fdatasync, the acknowledged
@@ -103,12 +99,6 @@ export interface SpoolOptions {
   maxBytes: number;
   segmentBytes: number;
   fsyncIntervalMs: number;
-  /**
-   * Group commit window: the first append after a write arms a timer of this many ms, and
-   * everything appended until it fires goes out in one write (0: the next event-loop turn). A
-   * queue of `LINGER_FLUSH_BYTES` or more is written at the next turn whatever the window.
-   */
-  lingerMs?: number;
   events: SpoolEvents;
 }
 
@@ -119,8 +109,6 @@ interface Segment {
 }
 
 const READ_CHUNK_BYTES = 256 * 1024;
-/** A queue this large is written at the next event-loop turn, not at the end of the linger. */
-const LINGER_FLUSH_BYTES = 64 * 1024;
 const MAX_READ_BYTES = ENTRY_HEADER_BYTES + MAX_ENTRY_BODY_BYTES;
 const ACK_FILE = 'ack';
 
@@ -134,7 +122,6 @@ export class Spool {
   private queue: SpoolEntry[] = [];
   private queueBytes = 0;
   private flushScheduled = false;
-  private lingerTimer: NodeJS.Timeout | undefined;
   private syncDirty = false;
   /** A segment file was created since the directory was last fsynced. */
   private dirDirty = false;
@@ -189,16 +176,7 @@ export class Spool {
     }
     this.queue.push(entry);
     this.queueBytes += size;
-    const lingerMs = this.options.lingerMs ?? 0;
-    if (lingerMs > 0 && this.queueBytes < LINGER_FLUSH_BYTES) {
-      if (!this.flushScheduled) {
-        this.flushScheduled = true;
-        this.lingerTimer = setTimeout(() => this.flush(), lingerMs);
-      }
-    } else if (!this.flushScheduled || this.lingerTimer !== undefined) {
-      // The next turn; a queue that outgrew the linger does not wait for its timer.
-      clearTimeout(this.lingerTimer);
-      this.lingerTimer = undefined;
+    if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(() => this.flush());
     }
@@ -208,8 +186,6 @@ export class Spool {
   /** Writes the queue now (one write call). */
   flush(): void {
     this.flushScheduled = false;
-    clearTimeout(this.lingerTimer);
-    this.lingerTimer = undefined;
     if (this.queue.length === 0 || this.closed) return;
     // Written or not, this may leave something to sync (data, or a new segment's directory entry).
     this.scheduleSync();
