@@ -152,7 +152,12 @@ export interface StageChild {
 
 export function spawnStage(spec: StageSpec): StageChild {
   const child = fork(STAGE_SCRIPT, [JSON.stringify(spec)], {
-    execArgv: ['--import', 'tsx'],
+    // BENCH_STAGE_NODE_FLAGS: extra Node flags for the stage (e.g. --trace-gc, --cpu-prof).
+    execArgv: [
+      ...(process.env['BENCH_STAGE_NODE_FLAGS'] ?? '').split(' ').filter(Boolean),
+      '--import',
+      'tsx',
+    ],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   if (child.pid === undefined) throw new Error(`could not start stage ${spec.role}`);

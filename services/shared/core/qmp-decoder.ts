@@ -151,7 +151,7 @@ export class QmpDecoder {
     } catch {
       return -1;
     }
-    out.push(classifyQmp(value as Record<string, unknown>));
+    out.push(classifyQmp(value as Record<string, unknown>, text.length));
     return newline + 1;
   }
 
@@ -287,7 +287,7 @@ function parseCandidate(bytes: Buffer, highBit: boolean): QmpMessage {
     return invalid('not_json', excerpt(text));
   }
   // A candidate starts with `{`, so whatever parses is an object.
-  return classifyQmp(value as Record<string, unknown>);
+  return classifyQmp(value as Record<string, unknown>, text.length);
 }
 
 /** Decodes a whole byte string (a file, a test fixture) at once. */

@@ -84,9 +84,23 @@ const MAX_MICROSECONDS = 999_999;
  */
 export const MAX_JSON_DEPTH = 1024;
 
-/** Sorts a parsed JSON object into a QMP message kind. Never throws. */
-export function classifyQmp(value: Record<string, unknown>): QmpMessage {
-  if (nestedDeeperThan(value, MAX_JSON_DEPTH)) {
+/**
+ * Source texts shorter than this cannot nest deeper than `MAX_JSON_DEPTH`: every level costs an
+ * opening and a closing bracket, so depth d needs at least 2d characters.
+ */
+const SHORTEST_TOO_DEEP = 2 * (MAX_JSON_DEPTH + 1);
+
+/**
+ * Sorts a parsed JSON object into a QMP message kind. Never throws. `sourceLength`, the length
+ * of the text `value` was parsed from (characters or bytes), spares the nesting walk when the
+ * text is too short to be too deep — every QMP message a real monitor sends; without it (an
+ * object built in memory) the walk runs.
+ */
+export function classifyQmp(
+  value: Record<string, unknown>,
+  sourceLength: number = Infinity,
+): QmpMessage {
+  if (sourceLength >= SHORTEST_TOO_DEEP && nestedDeeperThan(value, MAX_JSON_DEPTH)) {
     return invalid('too_deep', `nested deeper than ${MAX_JSON_DEPTH} levels`);
   }
   const event = value['event'];

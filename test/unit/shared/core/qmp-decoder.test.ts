@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { decodeQmpBytes, QmpDecoder } from '../../../../services/shared/core/qmp-decoder.ts';
-import type { QmpMessage } from '../../../../services/shared/core/qmp-message.ts';
+import { MAX_JSON_DEPTH, type QmpMessage } from '../../../../services/shared/core/qmp-message.ts';
 
 const enc = (s: string): Buffer => Buffer.from(s, 'utf8');
 const STOP = '{"timestamp": {"seconds": 1795798179, "microseconds": 276210}, "event": "STOP"}';
@@ -243,5 +243,37 @@ describe('QMP decoder: properties', () => {
       ),
       { numRuns: 2000 },
     );
+  });
+});
+
+describe('QMP decoder: nesting depth (the walk is skipped only for texts too short to be too deep)', () => {
+  // Depth counts the message itself and `data`: arrays add the rest.
+  const nested = (depth: number, separator: string): string =>
+    `{"event": "X", "timestamp": {"seconds": 1, "microseconds": 2},${separator}"data": {"a": ${'['.repeat(depth - 2)}${']'.repeat(depth - 2)}}}`;
+
+  for (const [name, separator] of [
+    ['one line (fast path)', ' '],
+    ['over two lines (structural scan)', '\r\n '],
+  ] as const) {
+    test(`${name}: ${MAX_JSON_DEPTH} levels is an event, ${MAX_JSON_DEPTH + 1} is too_deep`, () => {
+      const ok = decodeQmpBytes(Buffer.from(`${nested(MAX_JSON_DEPTH, separator)}\r\n`));
+      assert.deepEqual(
+        ok.map((m) => m.kind),
+        ['event'],
+      );
+      const deep = decodeQmpBytes(Buffer.from(`${nested(MAX_JSON_DEPTH + 1, separator)}\r\n`));
+      assert.deepEqual(
+        deep.map((m) => (m.kind === 'invalid' ? m.reason : m.kind)),
+        ['too_deep'],
+      );
+    });
+  }
+
+  test('the shortest text that can be too deep is still walked', () => {
+    // 1,025 levels (the message and 1,024 arrays as data): a text only a little over the 2,050
+    // characters a too-deep message needs.
+    const deep = `{"event": "X", "timestamp": {"seconds": 1, "microseconds": 2}, "data": ${'['.repeat(MAX_JSON_DEPTH)}${']'.repeat(MAX_JSON_DEPTH)}}`;
+    const [message] = decodeQmpBytes(Buffer.from(`${deep}\r\n`));
+    assert.equal(message?.kind === 'invalid' && message.reason, 'too_deep');
   });
 });
