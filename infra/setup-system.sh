@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what the tests run for real and npm does not bring: Debian's QEMU (a real QMP socket),
-# Prometheus and promtool (rules, alerts, PromQL), Chromium (the live page), Java and Maven (the
-# Kafka broker); and the Docker compose plugin (validates docker-compose.yml), which Debian does
-# not package, built once from the Go module proxy. A no-op when everything is present.
+# Prometheus 2.42, promtool and Alertmanager (rules, alerts, PromQL, routing), Chromium (the live
+# page), Java and Maven (the Kafka broker); and, built once from the Go module proxy because
+# Debian does not package them, the Docker compose plugin (validates docker-compose.yml) and
+# Prometheus 3 with its promtool (the rules and dashboards are tested on both Prometheus
+# versions). A no-op when everything is present.
 set -euo pipefail
 
 COMPOSE_VERSION=v2.29.7
@@ -23,10 +25,39 @@ install_compose_plugin() {
   rm -rf "$bin"
 }
 
+# Prometheus 3.16.0 (Go module versions v0.3MM.P are Prometheus 3.MM.P), without its web UI's
+# assets (the tests use the HTTP API only). About 5 minutes on 2 cores, once; the binaries are kept
+# in $PROMETHEUS3_DIR (test/helpers/prometheus.ts looks there) with the version they were built from.
+PROMETHEUS3_VERSION=v0.316.0
+PROMETHEUS3_DIR="${VFIO_PROMETHEUS3_DIR:-$HOME/.cache/vfio-telemetry/prometheus3}"
+
+install_prometheus3() {
+  if [ "$(cat "$PROMETHEUS3_DIR/VERSION" 2>/dev/null)" = "$PROMETHEUS3_VERSION" ] &&
+    [ -x "$PROMETHEUS3_DIR/prometheus" ] && [ -x "$PROMETHEUS3_DIR/promtool" ]; then
+    return 0
+  fi
+  if ! command -v go >/dev/null 2>&1; then
+    echo "setup: Go is needed once to build Prometheus 3 ($PROMETHEUS3_VERSION)" >&2
+    return 1
+  fi
+  echo "setup: building Prometheus 3 $PROMETHEUS3_VERSION (once, about 5 minutes)" >&2
+  local bin
+  bin=$(mktemp -d)
+  GOBIN="$bin" GOFLAGS=-mod=mod go install \
+    "github.com/prometheus/prometheus/cmd/prometheus@$PROMETHEUS3_VERSION" \
+    "github.com/prometheus/prometheus/cmd/promtool@$PROMETHEUS3_VERSION"
+  mkdir -p "$PROMETHEUS3_DIR"
+  mv "$bin/prometheus" "$bin/promtool" "$PROMETHEUS3_DIR/"
+  echo "$PROMETHEUS3_VERSION" >"$PROMETHEUS3_DIR/VERSION"
+  rm -rf "$bin"
+}
+
 declare -A needs=(
   [qemu-system-x86_64]=qemu-system-x86
   [promtool]=prometheus
   [prometheus]=prometheus
+  [prometheus-alertmanager]=prometheus-alertmanager
+  [amtool]=prometheus-alertmanager
   [chromium]=chromium
   [java]=openjdk-17-jre-headless
   [mvn]=maven
@@ -41,6 +72,7 @@ for cmd in "${!needs[@]}"; do
 done
 if [ ${#missing[@]} -eq 0 ]; then
   install_compose_plugin
+  install_prometheus3
   exit 0
 fi
 
@@ -74,3 +106,4 @@ for cmd in "${!needs[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || { echo "setup: $cmd still missing after install" >&2; exit 1; }
 done
 install_compose_plugin
+install_prometheus3

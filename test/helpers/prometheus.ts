@@ -1,8 +1,8 @@
 /**
  * A real Prometheus for tests, and the PromQL found in the repository's rules and dashboards.
  *
- * `startPrometheus`: the the Debian `prometheus` binary (infra/setup-system.sh installs it)
- * on a free loopback port, with a temporary TSDB, scraping the given loopback targets every second
+ * `startPrometheus`: a `prometheus` binary of `PROMETHEUS_VERSIONS` (Debian's 2.42 by default;
+ * infra/setup-system.sh installs it and builds Prometheus 3) on a free loopback port, with a temporary TSDB, scraping the given loopback targets every second
  * and evaluating the given rule files every second. `stop()` ends it by PID and removes the
  * temporary directory; pass the test context and it is registered with `t.after`.
  */
@@ -11,13 +11,38 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import type { TestContext } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { parse, stringify } from 'yaml';
 
+/** A Prometheus to test against: its server and its promtool. */
+export interface PrometheusVersion {
+  name: string;
+  prometheus: string;
+  promtool: string;
+}
+
+const PROMETHEUS3_DIR =
+  process.env.VFIO_PROMETHEUS3_DIR ?? join(homedir(), '.cache/vfio-telemetry/prometheus3');
+
+/**
+ * The rules, dashboards and exemplar queries are tested on both: Debian 12's Prometheus 2.42 and
+ * Prometheus 3, which fleets run (built from the Go module proxy by infra/setup-system.sh).
+ */
+export const PROMETHEUS_VERSIONS: readonly PrometheusVersion[] = Object.freeze([
+  { name: 'Prometheus 2.42 (Debian)', prometheus: 'prometheus', promtool: 'promtool' },
+  {
+    name: 'Prometheus 3',
+    prometheus: join(PROMETHEUS3_DIR, 'prometheus'),
+    promtool: join(PROMETHEUS3_DIR, 'promtool'),
+  },
+]);
+
 export interface PrometheusOptions {
+  /** The binary to run; default Debian's `prometheus` on the PATH. */
+  binary?: string;
   /** Scrape targets by job name, as `HOST:PORT` (path `/metrics`). */
   targets: Readonly<Record<string, readonly string[]>>;
   /** Rule files to load (paths; relative ones resolve from the working directory). */
@@ -112,7 +137,7 @@ async function startOnce(options: PrometheusOptions, dir: string): Promise<Runni
   const configFile = join(dir, 'prometheus.yml');
   await writeFile(configFile, stringify(config));
   const child = spawn(
-    'prometheus',
+    options.binary ?? 'prometheus',
     [
       `--config.file=${configFile}`,
       `--storage.tsdb.path=${join(dir, `data-${port}`)}`,
@@ -129,7 +154,11 @@ async function startOnce(options: PrometheusOptions, dir: string): Promise<Runni
   await new Promise<void>((resolveSpawn, rejectSpawn) => {
     child.once('spawn', resolveSpawn);
     child.once('error', (error) => {
-      rejectSpawn(new Error('cannot run prometheus (see infra/setup-system.sh)', { cause: error }));
+      rejectSpawn(
+        new Error(`cannot run ${options.binary ?? 'prometheus'} (see infra/setup-system.sh)`, {
+          cause: error,
+        }),
+      );
     });
   });
   if (child.pid === undefined) throw new Error('prometheus did not start');

@@ -155,6 +155,7 @@ describe('docker-compose.yml', () => {
       assert.deepEqual(service.command, ['node', 'bin/vfio-telemetry.js', stage.command]);
     }
     assert.match(compose.services.kafka?.image ?? '', /^apache\/kafka:/);
+    assert.match(compose.services.prometheus?.image ?? '', /^prom\/prometheus:v3\./);
     assert.equal(compose.services.kafka?.environment?.KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR, 1);
   });
 

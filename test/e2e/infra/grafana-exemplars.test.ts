@@ -17,6 +17,7 @@ import { createTransitionCodec } from '../../../services/shared/io/avro-codec.ts
 import { createLogger } from '../../../services/shared/io/logger.ts';
 import {
   pollUntil,
+  PROMETHEUS_VERSIONS,
   startPrometheus,
   substituteGrafanaVariables,
 } from '../../helpers/prometheus.ts';
@@ -48,88 +49,93 @@ async function exemplarTargets(): Promise<ExemplarTarget[]> {
   return found;
 }
 
-test('every exemplar query of the dashboards returns exemplars from a scraped exporter', async (t) => {
-  const targets = await exemplarTargets();
-  assert.ok(targets.length >= 4, `only ${targets.length} exemplar targets`);
+for (const version of PROMETHEUS_VERSIONS)
+  test(`every exemplar query of the dashboards returns exemplars from a scraped exporter (${version.name})`, async (t) => {
+    const targets = await exemplarTargets();
+    assert.ok(targets.length >= 4, `only ${targets.length} exemplar targets`);
 
-  let sink: TransitionSink | undefined;
-  const config = parseExporterConfig({
-    env: { KAFKA_BROKERS: 'unused:9092' },
-    flags: { 'http-port': '0' },
-  });
-  const exporter = await startExporter(config, createLogger({ level: 'warn' }), {
-    startConsumer: (s) => {
-      sink = s;
-      return Promise.resolve({
-        readiness: () => ({ ready: true, reasons: [] }),
-        stop: () => Promise.resolve(),
-      });
-    },
-  });
-  t.after(() => exporter.stop());
-  assert.ok(sink !== undefined);
-  const feed = sink;
-  const codec = createTransitionCodec();
-  const record = (vm: string, deviceId: string, seconds: number, endMicros: number) =>
-    codec.encode({
-      type: 'prepare',
-      host: `hv-${vm.length % 2}`,
-      vm,
-      qomPath: `/machine/peripheral/${deviceId}`,
-      deviceId,
-      target: 'pre-copy-p2p',
-      prepareState: 'pre-copy-p2p-prepare',
-      outcome: 'completed',
-      next: 'pre-copy-p2p',
-      seconds,
-      startMicros: endMicros - Math.round(seconds * 1e6),
-      endMicros,
-    } satisfies TransitionRecord);
-  // Keep observing while Prometheus scrapes, so rate() over the panels' ranges sees increases.
-  let n = 0;
-  const observe = () => {
-    const now = Date.now() * 1000;
-    for (let i = 0; i < 20; i++, n++) {
-      feed.observe(record(`vm-${n % 7}`, `vf${n % 3}`, 0.004 + (n % 9) / 1000, now), now, {
+    let sink: TransitionSink | undefined;
+    const config = parseExporterConfig({
+      env: { KAFKA_BROKERS: 'unused:9092' },
+      flags: { 'http-port': '0' },
+    });
+    const exporter = await startExporter(config, createLogger({ level: 'warn' }), {
+      startConsumer: (s) => {
+        sink = s;
+        return Promise.resolve({
+          readiness: () => ({ ready: true, reasons: [] }),
+          stop: () => Promise.resolve(),
+        });
+      },
+    });
+    t.after(() => exporter.stop());
+    assert.ok(sink !== undefined);
+    const feed = sink;
+    const codec = createTransitionCodec();
+    const record = (vm: string, deviceId: string, seconds: number, endMicros: number) =>
+      codec.encode({
+        type: 'prepare',
+        host: `hv-${vm.length % 2}`,
+        vm,
+        qomPath: `/machine/peripheral/${deviceId}`,
+        deviceId,
+        target: 'pre-copy-p2p',
+        prepareState: 'pre-copy-p2p-prepare',
+        outcome: 'completed',
+        next: 'pre-copy-p2p',
+        seconds,
+        startMicros: endMicros - Math.round(seconds * 1e6),
+        endMicros,
+      } satisfies TransitionRecord);
+    // Keep observing while Prometheus scrapes, so rate() over the panels' ranges sees increases.
+    let n = 0;
+    const observe = () => {
+      const now = Date.now() * 1000;
+      for (let i = 0; i < 20; i++, n++) {
+        feed.observe(record(`vm-${n % 7}`, `vf${n % 3}`, 0.004 + (n % 9) / 1000, now), now, {
+          partition: 0,
+          offset: String(n),
+        });
+      }
+      feed.observe(record('slow-vm', 'gpu-9', 2.25, now), now, {
         partition: 0,
-        offset: String(n),
+        offset: String(n++),
+      });
+    };
+    observe();
+    const timer = setInterval(observe, 500);
+    t.after(() => clearInterval(timer));
+
+    const prometheus = await startPrometheus({
+      binary: version.prometheus,
+      t,
+      targets: { 'vfio-exporter': [exporter.http.url.replace(/^http:\/\//, '')] },
+      extraArgs: ['--enable-feature=exemplar-storage'],
+    });
+
+    for (const { where, expr } of targets) {
+      await t.test(where, async () => {
+        const exemplars = await pollUntil(
+          `${where} to return exemplars: ${expr}`,
+          async () => {
+            const now = Date.now() / 1000;
+            const response = await prometheus.get(
+              `/api/v1/query_exemplars?query=${encodeURIComponent(expr)}&start=${now - 600}&end=${now + 60}`,
+            );
+            assert.equal(response.status, 'success', `${response.error ?? ''}\n${expr}`);
+            const all = (
+              response.data as { exemplars: { labels: Record<string, string>; value: string }[] }[]
+            ).flatMap((s) => s.exemplars);
+            return all.length > 0 ? all : undefined;
+          },
+          60_000,
+          500,
+        );
+        const slowest = exemplars.reduce((a, b) => (Number(b.value) > Number(a.value) ? b : a));
+        assert.deepEqual(
+          { value: Number(slowest.value), vm: slowest.labels.vm, device: slowest.labels.device },
+          { value: 2.25, vm: 'slow-vm', device: 'gpu-9' },
+        );
       });
     }
-    feed.observe(record('slow-vm', 'gpu-9', 2.25, now), now, { partition: 0, offset: String(n++) });
-  };
-  observe();
-  const timer = setInterval(observe, 500);
-  t.after(() => clearInterval(timer));
-
-  const prometheus = await startPrometheus({
-    t,
-    targets: { 'vfio-exporter': [exporter.http.url.replace(/^http:\/\//, '')] },
-    extraArgs: ['--enable-feature=exemplar-storage'],
   });
-
-  for (const { where, expr } of targets) {
-    await t.test(where, async () => {
-      const exemplars = await pollUntil(
-        `${where} to return exemplars: ${expr}`,
-        async () => {
-          const now = Date.now() / 1000;
-          const response = await prometheus.get(
-            `/api/v1/query_exemplars?query=${encodeURIComponent(expr)}&start=${now - 600}&end=${now + 60}`,
-          );
-          assert.equal(response.status, 'success', `${response.error ?? ''}\n${expr}`);
-          const all = (
-            response.data as { exemplars: { labels: Record<string, string>; value: string }[] }[]
-          ).flatMap((s) => s.exemplars);
-          return all.length > 0 ? all : undefined;
-        },
-        60_000,
-        500,
-      );
-      const slowest = exemplars.reduce((a, b) => (Number(b.value) > Number(a.value) ? b : a));
-      assert.deepEqual(
-        { value: Number(slowest.value), vm: slowest.labels.vm, device: slowest.labels.device },
-        { value: 2.25, vm: 'slow-vm', device: 'gpu-9' },
-      );
-    });
-  }
-});
