@@ -1,4 +1,4 @@
-import { isTelemetryError } from '../shared/core/errors.ts';
+import { isTelemetryError, type ErrorCode } from '../shared/core/errors.ts';
 import { processIo, type CommandIo } from '../shared/io/command-io.ts';
 import { runAudit } from './audit/audit-command.ts';
 import { runReplay } from './replay/replay-command.ts';
@@ -42,6 +42,13 @@ Run "vfio-telemetry <command> --help" for a command's options.
 `;
 }
 
+/**
+ * Errors an operator must fix before a restart can help: exit status 2, like bad usage, which
+ * the systemd units name in RestartPreventExitStatus= so that they are reported once, not
+ * restarted in a loop.
+ */
+const SETUP_ERRORS: ReadonlySet<ErrorCode> = new Set(['STATE_DIR_LOCKED', 'STATE_DIR_UNWRITABLE']);
+
 /** Runs the CLI; returns the exit status. Errors become a message and a status, never a stack. */
 export async function main(argv: readonly string[], io: CommandIo = processIo()): Promise<number> {
   const [name, ...args] = argv;
@@ -63,7 +70,7 @@ export async function main(argv: readonly string[], io: CommandIo = processIo())
     }
     if (isTelemetryError(error)) {
       io.error(`vfio-telemetry ${name}: ${error.message} [${error.code}]\n`);
-      return 1;
+      return SETUP_ERRORS.has(error.code) ? 2 : 1;
     }
     throw error;
   }
