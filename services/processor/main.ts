@@ -194,6 +194,14 @@ export async function startProcessor(
       readiness: () => {
         const membership = consumer.membership();
         if (membership === null) return { ready: false, reasons: ['not in the consumer group'] };
+        if (runner.commitHung(Date.now())) {
+          return {
+            ready: false,
+            reasons: [
+              `a commit has hung longer than the transaction timeout (${config.transactionTimeoutMs} ms)`,
+            ],
+          };
+        }
         if (!runner.healthy) return { ready: false, reasons: ['transactions are failing'] };
         const partitions = membership.assigned.map((p) => p.partition).join(',') || 'none';
         return { ready: true, reasons: [`consuming partitions ${partitions}`] };

@@ -315,12 +315,17 @@ export class Scenario {
     return this.simulator;
   }
 
-  private spawnStage(kind: StageProcess['kind'], args: readonly string[]): Promise<StageProcess> {
+  private spawnStage(
+    kind: StageProcess['kind'],
+    args: readonly string[],
+    cwd?: string,
+  ): Promise<StageProcess> {
     const n = (this.counts.get(kind) ?? 0) + 1;
     this.counts.set(kind, n);
     const name = `${kind}-${n}`;
     const child = spawn(process.execPath, [CLI, kind, ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
+      ...(cwd === undefined ? {} : { cwd }),
     });
     const pid = child.pid;
     if (pid === undefined) throw new Error(`${name} did not start`);
@@ -396,29 +401,40 @@ export class Scenario {
     ]);
   }
 
-  startProcessor(): Promise<StageProcess> {
-    return this.spawnStage('process', [
-      // Debug: each committed transaction's input ranges, kept with the logs of a failed scenario
-      // to tell a range never processed from a commit that did not hold.
-      ...this.brokerFlags('debug'),
-      '--events-topic',
-      this.topics.events,
-      '--transitions-topic',
-      this.topics.transitions,
-      '--state-topic',
-      this.topics.state,
-      '--dead-letter-topic',
-      this.topics.deadLetter,
-      '--group-id',
-      this.processorGroup,
-      '--session-timeout-ms',
-      String(PROCESSOR_SESSION_TIMEOUT_MS),
-      '--prepare-timeout',
-      String(PREPARE_TIMEOUT_SECONDS),
-      // A dead or hung processor's open transaction holds read_committed readers back this long.
-      '--transaction-timeout-ms',
-      String(TRANSACTION_TIMEOUT_MS),
-    ]);
+  /**
+   * A processor started in the scenario's directory, as systemd would start it in its own: its
+   * identity is the first free slot of `.vfio-telemetry/processor/` there, so a processor
+   * restarted after another one died takes over the dead one's identity (transactional id,
+   * static group membership). `flags` come last and win.
+   */
+  startProcessor(flags: readonly string[] = []): Promise<StageProcess> {
+    return this.spawnStage(
+      'process',
+      [
+        // Debug: each committed transaction's input ranges, kept with the logs of a failed scenario
+        // to tell a range never processed from a commit that did not hold.
+        ...this.brokerFlags('debug'),
+        '--events-topic',
+        this.topics.events,
+        '--transitions-topic',
+        this.topics.transitions,
+        '--state-topic',
+        this.topics.state,
+        '--dead-letter-topic',
+        this.topics.deadLetter,
+        '--group-id',
+        this.processorGroup,
+        '--session-timeout-ms',
+        String(PROCESSOR_SESSION_TIMEOUT_MS),
+        '--prepare-timeout',
+        String(PREPARE_TIMEOUT_SECONDS),
+        // A dead or hung processor's open transaction holds read_committed readers back this long.
+        '--transaction-timeout-ms',
+        String(TRANSACTION_TIMEOUT_MS),
+        ...flags,
+      ],
+      this.logDir,
+    );
   }
 
   startExporter(): Promise<StageProcess> {
@@ -490,7 +506,7 @@ export class Scenario {
     );
   }
 
-  private partitions(topic: string): TopicPartition[] {
+  partitions(topic: string): TopicPartition[] {
     return Array.from({ length: PARTITIONS }, (_, partition) => ({ topic, partition }));
   }
 
