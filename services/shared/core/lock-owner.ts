@@ -44,15 +44,18 @@ export function parseLockOwner(text: string): LockOwner | null {
 }
 
 /**
- * The starttime field (22nd) of a `/proc/<pid>/stat` line, or null when it is not one. The
- * second field (the command name, in parentheses) may hold spaces and parentheses itself, so
- * fields are counted from the last `)`.
+ * The starttime field (22nd) of a `/proc/<pid>/stat` line of a running process; null when the
+ * text is not one, or when the process has exited and waits to be reaped (state Z or X: its
+ * lock is stale though its PID still exists). The second field (the command name, in
+ * parentheses) may hold spaces and parentheses itself, so fields are counted from the last `)`.
  */
 export function procStartTime(stat: string): string | null {
   const close = stat.lastIndexOf(')');
   if (close < 0) return null;
   // After ") ": field 3 (state) onwards; starttime is field 22, the 20th of these.
-  const start = stat.slice(close + 2).split(' ')[19];
+  const fields = stat.slice(close + 2).split(' ');
+  if (fields[0] === 'Z' || fields[0] === 'X') return null;
+  const start = fields[19];
   return start !== undefined && /^\d+$/.test(start) ? start : null;
 }
 

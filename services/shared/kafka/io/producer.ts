@@ -631,11 +631,18 @@ export class PortProducer implements Producer {
         }
         if (Date.now() >= commit.deadline) {
           await this.#dropClient();
-          throw kafkaError(
+          throw new TelemetryError(
             'KAFKA_OUTCOME_UNKNOWN',
             'The transaction commit was not answered: committed or not is unknown.',
-            error,
-            { attempts: attempt + 1, refused: commit.refused, written: [] },
+            {
+              cause: error,
+              details: {
+                attempts: attempt + 1,
+                refused: commit.refused,
+                written: [],
+                kafkaErrors: [...names],
+              },
+            },
           );
         }
         this.#logger.warn('Committing the transaction got no answer; sending the commit again.', {
