@@ -154,7 +154,7 @@ function release(fs: LockFs, path: string, inode: number): void {
 
 export function errorCode(error: unknown): string | undefined {
   return typeof error === 'object' && error !== null && 'code' in error
-    ? String((error as { code: unknown }).code)
+    ? String(error.code)
     : undefined;
 }
 

@@ -462,6 +462,22 @@ export class Scenario {
     return { collector, processors: started, exporter, simulator };
   }
 
+  /** The time (ms since the epoch) of the first line of `stage`'s log with message `msg`. */
+  async firstLogTime(stage: StageProcess, msg: string): Promise<number> {
+    return waitFor(
+      async () => {
+        const text = await readFile(join(this.logDir, `${stage.name}.log`), 'utf8');
+        for (const line of text.split('\n')) {
+          if (!line.includes(msg)) continue;
+          const entry = JSON.parse(line) as { msg?: string; time?: string };
+          if (entry.msg === msg && entry.time !== undefined) return Date.parse(entry.time);
+        }
+        return null;
+      },
+      { timeoutMs: 10_000, intervalMs: 50, description: `"${msg}" in ${stage.name}.log` },
+    );
+  }
+
   /** Every node of the cluster in the ISR of every partition (after a node came back). */
   awaitInSync(): Promise<void> {
     return awaitInSync(this.fc);

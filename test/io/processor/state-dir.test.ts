@@ -57,7 +57,10 @@ test('a restart in the same state directory finds the same id; the lock is relea
   assert.equal(first.created, true);
   assert.equal(first.stateDir, dir);
   assert.equal(readFileSync(join(dir, INSTANCE_ID_FILE), 'utf8').trim(), first.instanceId);
-  assert.equal(JSON.parse(readFileSync(join(dir, LOCK_FILE), 'utf8')).pid, process.pid);
+  assert.equal(
+    (JSON.parse(readFileSync(join(dir, LOCK_FILE), 'utf8')) as { pid: number }).pid,
+    process.pid,
+  );
   first.release();
   const again = claimIdentity({ instanceId: '', stateDir: dir, cwd: '/' });
   t.after(() => again.release());
