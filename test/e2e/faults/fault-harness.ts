@@ -462,19 +462,17 @@ export class Scenario {
     return { collector, processors: started, exporter, simulator };
   }
 
-  /** The time (ms since the epoch) of the first line of `stage`'s log with message `msg`. */
-  async firstLogTime(stage: StageProcess, msg: string): Promise<number> {
+  /** The time (ms since the epoch) of the first line of `stage`'s log: when it began its work. */
+  async firstLogTime(stage: StageProcess): Promise<number> {
     return waitFor(
       async () => {
         const text = await readFile(join(this.logDir, `${stage.name}.log`), 'utf8');
-        for (const line of text.split('\n')) {
-          if (!line.includes(msg)) continue;
-          const entry = JSON.parse(line) as { msg?: string; time?: string };
-          if (entry.msg === msg && entry.time !== undefined) return Date.parse(entry.time);
-        }
-        return null;
+        const first = text.split('\n').find((line) => line.startsWith('{'));
+        const time =
+          first === undefined ? undefined : (JSON.parse(first) as { time?: string }).time;
+        return time === undefined ? null : Date.parse(time);
       },
-      { timeoutMs: 10_000, intervalMs: 50, description: `"${msg}" in ${stage.name}.log` },
+      { timeoutMs: 10_000, intervalMs: 50, description: `a line in ${stage.name}.log` },
     );
   }
 

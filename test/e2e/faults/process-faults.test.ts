@@ -135,9 +135,10 @@ test('process faults while data flows', { timeout: 900_000 }, async (t) => {
             },
             { timeoutMs: 90_000, intervalMs: 100, description: 'new transitions visible' },
           );
-          // From the restarted process's first line (its identity, before any Kafka request):
-          // Node's own start-up, which a loaded machine stretches, is not the processor's doing.
-          const startedAt = await s.firstLogTime(processor, 'The processor has its identity.');
+          // From the restarted process's first log line (its identity, before any Kafka
+          // request): Node's own start-up, which a loaded machine stretches, is not the
+          // processor's doing.
+          const startedAt = await s.firstLogTime(processor);
           visible.push(seenAt - startedAt);
           s.log(
             `SIGKILL and restart ${kill}/${SIGKILLS}: new transitions ${seenAt - startedAt} ms ` +
