@@ -451,9 +451,9 @@ export class Scenario {
    * The whole pipeline: processors and exporter first (their group joins do not compete with a
    * fleet at full speed), then the collector, then the fleet (which starts once every VM is read).
    */
-  async startPipeline(processors = 1): Promise<Pipeline> {
+  async startPipeline(processors = 1, processorFlags: readonly string[] = []): Promise<Pipeline> {
     const started = await Promise.all([
-      ...Array.from({ length: processors }, () => this.startProcessor()),
+      ...Array.from({ length: processors }, () => this.startProcessor(processorFlags)),
       this.startExporter(),
     ]);
     const exporter = started.pop() as StageProcess;

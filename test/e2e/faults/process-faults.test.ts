@@ -115,8 +115,7 @@ test('process faults while data flows', { timeout: 900_000 }, async (t) => {
       const defaults = ['--session-timeout-ms', '30000', '--transaction-timeout-ms', '10000'];
       const transitions = s.partitions(s.topics.transitions);
       await s.run(async () => {
-        let processor = await s.startProcessor(defaults);
-        await s.startPipeline(0);
+        let [processor] = (await s.startPipeline(1, defaults)).processors as [StageProcess];
         const visible: number[] = [];
         for (let kill = 1; kill <= SIGKILLS; kill++) {
           await awaitPublishing(processor, 'vfio_processor_transitions_published_total');
