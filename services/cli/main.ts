@@ -47,7 +47,12 @@ Run "vfio-telemetry <command> --help" for a command's options.
  * the systemd units name in RestartPreventExitStatus= so that they are reported once, not
  * restarted in a loop.
  */
-const SETUP_ERRORS: ReadonlySet<ErrorCode> = new Set(['SPOOL_LOCKED', 'SPOOL_UNWRITABLE']);
+const SETUP_ERRORS: ReadonlySet<ErrorCode> = new Set([
+  'SPOOL_LOCKED',
+  'SPOOL_UNWRITABLE',
+  'STATE_DIR_LOCKED',
+  'STATE_DIR_UNWRITABLE',
+]);
 
 /** Runs the CLI; returns the exit status. Errors become a message and a status, never a stack. */
 export async function main(argv: readonly string[], io: CommandIo = processIo()): Promise<number> {

@@ -5,6 +5,7 @@ import {
   type ConfigSources,
 } from '../shared/core/config-spec.ts';
 import { DEFAULT_PREPARE_TIMEOUT_SECONDS } from '../shared/core/transition-engine.ts';
+import { instanceIdProblem } from './core/instance-identity.ts';
 import { DEFAULT_VM_RETENTION_MS } from './core/partition-processor.ts';
 import {
   EVENTS_DLQ_TOPIC,
@@ -124,7 +125,24 @@ export function processorConfigSpec() {
       default: '',
       env: 'VFIO_PROCESSOR_TRANSACTIONAL_ID',
       flag: 'transactional-id',
-      doc: 'Kafka transactional.id, unique per running processor (default: group id + a random suffix)',
+      doc: 'Kafka transactional.id, unique per running processor (default: <group id>-<instance id>)',
+    }),
+    instanceId: option({
+      type: 'string',
+      default: '',
+      env: 'VFIO_PROCESSOR_INSTANCE_ID',
+      flag: 'instance-id',
+      metavar: 'ID',
+      doc: 'stable identity of this processor (static group member, transactional id), e.g. the Kubernetes pod name; unique among live processors of the group (default: kept in the state directory)',
+      check: (id) => (id === '' ? null : instanceIdProblem(id)),
+    }),
+    stateDir: option({
+      type: 'string',
+      default: '',
+      env: 'VFIO_PROCESSOR_STATE_DIR',
+      flag: 'state-dir',
+      metavar: 'DIR',
+      doc: 'directory keeping the instance id, locked by one processor at a time (default: the first free slot of .vfio-telemetry/processor/ in the working directory)',
     }),
     tickIntervalMs: option({
       type: 'integer',

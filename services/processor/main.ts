@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Registry } from 'prom-client';
 import type { Subscription } from 'rxjs';
@@ -14,9 +13,11 @@ import { createKafkaPort } from '../shared/kafka/io/client.ts';
 import type { KafkaPort, TopicDescription } from '../shared/kafka/io/port.ts';
 import type { Logger } from '../shared/io/logger.ts';
 import type { ProcessorConfig } from './config.ts';
+import { processorKafkaIds } from './core/instance-identity.ts';
 import type { PublishedTransition } from './core/published-transition.ts';
 import { transactionPipeline } from './io/batch-pipeline.ts';
 import { createProcessorTelemetry } from './io/processor-telemetry.ts';
+import { claimIdentity } from './io/state-dir.ts';
 import { TransactionRunner } from './io/transaction-runner.ts';
 
 /**
@@ -67,17 +68,36 @@ export async function startProcessor(
     for (const close of closers.reverse()) await close().catch(() => undefined);
   };
   try {
+    // First, before any Kafka traffic: a second processor on the same state directory stops
+    // here (STATE_DIR_LOCKED), not after fencing the first one's producer.
+    const identity = claimIdentity({
+      instanceId: config.instanceId,
+      stateDir: config.stateDir,
+      cwd: process.cwd(),
+    });
+    closers.push(() => Promise.resolve(identity.release()));
+    const ids = processorKafkaIds(config.groupId, identity.instanceId, config.transactionalId);
+    logger.info('The processor has its identity.', {
+      instanceId: identity.instanceId,
+      stateDir: identity.stateDir ?? undefined,
+      createdNow: identity.created,
+      tookOverLockOfPid: identity.tookOverFrom?.pid,
+      transactionalId: ids.transactionalId,
+    });
     const topics = await checkTopics(port, config);
     const producer = await port.producer({
-      transactionalId:
-        config.transactionalId === ''
-          ? `${config.groupId}-${randomUUID()}`
-          : config.transactionalId,
+      transactionalId: ids.transactionalId,
       transactionTimeoutMs: config.transactionTimeoutMs,
     });
     closers.push(() => producer.close());
+    // InitProducerId now, before joining the group and restoring: a predecessor with this
+    // transactional id (this instance before a crash) is fenced and its open transaction aborted
+    // at once, so neither our restore nor any read_committed reader waits for the broker's
+    // transaction timeout.
+    await producer.initTransactions();
     const consumer = await port.groupConsumer({
       groupId: config.groupId,
+      groupInstanceId: ids.groupInstanceId,
       topics: [config.eventsTopic],
       isolation: 'read_committed',
       startWith: 'earliest',
@@ -174,6 +194,14 @@ export async function startProcessor(
       readiness: () => {
         const membership = consumer.membership();
         if (membership === null) return { ready: false, reasons: ['not in the consumer group'] };
+        if (runner.commitHung(Date.now())) {
+          return {
+            ready: false,
+            reasons: [
+              `a commit has hung longer than the transaction timeout (${config.transactionTimeoutMs} ms)`,
+            ],
+          };
+        }
         if (!runner.healthy) return { ready: false, reasons: ['transactions are failing'] };
         const partitions = membership.assigned.map((p) => p.partition).join(',') || 'none';
         return { ready: true, reasons: [`consuming partitions ${partitions}`] };

@@ -133,8 +133,14 @@ export function createProcessorTelemetry(registry: Registry, logger: Logger) {
   });
   const failures = new Counter({
     name: `${METRIC_PREFIX}transaction_failures_total`,
-    help: 'Transactions aborted: fenced (a zombie: another member owns the partitions now) or failed (retried).',
+    help: 'Transactions that did not report success: fenced (a zombie: another member owns the partitions now), failed (aborted, retried) or outcome_unknown (commit never answered; the restore decides).',
     labelNames: ['kind'],
+    registers,
+  });
+  const unknownCommits = new Counter({
+    name: `${METRIC_PREFIX}commit_outcomes_unknown_total`,
+    help: 'Commits sent and never answered, by what the restore after them found: committed (its transitions were counted then), not_committed (processed again), undecided (the partitions moved to another member first).',
+    labelNames: ['settled'],
     registers,
   });
   const inputHoles = new Counter({
@@ -237,15 +243,33 @@ export function createProcessorTelemetry(registry: Registry, logger: Logger) {
       if (topic === 'state') logger.error(message, fields);
       else rateLimited(`refused:${topic}`, 'error', message, fields);
     },
-    transactionFailed(error: unknown, fenced: boolean, retrying: boolean, delayMs: number): void {
-      failures.inc({ kind: fenced ? 'fenced' : 'failed' });
+    transactionFailed(
+      error: unknown,
+      kind: 'fenced' | 'failed' | 'outcome_unknown',
+      retrying: boolean,
+      delayMs: number,
+    ): void {
+      failures.inc({ kind });
       rateLimited(
-        `txn:${String(fenced)}`,
+        `txn:${kind}`,
         'warn',
-        fenced
+        kind === 'fenced'
           ? 'The transaction was fenced (this member is a zombie); partition state dropped.'
-          : 'The transaction failed and was aborted; partition state dropped.',
+          : kind === 'outcome_unknown'
+            ? 'The transaction commit was never answered; partition state dropped, the restore tells whether it committed.'
+            : 'The transaction failed and was aborted; partition state dropped.',
         { error, retrying, delayMs },
+      );
+    },
+    commitOutcomeSettled(settled: 'committed' | 'not_committed' | 'undecided'): void {
+      unknownCommits.inc({ settled });
+      logger[settled === 'undecided' ? 'warn' : 'info'](
+        settled === 'committed'
+          ? 'The unanswered commit had committed; its transitions are counted now.'
+          : settled === 'not_committed'
+            ? 'The unanswered commit had not committed; its records are processed again.'
+            : 'Whether the unanswered commit committed cannot be told (the partitions moved); its transitions are not counted here.',
+        { settled },
       );
     },
     inputHole(

@@ -1,5 +1,4 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { backoffCeilingMs } from '../../shared/core/backoff.ts';
 import { isTelemetryError, TelemetryError } from '../../shared/core/errors.ts';
 import type { AvroCodec } from '../../shared/io/avro-codec.ts';
 import type {
@@ -9,11 +8,21 @@ import type {
   KafkaPort,
   OutgoingRecord,
   Producer,
+  RefusedRecord,
 } from '../../shared/kafka/io/port.ts';
 import { findInputHoles } from '../core/input-holes.ts';
 import type { PartitionProcessor } from '../core/partition-processor.ts';
 import { processBatch, type BatchOutput } from '../core/process-batch.ts';
 import type { EventDecodeResult, PublishedTransition } from '../core/published-transition.ts';
+import {
+  afterFailure,
+  commitHung,
+  holeAction,
+  settleUnknownCommit,
+  transactionFull,
+  type FailureKind,
+  type UnknownCommit,
+} from '../core/transaction-policy.ts';
 import type { ProcessorTelemetry } from './processor-telemetry.ts';
 import { restorePartitions } from './state-restore.ts';
 
@@ -79,6 +88,12 @@ export class TransactionRunner {
   private failures = 0;
   /** Restores in a row that found a hole before the records in hand (see `checkHoles`). */
   private holeRestores = 0;
+  /** InitProducerId before the next restore (core/transaction-policy.ts `afterFailure`). */
+  private reinitProducer = false;
+  /** A commit never answered, until a restore settles it. */
+  private unknownCommit: UnknownCommit<() => void> | null = null;
+  /** When the transaction under way began committing (Date.now()), or null. */
+  private commitStartedAt: number | null = null;
   /** False after a failed transaction until one commits. */
   healthy = true;
 
@@ -100,24 +115,25 @@ export class TransactionRunner {
     }
   }
 
+  /** A commit under way for longer than the transaction timeout (readiness fails meanwhile). */
+  commitHung(nowMs: number): boolean {
+    return commitHung(this.commitStartedAt, nowMs, this.options);
+  }
+
   /** `collect` stops pulling; the records in hand are committed, then the stream ends. */
   stop(): void {
     this.stopping = true;
   }
 
   async collect(): Promise<PendingTransaction | null> {
-    const { commitIntervalMs, maxRecordsPerTransaction, idleWaitMs } = this.options;
+    const { maxRecordsPerTransaction, idleWaitMs } = this.options;
     // Records kept from a failed transaction are retried at once.
     if (this.pending !== null) return this.pending;
     let firstAt = 0;
     while (!this.stopping) {
       const count = this.pending?.records.length ?? 0;
-      if (count >= maxRecordsPerTransaction) break;
-      // Group commit: a transaction closes as soon as no more records are waiting, or when its
-      // first record has waited the commit interval. At low rates a record waits one commit
-      // round trip; at high rates records pile up while the previous transaction commits, so
-      // transactions grow (up to the interval or the record cap) and throughput holds.
-      if (count > 0 && Date.now() >= firstAt + commitIntervalMs) break;
+      // Group commit (transactionFull); also closed below as soon as no more records are waiting.
+      if (transactionFull({ count, firstAtMs: firstAt }, Date.now(), this.options)) break;
       const batch = await this.deps.consumer.nextBatch(
         maxRecordsPerTransaction - count,
         count === 0 ? idleWaitMs : 0,
@@ -140,81 +156,140 @@ export class TransactionRunner {
   }
 
   async commit(pending: PendingTransaction): Promise<TransactionResult> {
-    const { telemetry } = this.deps;
     try {
+      if (this.reinitProducer) {
+        await this.deps.producer.initTransactions();
+        this.reinitProducer = false;
+      }
       await this.restoreMissing(pending.records);
+      this.settleUnknownCommit();
       await this.closeHoles(pending);
       const output = processBatch(this.partitions, pending.records, {
         groupId: this.options.groupId,
         decodeEvent: this.deps.decodeEvent,
       });
       const { records, kinds } = this.encode(output);
-      const result = await this.deps.producer.commitTransaction({
-        records,
-        offsets: output.offsets.map(({ partition, nextOffset }) => ({
-          topic: this.options.eventsTopic,
-          partition,
-          offset: BigInt(nextOffset),
-        })),
-        membership: pending.membership,
-      });
+      const offsets = output.offsets.map(({ partition, nextOffset }) => ({
+        topic: this.options.eventsTopic,
+        partition,
+        offset: BigInt(nextOffset),
+      }));
+      const count = (refused: readonly RefusedRecord[]): void =>
+        this.countCommitted(pending, output, kinds, refused);
+      this.commitStartedAt = Date.now();
+      let result;
+      try {
+        result = await this.deps.producer.commitTransaction({
+          records,
+          offsets,
+          membership: pending.membership,
+          commitDeadlineMs: this.options.transactionTimeoutMs,
+        });
+      } catch (error) {
+        if (isTelemetryError(error, 'KAFKA_OUTCOME_UNKNOWN')) {
+          const refused = (error.details['refused'] as readonly RefusedRecord[] | undefined) ?? [];
+          this.unknownCommit = {
+            next: new Map(output.offsets.map((o) => [o.partition, o.nextOffset])),
+            generationId: pending.membership.generationId,
+            memberId: pending.membership.memberId,
+            counted: () => count(refused),
+          };
+        }
+        throw error;
+      } finally {
+        this.commitStartedAt = null;
+      }
       if (this.pending === pending) this.pending = null;
       this.failures = 0;
       this.holeRestores = 0;
       this.healthy = true;
-      const refused = new Set(result.refused.map((r) => r.index));
-      for (const r of result.refused) {
-        telemetry.recordRefused(kinds[r.index] ?? 'state', r.reason, r.detail);
-      }
-      telemetry.batchProcessed(output.counts);
-      for (const gap of output.gaps) telemetry.sequenceGap(gap);
-      for (const writer of output.duplicateWriters) telemetry.duplicateWriter(writer);
-      output.deadLetters.forEach((d) =>
-        telemetry.recordDeadLettered(d.reason, d.partition, d.offset, d.detail),
-      );
-      let prepares = 0;
-      let dwells = 0;
-      output.transitions.forEach(({ transition }, i) => {
-        if (refused.has(i)) return;
-        if (transition.type === 'prepare') prepares++;
-        else dwells++;
-      });
-      const first = firstOffsets(pending.records);
-      telemetry.transactionCommitted(
-        prepares,
-        dwells,
-        output.receivedMicros,
-        output.offsets.map(({ partition, nextOffset }) => ({
-          partition,
-          first: String(first.get(partition)),
-          next: nextOffset,
-        })),
-      );
+      count(result.refused);
       return { kind: 'committed', records: pending.records.length };
     } catch (error) {
       return this.failed(pending, error);
     }
   }
 
+  /** The telemetry of a committed transaction: what it published, refused and dead-lettered. */
+  private countCommitted(
+    pending: PendingTransaction,
+    output: BatchOutput,
+    kinds: ReadonlyArray<'transitions' | 'dead_letter' | 'state'>,
+    refusedRecords: readonly RefusedRecord[],
+  ): void {
+    const { telemetry } = this.deps;
+    const refused = new Set(refusedRecords.map((r) => r.index));
+    for (const r of refusedRecords) {
+      telemetry.recordRefused(kinds[r.index] ?? 'state', r.reason, r.detail);
+    }
+    telemetry.batchProcessed(output.counts);
+    for (const gap of output.gaps) telemetry.sequenceGap(gap);
+    for (const writer of output.duplicateWriters) telemetry.duplicateWriter(writer);
+    output.deadLetters.forEach((d) =>
+      telemetry.recordDeadLettered(d.reason, d.partition, d.offset, d.detail),
+    );
+    let prepares = 0;
+    let dwells = 0;
+    output.transitions.forEach(({ transition }, i) => {
+      if (refused.has(i)) return;
+      if (transition.type === 'prepare') prepares++;
+      else dwells++;
+    });
+    const first = firstOffsets(pending.records);
+    telemetry.transactionCommitted(
+      prepares,
+      dwells,
+      output.receivedMicros,
+      output.offsets.map(({ partition, nextOffset }) => ({
+        partition,
+        first: String(first.get(partition)),
+        next: nextOffset,
+      })),
+    );
+  }
+
+  /**
+   * After a restore: an unanswered commit is settled by the state it would have written
+   * (core/transaction-policy.ts `settleUnknownCommit`); one that committed is counted now, one
+   * that did not is processed again from the records in hand, like any failed transaction.
+   */
+  private settleUnknownCommit(): void {
+    const unknown = this.unknownCommit;
+    if (unknown === null) return;
+    this.unknownCommit = null;
+    const restored = new Map(
+      [...this.partitions].map(([p, processor]) => [p, processor.nextOffset]),
+    );
+    const settled = settleUnknownCommit(unknown, restored, this.deps.consumer.membership());
+    if (settled === 'committed') unknown.counted();
+    this.deps.telemetry.commitOutcomeSettled(settled);
+  }
+
   private async failed(pending: PendingTransaction, error: unknown): Promise<TransactionResult> {
     this.dropState();
     this.healthy = false;
-    const fenced = isTelemetryError(error, 'KAFKA_FENCED');
-    const retrying =
-      !this.stopping &&
-      this.pending === pending &&
-      sameMembership(pending.membership, this.deps.consumer.membership());
-    if (!retrying && this.pending === pending) this.pending = null;
+    const kind: FailureKind = isTelemetryError(error, 'KAFKA_FENCED')
+      ? 'fenced'
+      : isTelemetryError(error, 'KAFKA_OUTCOME_UNKNOWN')
+        ? 'outcome_unknown'
+        : 'failed';
     this.failures++;
-    const delayMs = retrying
-      ? backoffCeilingMs(
-          { initialMs: 100, maxMs: this.options.retryMaxMs, multiplier: 2 },
-          Math.min(this.failures, 10),
-        )
-      : 0;
-    this.deps.telemetry.transactionFailed(error, fenced, retrying, delayMs);
-    if (delayMs > 0) await sleep(delayMs);
-    return { kind: 'failed', fenced, retrying };
+    const decision = afterFailure(
+      {
+        kind,
+        failuresInARow: this.failures,
+        stopping: this.stopping,
+        sameRecordsAndMembership:
+          this.pending === pending &&
+          sameMembership(pending.membership, this.deps.consumer.membership()),
+      },
+      this.options,
+    );
+    if (!decision.retry && this.pending === pending) this.pending = null;
+    if (decision.reinitProducer) this.reinitProducer = true;
+    this.deps.telemetry.transactionFailed(error, kind, decision.retry, decision.delayMs);
+    if (decision.delayMs > 0) await sleep(decision.delayMs);
+    return { kind: 'failed', fenced: kind === 'fenced', retrying: decision.retry };
   }
 
   private dropState(): void {
@@ -228,8 +303,8 @@ export class TransactionRunner {
    * (core/input-holes.ts). If they start after it, the restore read stale state, or committed
    * state records were hidden from it (as @platformatic/kafka's own read_committed filter did,
    * kafka/io/fetch.ts), or records went by retention. First the transaction fails, so the state is
-   * dropped and read again after a back-off (a stale read heals). After `MAX_HOLE_RESTORES`
-   * restores in a row that agree, the state read is taken as the truth and the hole's records are
+   * dropped and read again after a back-off (a stale read heals). After five
+   * restores in a row that agree (core/transaction-policy.ts `holeAction`), the state read is taken as the truth and the hole's records are
    * read again from the events topic and put before the records in hand: transitions they
    * already published (if the state read was wrong) come again — at-least-once, visible to the
    * audit — rather than never. Only records that are gone (retention deleted them while no
@@ -241,7 +316,7 @@ export class TransactionRunner {
     const holes = findInputHoles(next, pending.records);
     if (holes.length === 0) return;
     this.holeRestores += 1;
-    if (this.holeRestores <= MAX_HOLE_RESTORES) {
+    if (holeAction(this.holeRestores) === 'restore_again') {
       this.deps.telemetry.inputHole(holes, 'restored_again');
       throw new TelemetryError(
         'KAFKA_UNAVAILABLE',
@@ -329,8 +404,6 @@ export class TransactionRunner {
     return { records, kinds };
   }
 }
-
-const MAX_HOLE_RESTORES = 5;
 
 function sameMembership(a: GroupMembership, b: GroupMembership | null): boolean {
   return b !== null && a.generationId === b.generationId && a.memberId === b.memberId;

@@ -21,6 +21,12 @@ export const ERROR_CODES = [
   'SPOOL_LOCKED',
   /** The spool directory cannot be written at start (read-only, full, not a directory). */
   'SPOOL_UNWRITABLE',
+  /** Another live process holds the processor's state directory (a restart cannot help). */
+  'STATE_DIR_LOCKED',
+  /** The processor's state directory cannot be created or written at start. */
+  'STATE_DIR_UNWRITABLE',
+  /** A transaction's commit was sent and its answer never came: committed or not is unknown. */
+  'KAFKA_OUTCOME_UNKNOWN',
   'INTERNAL',
 ] as const;
 

@@ -315,12 +315,17 @@ export class Scenario {
     return this.simulator;
   }
 
-  private spawnStage(kind: StageProcess['kind'], args: readonly string[]): Promise<StageProcess> {
+  private spawnStage(
+    kind: StageProcess['kind'],
+    args: readonly string[],
+    cwd?: string,
+  ): Promise<StageProcess> {
     const n = (this.counts.get(kind) ?? 0) + 1;
     this.counts.set(kind, n);
     const name = `${kind}-${n}`;
     const child = spawn(process.execPath, [CLI, kind, ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
+      ...(cwd === undefined ? {} : { cwd }),
     });
     const pid = child.pid;
     if (pid === undefined) throw new Error(`${name} did not start`);
@@ -396,29 +401,40 @@ export class Scenario {
     ]);
   }
 
-  startProcessor(): Promise<StageProcess> {
-    return this.spawnStage('process', [
-      // Debug: each committed transaction's input ranges, kept with the logs of a failed scenario
-      // to tell a range never processed from a commit that did not hold.
-      ...this.brokerFlags('debug'),
-      '--events-topic',
-      this.topics.events,
-      '--transitions-topic',
-      this.topics.transitions,
-      '--state-topic',
-      this.topics.state,
-      '--dead-letter-topic',
-      this.topics.deadLetter,
-      '--group-id',
-      this.processorGroup,
-      '--session-timeout-ms',
-      String(PROCESSOR_SESSION_TIMEOUT_MS),
-      '--prepare-timeout',
-      String(PREPARE_TIMEOUT_SECONDS),
-      // A dead or hung processor's open transaction holds read_committed readers back this long.
-      '--transaction-timeout-ms',
-      String(TRANSACTION_TIMEOUT_MS),
-    ]);
+  /**
+   * A processor started in the scenario's directory, as systemd would start it in its own: its
+   * identity is the first free slot of `.vfio-telemetry/processor/` there, so a processor
+   * restarted after another one died takes over the dead one's identity (transactional id,
+   * static group membership). `flags` come last and win.
+   */
+  startProcessor(flags: readonly string[] = []): Promise<StageProcess> {
+    return this.spawnStage(
+      'process',
+      [
+        // Debug: each committed transaction's input ranges, kept with the logs of a failed scenario
+        // to tell a range never processed from a commit that did not hold.
+        ...this.brokerFlags('debug'),
+        '--events-topic',
+        this.topics.events,
+        '--transitions-topic',
+        this.topics.transitions,
+        '--state-topic',
+        this.topics.state,
+        '--dead-letter-topic',
+        this.topics.deadLetter,
+        '--group-id',
+        this.processorGroup,
+        '--session-timeout-ms',
+        String(PROCESSOR_SESSION_TIMEOUT_MS),
+        '--prepare-timeout',
+        String(PREPARE_TIMEOUT_SECONDS),
+        // A dead or hung processor's open transaction holds read_committed readers back this long.
+        '--transaction-timeout-ms',
+        String(TRANSACTION_TIMEOUT_MS),
+        ...flags,
+      ],
+      this.logDir,
+    );
   }
 
   startExporter(): Promise<StageProcess> {
@@ -435,15 +451,29 @@ export class Scenario {
    * The whole pipeline: processors and exporter first (their group joins do not compete with a
    * fleet at full speed), then the collector, then the fleet (which starts once every VM is read).
    */
-  async startPipeline(processors = 1): Promise<Pipeline> {
+  async startPipeline(processors = 1, processorFlags: readonly string[] = []): Promise<Pipeline> {
     const started = await Promise.all([
-      ...Array.from({ length: processors }, () => this.startProcessor()),
+      ...Array.from({ length: processors }, () => this.startProcessor(processorFlags)),
       this.startExporter(),
     ]);
     const exporter = started.pop() as StageProcess;
     const collector = await this.startCollector();
     const simulator = await this.startFleet();
     return { collector, processors: started, exporter, simulator };
+  }
+
+  /** The time (ms since the epoch) of the first line of `stage`'s log: when it began its work. */
+  async firstLogTime(stage: StageProcess): Promise<number> {
+    return waitFor(
+      async () => {
+        const text = await readFile(join(this.logDir, `${stage.name}.log`), 'utf8');
+        const first = text.split('\n').find((line) => line.startsWith('{'));
+        const time =
+          first === undefined ? undefined : (JSON.parse(first) as { time?: string }).time;
+        return time === undefined ? null : Date.parse(time);
+      },
+      { timeoutMs: 10_000, intervalMs: 50, description: `a line in ${stage.name}.log` },
+    );
   }
 
   /** Every node of the cluster in the ISR of every partition (after a node came back). */
@@ -490,7 +520,7 @@ export class Scenario {
     );
   }
 
-  private partitions(topic: string): TopicPartition[] {
+  partitions(topic: string): TopicPartition[] {
     return Array.from({ length: PARTITIONS }, (_, partition) => ({ topic, partition }));
   }
 

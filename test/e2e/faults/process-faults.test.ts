@@ -106,6 +106,51 @@ test('process faults while data flows', { timeout: 900_000 }, async (t) => {
   );
 
   await t.test(
+    'processor SIGKILLed and restarted at once, three times: new transitions visible within 5 s',
+    SCENARIO,
+    async (t) => {
+      const s = await Scenario.create(t, fc, { fleet: fleet(205, 60) });
+      // The defaults, not the harness's short ones: a restart must not wait for the dead
+      // member's session or the dead transaction's timeout.
+      const defaults = ['--session-timeout-ms', '30000', '--transaction-timeout-ms', '10000'];
+      const transitions = s.partitions(s.topics.transitions);
+      await s.run(async () => {
+        let [processor] = (await s.startPipeline(1, defaults)).processors as [StageProcess];
+        const visible: number[] = [];
+        for (let kill = 1; kill <= SIGKILLS; kill++) {
+          await awaitPublishing(processor, 'vfio_processor_transitions_published_total');
+          await sleep(2000);
+          // Everything written so far, the dead processor's open transaction included: a record
+          // past this that a read_committed reader sees was committed by the restarted one.
+          const written = await s.fc.port.endOffsets(transitions, 'read_uncommitted');
+          await processor.kill();
+          const spawnedAt = Date.now();
+          processor = await s.startProcessor(defaults);
+          const seenAt = await waitFor(
+            async () => {
+              let seen = 0;
+              await s.fc.port.readToEnd(written, () => seen++, 'read_committed');
+              return seen > 0 ? Date.now() : null;
+            },
+            { timeoutMs: 90_000, intervalMs: 100, description: 'new transitions visible' },
+          );
+          // From the restarted process's first log line (its identity, before any Kafka
+          // request): Node's own start-up, which a loaded machine stretches, is not the
+          // processor's doing.
+          const startedAt = await s.firstLogTime(processor);
+          visible.push(seenAt - startedAt);
+          s.log(
+            `SIGKILL and restart ${kill}/${SIGKILLS}: new transitions ${seenAt - startedAt} ms ` +
+              `after the restarted processor started (${seenAt - spawnedAt} ms after the spawn)`,
+          );
+        }
+        await s.verify();
+        for (const ms of visible) assert.ok(ms <= 5000, `new transitions after ${ms} ms`);
+      });
+    },
+  );
+
+  await t.test(
     'collector SIGKILLed three times with records in flight, restarted on its spool',
     SCENARIO,
     async (t) => {

@@ -42,6 +42,7 @@ export function fakeKafka(behaviour: { send: SendBehaviour; down?: boolean }, pa
       return result instanceof Error ? Promise.reject(result) : Promise.resolve(result);
     },
     commitTransaction: () => Promise.reject(new Error('not used')),
+    initTransactions: () => Promise.reject(new Error('not used')),
     close: () => Promise.resolve(),
   };
   return {

@@ -144,6 +144,9 @@ export class PortGroupConsumer implements GroupConsumer {
         ...base,
         groupId: options.groupId,
         groupProtocol: 'classic',
+        ...(options.groupInstanceId === undefined
+          ? {}
+          : { groupInstanceId: options.groupInstanceId }),
         autocommit: false,
         sessionTimeout: options.sessionTimeoutMs ?? DEFAULT_SESSION_TIMEOUT_MS,
         heartbeatInterval: options.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS,

@@ -107,6 +107,12 @@ export interface GroupConsumerOptions {
   readonly sessionTimeoutMs?: number;
   readonly heartbeatIntervalMs?: number;
   readonly rebalanceTimeoutMs?: number;
+  /**
+   * `group.instance.id` (static membership, KIP-345): a member that restarts with the same id
+   * takes its partitions back at once, without a rebalance and without waiting for its old
+   * session to expire. Unique among the group's live members.
+   */
+  readonly groupInstanceId?: string;
   /** Upper bound of bytes one fetch returns (across partitions). */
   readonly maxBytes?: number;
   /** How long the broker may hold a fetch open waiting for data. */
@@ -138,6 +144,13 @@ export interface ProducerOptions {
 }
 
 export interface Producer {
+  /**
+   * InitProducerId for the transactional id now (Java's `initTransactions`): bumps its epoch,
+   * which fences any earlier producer with the same id and ends its open transaction (aborted
+   * at once; one whose commit was already under way completes first). Transactional producers
+   * only.
+   */
+  initTransactions(): Promise<void>;
   /** Idempotent produce with acks from all in-sync replicas. See the file comment. */
   send(records: readonly OutgoingRecord[]): Promise<SendResult>;
   /**
@@ -146,11 +159,18 @@ export interface Producer {
    * aborted and the call rejects: `KAFKA_FENCED` when this producer or member is a zombie (drop
    * the state of the partitions involved, rejoin, restore), `KAFKA_PUBLISH_FAILED` otherwise.
    * Refused records are returned and were not part of the transaction.
+   *
+   * The commit itself (EndTxn) is retried while it fails retriably, until `commitDeadlineMs`
+   * after the transaction began; if it has not been answered by then, the call rejects with
+   * `KAFKA_OUTCOME_UNKNOWN` (with `details.refused`) and the transaction is NOT aborted: it may
+   * have committed. The next `initTransactions` settles it (a commit under way completes, an
+   * open transaction is aborted); reading the state it wrote tells which.
    */
   commitTransaction(transaction: {
     readonly records: readonly OutgoingRecord[];
     readonly offsets: readonly TopicPartitionOffset[];
     readonly membership: GroupMembership;
+    readonly commitDeadlineMs?: number;
   }): Promise<SendResult>;
   close(): Promise<void>;
 }

@@ -26,6 +26,7 @@
  *   request, deduplicated under the fixed key 'commit' (producer.js kTransactionCommitOffset):
  *   concurrent calls would be merged into the first one, so offsets are added one at a time.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   Producer as PlatformaticProducer,
   type Consumer,
@@ -83,6 +84,23 @@ const TRANSACTION_RETRY_DELAY_MS = 20;
  */
 const TRANSACTION_RETRIES = 100;
 const DEFAULT_TRANSACTION_TIMEOUT_MS = 10_000;
+/** Rounds of the client's own InitProducerId retries before `initTransactions` gives up. */
+const INIT_ATTEMPTS = 5;
+const END_TXN_RETRY_MAX_MS = 1000;
+/**
+ * EndTxn answers that say nothing about the outcome: the request may or may not have reached
+ * the coordinator, or the coordinator is moving or still writing markers. Any other Kafka error
+ * ends the transaction uncommitted; an error with no Kafka name (no answer: timeout, connection
+ * lost) is retried too.
+ */
+const END_TXN_RETRIABLE: ReadonlySet<string> = new Set([
+  'COORDINATOR_NOT_AVAILABLE',
+  'NOT_COORDINATOR',
+  'COORDINATOR_LOAD_IN_PROGRESS',
+  'CONCURRENT_TRANSACTIONS',
+  'REQUEST_TIMED_OUT',
+  'NETWORK_EXCEPTION',
+]);
 
 /** Kafka error codes (protocol guide) of `RECORD_REFUSALS`, as they appear in a produce response. */
 const REFUSAL_CODES: ReadonlyMap<number, string> = new Map([
@@ -213,8 +231,13 @@ export class PortProducer implements Producer {
     readonly records: readonly OutgoingRecord[];
     readonly offsets: readonly TopicPartitionOffset[];
     readonly membership: GroupMembership;
+    readonly commitDeadlineMs?: number;
   }): Promise<SendResult> {
     return this.#mutex.run(() => this.#commitTransaction(transaction));
+  }
+
+  initTransactions(): Promise<void> {
+    return this.#mutex.run(() => this.#initTransactions());
   }
 
   close(): Promise<void> {
@@ -435,10 +458,43 @@ export class PortProducer implements Producer {
     return { acks: acks.list(), refused: refused.sort((a, b) => a.index - b.index) };
   }
 
+  /**
+   * A fresh client, and a transaction begun and cancelled: `beginTransaction` sends
+   * InitProducerId (with -1/-1, so the coordinator bumps the epoch of our transactional id and
+   * ends the transaction an earlier holder of it left open), and `cancel` only forgets the
+   * transaction locally — nothing else reaches the broker. The next `beginTransaction` finds the
+   * producer initialized and sends no InitProducerId. The client's own retries cover a
+   * coordinator that answers CONCURRENT_TRANSACTIONS while it aborts; a few more rounds cover
+   * one that is still loading or moving.
+   */
+  async #initTransactions(): Promise<void> {
+    if (this.#options.transactionalId === undefined) {
+      throw new TelemetryError(
+        'KAFKA_PUBLISH_FAILED',
+        'initTransactions needs a producer with a transactionalId.',
+      );
+    }
+    await this.#dropClient();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const txn = await this.#ensureClient().beginTransaction();
+        await txn.cancel();
+        return;
+      } catch (error) {
+        await this.#dropClient();
+        if (hasKafkaError(error, FENCING_ERRORS) || attempt >= INIT_ATTEMPTS || this.#closed) {
+          throw transactionError('Initializing the transactional producer failed.', error);
+        }
+        this.#logger.warn('Initializing the transactional producer failed; retrying.', { error });
+      }
+    }
+  }
+
   async #commitTransaction(transaction: {
     readonly records: readonly OutgoingRecord[];
     readonly offsets: readonly TopicPartitionOffset[];
     readonly membership: GroupMembership;
+    readonly commitDeadlineMs?: number;
   }): Promise<SendResult> {
     if (this.#options.transactionalId === undefined) {
       throw new TelemetryError(
@@ -452,6 +508,7 @@ export class PortProducer implements Producer {
         details: { groupId: membership.groupId, generationId: membership.generationId },
       });
     }
+    const begun = Date.now();
     const plan = await this.#plan(records);
     const refused: RefusedRecord[] = plan.refused.map((r) => ({ ...r }));
     /** Records to send one per request after Kafka refused the batch they were in. */
@@ -465,7 +522,10 @@ export class PortProducer implements Producer {
         for (const i of request) if (singles.has(i) && !excluded.has(i)) requests.push([i]);
       }
       try {
-        const acks = await this.#transactionAttempt(records, requests, offsets, membership);
+        const acks = await this.#transactionAttempt(records, requests, offsets, membership, {
+          deadline: begun + (transaction.commitDeadlineMs ?? this.#transactionTimeoutMs()),
+          refused,
+        });
         return { acks, refused: refused.sort((a, b) => a.index - b.index) };
       } catch (error) {
         if (!(error instanceof BatchRefused)) throw error;
@@ -483,12 +543,20 @@ export class PortProducer implements Producer {
     }
   }
 
-  /** One attempt: begin, produce, add offsets, commit; aborted on any failure. */
+  #transactionTimeoutMs(): number {
+    return this.#options.transactionTimeoutMs ?? DEFAULT_TRANSACTION_TIMEOUT_MS;
+  }
+
+  /**
+   * One attempt: begin, produce, add offsets, commit. A failure before the commit aborts it; a
+   * commit that fails is retried (`#endTransaction`).
+   */
   async #transactionAttempt(
     records: readonly OutgoingRecord[],
     requests: readonly (readonly number[])[],
     offsets: readonly TopicPartitionOffset[],
     membership: GroupMembership,
+    commit: { readonly deadline: number; readonly refused: readonly RefusedRecord[] },
   ): Promise<PartitionAck[]> {
     let client: PlatformaticProducer;
     let txn: Transaction;
@@ -524,8 +592,6 @@ export class PortProducer implements Producer {
         }
       }
       if (offsets.length > 0) await this.#addOffsets(txn, offsets, membership);
-      await txn.commit();
-      return acks.list();
     } catch (error) {
       await this.#abort(txn);
       // A failed send leaves sequence numbers consumed (a refused batch) or unknown (a timeout),
@@ -533,6 +599,58 @@ export class PortProducer implements Producer {
       await this.#dropClient();
       if (error instanceof BatchRefused) throw error;
       throw transactionError('The transaction failed and was aborted.', error);
+    }
+    await this.#endTransaction(txn, commit);
+    return acks.list();
+  }
+
+  /**
+   * EndTxn(commit), sent again while it fails for a reason that says nothing about the outcome
+   * (no answer, a timeout, the coordinator moving or busy) until the deadline. Sending it again
+   * is safe: the coordinator answers a repeated commit of a transaction it already committed with
+   * success. An answer that ends the transaction (fenced, or Kafka's own error for this
+   * transaction) means it did not commit. No answer by the deadline: the outcome is unknown, and
+   * the transaction is not aborted — an abort sent now could not tell us either, and the
+   * caller's next `initTransactions` settles it.
+   */
+  async #endTransaction(
+    txn: Transaction,
+    commit: { readonly deadline: number; readonly refused: readonly RefusedRecord[] },
+  ): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await txn.commit();
+        return;
+      } catch (error) {
+        const names = kafkaErrorNames(error);
+        const final = [...names].some((name) => !END_TXN_RETRIABLE.has(name));
+        if (final || this.#closed) {
+          await this.#abort(txn);
+          await this.#dropClient();
+          throw transactionError('Committing the transaction failed.', error);
+        }
+        if (Date.now() >= commit.deadline) {
+          await this.#dropClient();
+          throw new TelemetryError(
+            'KAFKA_OUTCOME_UNKNOWN',
+            'The transaction commit was not answered: committed or not is unknown.',
+            {
+              cause: error,
+              details: {
+                attempts: attempt + 1,
+                refused: commit.refused,
+                written: [],
+                kafkaErrors: [...names],
+              },
+            },
+          );
+        }
+        this.#logger.warn('Committing the transaction got no answer; sending the commit again.', {
+          error,
+          attempt: attempt + 1,
+        });
+        await sleep(Math.min(END_TXN_RETRY_MAX_MS, TRANSACTION_RETRY_DELAY_MS * 2 ** attempt));
+      }
     }
   }
 
