@@ -21,6 +21,7 @@ export const ERROR_CODES = [
   'SPOOL_LOCKED',
   /** The spool directory cannot be written at start (read-only, full, not a directory). */
   'SPOOL_UNWRITABLE',
+  'HTTP_LISTEN_FAILED',
   'INTERNAL',
 ] as const;
 
