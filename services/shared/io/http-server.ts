@@ -76,7 +76,7 @@ export interface HttpServerOptions {
   webConfigFile?: string | undefined;
   /** The file, already loaded (the stage loads it before anything starts). */
   webConfig?: LoadedWebConfig;
-  /** The server's own metrics; made on `registry` with the prefix `vfio_http_` without. */
+  /** The server's own metrics; made on `registry` (`vfio_http_…`) without. */
   telemetry?: HttpTelemetry;
   /** How often the web config's files are checked for changes. */
   watchIntervalMs?: number;
@@ -183,7 +183,7 @@ const METRICS_CACHE_KEYS = 4;
 export async function startHttpServer(options: HttpServerOptions): Promise<RunningHttpServer> {
   const { registry, readiness, logger } = options;
   const limits: HttpLimits = { ...DEFAULT_HTTP_LIMITS, ...options.limits };
-  const telemetry = options.telemetry ?? createHttpTelemetry(registry, 'vfio_http_');
+  const telemetry = options.telemetry ?? createHttpTelemetry(registry, 'vfio_');
   const webConfigFile = options.webConfigFile;
   let web: LoadedWebConfig | null =
     options.webConfig ?? (webConfigFile === undefined ? null : await loadWebConfig(webConfigFile));

@@ -46,8 +46,8 @@ export async function loadWebConfig(path: string): Promise<LoadedWebConfig> {
   if (doc.errors.length > 0) {
     return fail(
       doc.errors.map((e) => {
-        const line = e.linePos?.[0].line;
-        return `${line === undefined ? '' : `line ${line}: `}${e.message.split('\n')[0] ?? ''}`;
+        const line = lineCounter.linePos(e.pos[0]).line;
+        return `line ${line}: ${e.message.split('\n')[0] ?? ''}`;
       }),
     );
   }
