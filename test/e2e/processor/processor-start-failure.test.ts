@@ -12,7 +12,7 @@ import { test } from 'node:test';
 import { parseProcessorConfig } from '../../../services/processor/config.ts';
 import { startProcessor } from '../../../services/processor/main.ts';
 import { isTelemetryError } from '../../../services/shared/core/errors.ts';
-import type { KafkaPort } from '../../../services/shared/io/kafka-port.ts';
+import type { KafkaPort } from '../../../services/shared/kafka/io/port.ts';
 import { brokersFromEnv, kafkaPortFor } from '../../helpers/kafka.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
 import { quietLogger } from '../collector/collector-harness.ts';
