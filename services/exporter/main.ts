@@ -100,7 +100,7 @@ export async function startExporter(
         startMs: Date.now(),
       });
 
-      let consumer: RunningTransitionConsumer | undefined;
+      let consumer: RunningTransitionConsumer | undefined = undefined;
       stage.readiness(
         () => consumer?.readiness() ?? { ready: false, reasons: ['kafka: consumer not started'] },
       );
