@@ -20,6 +20,8 @@ import {
 } from '../../../services/shared/io/http-server.ts';
 import { createLogger } from '../../../services/shared/io/logger.ts';
 import { loadWebConfig } from '../../../services/shared/io/web-config-file.ts';
+import { main } from '../../../services/cli/main.ts';
+import type { CommandIo } from '../../../services/shared/io/command-io.ts';
 import { runCli } from '../../helpers/cli.ts';
 import { makeTestCerts, type TestCerts } from '../../helpers/tls-certs.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
@@ -318,4 +320,62 @@ test('invalid files are refused at start, naming the line at fault', async (t) =
   assert.equal(run.status, 2);
   assert.match(run.stderr, /bad\.yml: line 2: basic_auth_users\.prometheus: must be a bcrypt hash/);
   assert.doesNotMatch(run.stderr, /password\n/);
+});
+
+test('SIGHUP reloads the web config of a running stage (collect command)', async (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, 'web.yml');
+  writeFileSync(file, 'http_server_config:\n  headers:\n    X-Frame-Options: deny\n');
+  let stdout = '';
+  const logs: Record<string, unknown>[] = [];
+  const io: CommandIo = {
+    write: (text) => {
+      stdout += text;
+      return Promise.resolve();
+    },
+    error: (text) => {
+      for (const line of text.split('\n').filter((l) => l.startsWith('{')))
+        logs.push(JSON.parse(line) as Record<string, unknown>);
+    },
+  };
+  const status = main(
+    [
+      'collect',
+      '--web-config-file',
+      file,
+      '--socket-dir',
+      dir,
+      '--spool-dir',
+      join(dir, 'spool'),
+      '--brokers',
+      '127.0.0.1:9',
+      '--http-host',
+      '127.0.0.1',
+      '--http-port',
+      '0',
+    ],
+    io,
+  );
+  let stopped = false;
+  t.after(async () => {
+    if (!stopped) process.kill(process.pid, 'SIGTERM');
+    await status;
+  });
+  const url = await waitFor(() => stdout.split('\n')[0] || null, {
+    description: 'the URL printed',
+  });
+  assert.equal((await fetch(`${url}/metrics`)).status, 200);
+
+  writeFileSync(file, `basic_auth_users:\n  prometheus: ${bcrypt.hashSync('s3cret', 4)}\n`);
+  process.kill(process.pid, 'SIGHUP');
+  await waitFor(async () => (await fetch(`${url}/metrics`)).status === 401, {
+    description: 'basic auth in force',
+  });
+  assert.ok(
+    logs.some((l) => l['msg'] === 'Web config reloaded.' && l['trigger'] === 'SIGHUP'),
+    'reloaded by the signal',
+  );
+  stopped = true;
+  process.kill(process.pid, 'SIGTERM');
+  assert.equal(await status, 0);
 });
