@@ -1,36 +1,28 @@
 /**
- * Wires the collector: QMP sockets → event records → spool (write-ahead log) → Kafka, plus the
- * HTTP endpoints. The only place that opens sockets, files and timers; `startCollector` is the
- * in-process API the `collect` command and the tests use.
+ * Wires the collector: QMP sources → event intake → spool (write-ahead log) → Kafka, plus the
+ * HTTP endpoints, under the stage contract (services/shared/io/stage.ts): each part registers its
+ * close as it starts, so a start that fails halfway closes what had started. The only place that
+ * opens sockets, files and timers; `startCollector` is the in-process API the `collect` command
+ * and the tests use.
  */
 import { Registry } from 'prom-client';
-import { isTelemetryError } from '../shared/core/errors.ts';
-import type { EventRecord } from '../shared/core/event-record.ts';
-import { buildEventRecord } from '../shared/core/event-record-builder.ts';
 import { createEventCodec } from '../shared/io/avro-codec.ts';
-import { startHttpServer, type RunningHttpServer } from '../shared/io/http-server.ts';
-import { createKafkaPort } from '../shared/kafka/io/client.ts';
+import type { RunningHttpServer } from '../shared/io/http-server.ts';
 import type { KafkaPort } from '../shared/kafka/io/port.ts';
 import type { Logger } from '../shared/io/logger.ts';
+import { startStage, type KafkaPortFactory } from '../shared/io/stage.ts';
 import type { CollectorConfig } from './config.ts';
-import { eventKey } from './core/partitioner.ts';
-import { RecordNumbering, type RecordNumber } from './core/record-numbering.ts';
-import {
-  describeAddress,
-  parseQmpTarget,
-  vmNameOfSocket,
-  type QmpTarget,
-} from './core/qmp-target.ts';
+import { collectorReadiness } from './core/collector-readiness.ts';
+import { RecordNumbering } from './core/record-numbering.ts';
 import { createCollectorTelemetry, type CollectorTelemetry } from './io/collector-telemetry.ts';
+import { createEventIntake } from './io/event-intake.ts';
 import { KafkaSender } from './io/kafka-sender.ts';
-import { resolveLibvirtTargets, startLibvirtSource } from './io/libvirt-source.ts';
+import { resolveLibvirtTargets } from './io/libvirt-source.ts';
 import { createLibvirtTelemetry } from './io/libvirt-telemetry.ts';
-import { QmpConnection, type QmpConnectionHandler, type QmpSession } from './io/qmp-connection.ts';
+import { startQmpSources } from './io/qmp-sources.ts';
 import { RejectedRecordFile } from './io/rejected-record-file.ts';
-import { SocketDirWatcher } from './io/socket-dir-watcher.ts';
-import { Spool, type SpoolOptions } from './io/spool.ts';
 import { createSessionIdSource } from './io/session-ids.ts';
-import { VmNames } from './core/vm-names.ts';
+import { Spool } from './io/spool.ts';
 
 export interface RunningCollector {
   http: RunningHttpServer;
@@ -51,284 +43,145 @@ export interface RunningCollector {
 export type CollectorKafka = Pick<KafkaPort, 'producer' | 'describeTopics' | 'close'>;
 
 /**
- * `kafka` replaces the port built from `config.brokers` (io tests pass an in-memory fake;
- * everything else reaches Kafka through `createKafkaPort`).
+ * `kafka` replaces the port the stage makes from `config.brokers` (io tests pass an in-memory
+ * fake); `kafkaPortFactory` replaces how the stage makes ports.
  */
 export async function startCollector(
   config: CollectorConfig,
   logger: Logger,
-  kafka: CollectorKafka = createKafkaPort({
-    brokers: config.brokers,
-    clientId: config.clientId,
-    logger,
-  }),
+  kafka?: CollectorKafka,
+  kafkaPortFactory?: KafkaPortFactory,
 ): Promise<RunningCollector> {
   const libvirtTargets = resolveLibvirtTargets(
     config.libvirt,
     process.env['XDG_RUNTIME_DIR'] ?? null,
   );
   const registry = new Registry();
-  const telemetry = createCollectorTelemetry(registry, logger);
-  const codec = createEventCodec();
-  // One source of session ids (UUIDv7, increasing) for every connection and the numbering.
-  const newSessionId = createSessionIdSource();
-  const numbering = new RecordNumbering(newSessionId);
-  const spoolOptions: SpoolOptions = {
-    dir: config.spoolDir,
-    maxBytes: config.spoolMaxBytes,
-    segmentBytes: config.spoolSegmentBytes,
-    fsyncIntervalMs: config.fsyncIntervalMs,
-    events: {
-      written: (count) => telemetry.eventsWritten(count),
-      dropped: (reason, count, detail, keys) => {
-        telemetry.eventsDropped(reason, count, detail);
-        // Damaged entries are from sessions long gone; a refused or lost write breaks a live one.
-        if (reason === 'spool_corrupt') return;
-        for (const key of new Set(keys)) numbering.dropped(key, reason);
-      },
-      recovered: (events, bytes) => telemetry.spoolRecovered(events, bytes),
-      tornTailTruncated: (segment, offset, bytes) =>
-        telemetry.spoolTornTailTruncated(segment, offset, bytes),
-      changed: (events, bytes) => telemetry.spoolChanged(events, bytes),
-      ioFailed: (what, error) => telemetry.spoolIoFailed(what, error),
-      syncFailed: (segment, events, keys, error) => {
-        telemetry.spoolSyncFailed(segment, events, error);
-        for (const key of keys) numbering.dropped(key, 'spool_sync');
-      },
-      staleLockTakenOver: (pid) => telemetry.spoolLockTakenOver(config.spoolDir, pid),
+  return startStage(
+    {
+      name: 'collector',
+      logger,
+      registry,
+      http: config,
+      ...(kafkaPortFactory === undefined ? {} : { kafkaPortFactory }),
     },
-  };
-  let spool: Spool;
-  try {
-    spool = Spool.open(spoolOptions);
-  } catch (error) {
-    // Locked by another collector, or not writable (SPOOL_LOCKED, SPOOL_UNWRITABLE): nothing
-    // else was started.
-    await kafka.close().catch(() => {});
-    throw error;
-  }
+    async (stage) => {
+      const telemetry = createCollectorTelemetry(registry, logger);
+      const codec = createEventCodec();
+      // One source of session ids (UUIDv7, increasing) for every connection and the numbering.
+      const newSessionId = createSessionIdSource();
+      const numbering = new RecordNumbering(newSessionId);
+      const port = kafka ?? stage.kafkaPort({ brokers: config.brokers, clientId: config.clientId });
+      stage.started('kafka', () => port.close().catch(() => {}));
 
-  const accept = (
-    session: QmpSession,
-    key: string,
-    number: RecordNumber,
-    record: EventRecord,
-  ): void => {
-    let value: Buffer;
-    try {
-      value = codec.encode(record);
-    } catch (error) {
-      if (!isTelemetryError(error, 'AVRO_INVALID_RECORD')) throw error;
-      numbering.dropped(key, 'invalid_record');
-      telemetry.eventsDropped('invalid_record', 1, error);
-      return;
-    }
-    // A refused append reports the drop to `numbering` through the spool's `dropped`.
-    if (!spool.append({ receivedMicros: record.receivedMicros, key, value })) return;
-    numbering.accepted(key, number);
-    session.sequence++;
-    if (number.renewed !== null) {
-      telemetry.sessionRenewed(
-        record.vm,
-        number.renewed.after,
-        number.renewed.previousSessionId,
-        number.sessionId,
-      );
-    }
-    telemetry.eventAccepted(record.vm, record.sessionId, record.sequence, record.event);
-  };
-
-  const handler: QmpConnectionHandler = {
-    message: (kind) => telemetry.qmpMessageRead(kind),
-    rejected: (vm, invalid) => telemetry.qmpMessageRejected(vm, invalid),
-    sessionStarted: (session, greeting, reconnect) =>
-      telemetry.sessionStarted(session.vm, session.sessionId, greeting.qemuVersion, reconnect),
-    sessionEnded: (session, reason) => {
-      numbering.ended(eventKey(config.host, session.vm), session.sessionId);
-      telemetry.sessionEnded(session.vm, session.sessionId, session.sequence, reason);
-    },
-    connectFailed: (vm, error, retryInMs) => telemetry.qmpConnectFailed(vm, error, retryInMs),
-    event: (session, event, receivedMicros) => {
-      const key = eventKey(config.host, session.vm);
-      const number = numbering.next(key, session.sessionId);
-      const record = buildEventRecord(
-        {
-          host: config.host,
-          vm: session.vm,
-          sessionId: number.sessionId,
-          sequence: number.sequence,
-          receivedMicros,
+      const spool = Spool.open({
+        dir: config.spoolDir,
+        maxBytes: config.spoolMaxBytes,
+        segmentBytes: config.spoolSegmentBytes,
+        fsyncIntervalMs: config.fsyncIntervalMs,
+        events: {
+          written: (count) => telemetry.eventsWritten(count),
+          dropped: (reason, count, detail, keys) => {
+            telemetry.eventsDropped(reason, count, detail);
+            // Damaged entries are from sessions long gone; a refused or lost write breaks a live one.
+            if (reason === 'spool_corrupt') return;
+            for (const key of new Set(keys)) numbering.dropped(key, reason);
+          },
+          recovered: (events, bytes) => telemetry.spoolRecovered(events, bytes),
+          tornTailTruncated: (segment, offset, bytes) =>
+            telemetry.spoolTornTailTruncated(segment, offset, bytes),
+          changed: (events, bytes) => telemetry.spoolChanged(events, bytes),
+          ioFailed: (what, error) => telemetry.spoolIoFailed(what, error),
+          syncFailed: (segment, events, keys, error) => {
+            telemetry.spoolSyncFailed(segment, events, error);
+            for (const key of keys) numbering.dropped(key, 'spool_sync');
+          },
+          staleLockTakenOver: (pid) => telemetry.spoolLockTakenOver(config.spoolDir, pid),
         },
-        event,
+      });
+      // Locked by another collector or not writable (SPOOL_LOCKED, SPOOL_UNWRITABLE): the open
+      // throws and the stage closes the Kafka port, the only part started before it.
+      stage.started('spool', () => spool.close());
+
+      const rejected = new RejectedRecordFile(config.spoolDir, (value) => {
+        const decoded = codec.decode(value);
+        return decoded.kind === 'record' ? decoded.value : null;
+      });
+      const sender = new KafkaSender({
+        kafka: port,
+        spool,
+        rejected,
+        topic: config.topic,
+        batchMaxEvents: config.batchMaxEvents,
+        lingerMs: config.lingerMs,
+        retry: { initialMs: 200, maxMs: config.kafkaRetryMaxMs, multiplier: 2 },
+        stallTimeoutMs: config.stallTimeoutMs,
+        telemetry,
+      });
+      sender.start();
+      // The drain deadline is the stop's: what the spool holds is sent until then.
+      let drainUntil: number | undefined;
+      stage.started('kafka sender', async () => {
+        spool.flush();
+        await sender.stop(drainUntil);
+      });
+
+      const backoff = {
+        initialMs: config.reconnectInitialMs,
+        maxMs: config.reconnectMaxMs,
+        multiplier: 2,
+      };
+      const sources = await startQmpSources({
+        sockets: config.sockets,
+        socketDir: config.socketDir,
+        rescanIntervalMs: config.rescanIntervalMs,
+        libvirt: {
+          targets: libvirtTargets,
+          events: config.libvirtEvents,
+          vmName: config.libvirtVmName === 'uuid' ? 'uuid' : 'name',
+          keepaliveIntervalMs: config.libvirtKeepaliveMs,
+        },
+        greetingTimeoutMs: config.greetingTimeoutMs,
+        backoff,
+        newSessionId,
+        handler: createEventIntake({ host: config.host, codec, spool, numbering, telemetry }),
+        telemetry,
+        libvirtTelemetry: createLibvirtTelemetry(registry, logger),
+      });
+      stage.started('QMP sources', () => sources.stop());
+
+      stage.readiness(() =>
+        collectorReadiness({
+          kafkaConnected: sender.connected,
+          spoolAccepting: spool.accepting,
+          watcher: sources.watcher(),
+          stall: sender.stall(),
+          libvirtUnconnected: sources.libvirtUnconnected(),
+        }),
       );
-      if ('kind' in record) {
-        telemetry.qmpMessageRejected(session.vm, record);
-        return;
-      }
-      accept(session, key, number, record);
-    },
-  };
+      const http = await stage.serve({ registry });
+      logger.info('Collector started.', {
+        host: config.host,
+        topic: config.topic,
+        metrics: `${http.url}/metrics`,
+        spoolDir: config.spoolDir,
+        spooledEvents: spool.pendingEvents,
+      });
 
-  const connections = new Map<string, QmpConnection>();
-  const backoff = {
-    initialMs: config.reconnectInitialMs,
-    maxMs: config.reconnectMaxMs,
-    multiplier: 2,
-  };
-  // One VM name, one source, across the socket directory, explicit targets and libvirt.
-  const vmNames = new VmNames();
-  // Sources refused for a taken name, by id: the first one is read once the owner goes away.
-  const refused = new Map<string, QmpTarget>();
-  const addTarget = (id: string, target: QmpTarget): void => {
-    if (connections.has(id)) return;
-    const source = describeAddress(target.address);
-    const claim = vmNames.claim(target.vm, source);
-    if (!claim.ok) {
-      if (!refused.has(id)) telemetry.vmNameConflict(target.vm, source, claim.owner, claim.problem);
-      refused.set(id, target);
-      return;
-    }
-    refused.delete(id);
-    const connection = new QmpConnection({
-      target,
-      backoff,
-      greetingTimeoutMs: config.greetingTimeoutMs,
-      handler,
-      newSessionId,
-    });
-    connections.set(id, connection);
-    telemetry.vmDiscovered(target.vm, describeAddress(target.address));
-    connection.start();
-  };
-  const retiring = new Set<QmpConnection>();
-  const removeTarget = (id: string): void => {
-    refused.delete(id);
-    const connection = connections.get(id);
-    if (connection === undefined) return;
-    connections.delete(id);
-    vmNames.release(connection.vm, describeAddress(connection.target.address));
-    telemetry.vmRemoved(connection.vm, id);
-    // Read what the VM wrote before its socket vanished; stop is still there for shutdown.
-    retiring.add(connection);
-    void connection.retire().then(() => retiring.delete(connection));
-    readRefused(connection.vm);
-  };
-  /** The first source refused for `vm` is read, now that the name's owner let it go. */
-  const readRefused = (vm: string): void => {
-    const waiting = [...refused].find(([, target]) => target.vm === vm);
-    if (waiting !== undefined) addTarget(...waiting);
-  };
-
-  const rejected = new RejectedRecordFile(config.spoolDir, (value) => {
-    const decoded = codec.decode(value);
-    return decoded.kind === 'record' ? decoded.value : null;
-  });
-  const sender = new KafkaSender({
-    kafka,
-    spool,
-    rejected,
-    topic: config.topic,
-    batchMaxEvents: config.batchMaxEvents,
-    lingerMs: config.lingerMs,
-    retry: { initialMs: 200, maxMs: config.kafkaRetryMaxMs, multiplier: 2 },
-    stallTimeoutMs: config.stallTimeoutMs,
-    telemetry,
-  });
-  sender.start();
-
-  for (const text of config.sockets) {
-    const target = parseQmpTarget(text);
-    // The config was validated, so every explicit target parses.
-    if (!('problem' in target)) addTarget(`target:${text}`, target);
-  }
-  const watcher =
-    config.socketDir === ''
-      ? undefined
-      : new SocketDirWatcher({
-          dir: config.socketDir,
-          intervalMs: config.rescanIntervalMs,
-          onAdded: (path) =>
-            addTarget(path, { vm: vmNameOfSocket(path), address: { kind: 'unix', path } }),
-          onRemoved: (path) => removeTarget(path),
-          onError: (error) => telemetry.watchFailed(config.socketDir, error),
-        });
-  await watcher?.start();
-  const libvirt = startLibvirtSource({
-    targets: libvirtTargets,
-    events: config.libvirtEvents,
-    vmName: config.libvirtVmName === 'uuid' ? 'uuid' : 'name',
-    keepaliveIntervalMs: config.libvirtKeepaliveMs,
-    replyTimeoutMs: config.greetingTimeoutMs,
-    backoff,
-    handler,
-    vmNames,
-    nameReleased: readRefused,
-    telemetry,
-    libvirtTelemetry: createLibvirtTelemetry(registry, logger),
-    newSessionId,
-  });
-
-  const http = await startHttpServer({
-    host: config.httpHost,
-    port: config.httpPort,
-    registry,
-    logger,
-    readiness: () => {
-      const reasons: string[] = [];
-      const kafkaOk = sender.connected || spool.accepting;
-      if (!sender.connected)
-        reasons.push(
-          spool.accepting ? 'kafka: unreachable, spooling' : 'kafka: unreachable and spool full',
-        );
-      const watching = watcher === undefined || watcher.running;
-      if (!watching) reasons.push(`watcher: ${config.socketDir} cannot be listed`);
-      const stall = sender.stall();
-      if (stall !== null) {
-        reasons.push(
-          `kafka: no event acknowledged for ${Math.round(stall.sinceMs / 1000)} s while ` +
-            `${stall.pendingEvents} wait in the spool` +
-            (stall.lastError === null ? '' : ` (last error: ${stall.lastError})`),
-        );
-      }
-      // A libvirt daemon we cannot register with (down, restarting, refusing us) means the
-      // events of its domains are not read: not ready, as for an unlistable socket directory.
-      const unconnected = libvirt.unconnected();
-      for (const text of unconnected) reasons.push(`libvirt: ${text} not connected`);
+      let stopping: Promise<void> | undefined;
+      const stop = async (drainMs = 0): Promise<void> => {
+        drainUntil = drainMs > 0 ? Date.now() + drainMs : undefined;
+        await stage.close();
+        logger.info('Collector stopped.', { spooledEvents: spool.pendingEvents });
+      };
       return {
-        ready: kafkaOk && watching && stall === null && unconnected.length === 0,
-        reasons,
+        http,
+        registry,
+        telemetry,
+        vms: () => sources.vms(),
+        stop: (drainMs) => (stopping ??= stop(drainMs)),
+        flushSpool: () => spool.close(),
       };
     },
-  });
-  logger.info('Collector started.', {
-    host: config.host,
-    topic: config.topic,
-    metrics: `${http.url}/metrics`,
-    spoolDir: config.spoolDir,
-    spooledEvents: spool.pendingEvents,
-  });
-
-  let stopping: Promise<void> | undefined;
-  const stop = async (drainMs = 0): Promise<void> => {
-    const deadline = Date.now() + drainMs;
-    watcher?.stop();
-    await Promise.all([...connections.values(), ...retiring].map((c) => c.stop()));
-    await libvirt.stop();
-    connections.clear();
-    spool.flush();
-    await sender.stop(drainMs > 0 ? deadline : undefined);
-    spool.close();
-    await kafka.close().catch(() => {});
-    await http.close();
-    logger.info('Collector stopped.', { spooledEvents: spool.pendingEvents });
-  };
-
-  return {
-    http,
-    registry,
-    telemetry,
-    vms: () => [...[...connections.values()].map((c) => c.vm), ...libvirt.vms()],
-    stop: (drainMs) => (stopping ??= stop(drainMs)),
-    flushSpool: () => spool.close(),
-  };
+  );
 }

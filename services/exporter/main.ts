@@ -7,9 +7,9 @@
 import type { OpenMetricsContentType, Registry } from 'prom-client';
 import { DURATION_BUCKETS_SECONDS, RDMA_BUDGET_SECONDS } from '../shared/core/bucket-policy.ts';
 import { createTransitionCodec } from '../shared/io/avro-codec.ts';
-import { startHttpServer, type RunningHttpServer } from '../shared/io/http-server.ts';
-import { createKafkaPort } from '../shared/kafka/io/client.ts';
+import { cacheFor, type RunningHttpServer } from '../shared/io/http-server.ts';
 import type { Logger } from '../shared/io/logger.ts';
+import { startStage, type KafkaPortFactory } from '../shared/io/stage.ts';
 import type { ExporterConfig } from './config.ts';
 import {
   aggregateHistogram,
@@ -54,6 +54,8 @@ export interface ExporterDeps {
   startConsumer?: (sink: TransitionSink) => Promise<RunningTransitionConsumer>;
   /** Called when the consumer dies for good; the command shuts the process down. */
   onFatal?: (error: unknown) => void;
+  /** Replaces how the stage makes Kafka ports. */
+  kafkaPortFactory?: KafkaPortFactory;
 }
 
 export async function startExporter(
@@ -67,152 +69,155 @@ export async function startExporter(
     logger,
     hostLabel: config.hostLabel,
   });
-  const registry = classicRegistryOf(openMetricsRegistry);
-  const guards = createLabelGuards({
-    maxLabelValues: config.maxLabelValues,
-    maxHosts: config.hostLabel ? config.maxHosts : null,
-  });
-  const slowestWindowMs = config.slowestWindowMinutes * 60_000;
-  // One slot per minute: the window's edge is a minute sharp, memory is minutes × rows.
-  const slowest = createSlowestPrepares({
-    windowMs: slowestWindowMs,
-    slots: config.slowestWindowMinutes,
-    keep: config.slowestRows,
-  });
-  const sink = createTransitionSink(createTransitionCodec(), guards, telemetry, slowest);
-  const bounds = DURATION_BUCKETS_SECONDS;
-  const history = createQuantileHistory({
-    bounds,
-    windowMs: config.quantileWindowSeconds * 1000,
-    capacity: config.quantilePoints,
-    startMs: Date.now(),
-  });
-
-  let consumer: RunningTransitionConsumer | undefined;
-  const readiness = () =>
-    consumer?.readiness() ?? { ready: false, reasons: ['kafka: consumer not started'] };
-
-  const latencyByOutcome = async () =>
-    aggregateHistogram((await telemetry.samples()).prepareDuration, bounds, 'outcome');
-  const summary = async (): Promise<LiveSummary> => {
-    const samples = await telemetry.samples();
-    const r = readiness();
-    const atMs = Date.now();
-    return buildLiveSummary({
-      atMs,
-      ready: r.ready,
-      readiness: r.reasons,
-      recordsConsumed: samples.consumed,
-      recordsInvalid: samples.invalid,
-      bounds,
-      budgetSeconds: RDMA_BUDGET_SECONDS,
-      latencyByOutcome: aggregateHistogram(samples.prepareDuration, bounds, 'outcome'),
-      outcomeCounts: sumBy(samples.prepareOutcomes, 'outcome'),
-      quantileWindowSeconds: config.quantileWindowSeconds,
-      quantiles: history.points(),
-      slowest: slowest.top(atMs),
-      slowestWindowSeconds: slowestWindowMs / 1000,
-      latencyByHost: aggregateHistogram(
-        samples.prepareDuration.filter((s) => s.labels['outcome'] === 'completed'),
-        bounds,
-        'host',
-      ),
-      preparesByHost: sumBy(samples.prepareOutcomes, 'host'),
-    });
-  };
-
-  const http = await startHttpServer({
-    host: config.httpHost,
-    port: config.httpPort,
-    registry,
-    logger,
-    readiness,
-    routes: await livePageRoutes(summary),
-    metrics: async (req) => {
-      const served =
-        negotiateMetricsFormat(req.headers.accept) === 'openmetrics'
-          ? openMetricsRegistry
-          : registry;
-      return { contentType: served.contentType, body: await served.metrics() };
-    },
-  });
-
-  const tick = async (): Promise<void> => {
-    const completed = (await latencyByOutcome()).get('completed');
-    history.record(
-      Date.now(),
-      completed?.cumulative ?? new Array<number>(bounds.length + 1).fill(0),
-    );
-  };
-  const timer = setInterval(() => {
-    tick().catch((error: unknown) => logger.error('Taking a quantile snapshot failed.', { error }));
-  }, config.quantileIntervalMs);
-  timer.unref();
-
-  const onFatal = deps.onFatal ?? (() => {});
-  try {
-    consumer = await (deps.startConsumer ?? defaultConsumer)(sink);
-  } catch (error) {
-    clearInterval(timer);
-    await http.close();
-    throw error;
-  }
-
-  async function defaultConsumer(s: TransitionSink): Promise<RunningTransitionConsumer> {
-    const port = createKafkaPort({
-      brokers: config.brokers,
-      clientId: config.clientId,
+  return startStage(
+    {
+      name: 'exporter',
       logger,
-    });
-    try {
-      const running = await startTransitionConsumer({
-        port,
+      registry: openMetricsRegistry,
+      http: config,
+      ...(deps.kafkaPortFactory === undefined ? {} : { kafkaPortFactory: deps.kafkaPortFactory }),
+    },
+    async (stage) => {
+      // After the stage registered its HTTP metrics: the classic view lists the metrics it finds.
+      const registry = classicRegistryOf(openMetricsRegistry);
+      const guards = createLabelGuards({
+        maxLabelValues: config.maxLabelValues,
+        maxHosts: config.hostLabel ? config.maxHosts : null,
+      });
+      const slowestWindowMs = config.slowestWindowMinutes * 60_000;
+      // One slot per minute: the window's edge is a minute sharp, memory is minutes × rows.
+      const slowest = createSlowestPrepares({
+        windowMs: slowestWindowMs,
+        slots: config.slowestWindowMinutes,
+        keep: config.slowestRows,
+      });
+      const sink = createTransitionSink(createTransitionCodec(), guards, telemetry, slowest);
+      const bounds = DURATION_BUCKETS_SECONDS;
+      const history = createQuantileHistory({
+        bounds,
+        windowMs: config.quantileWindowSeconds * 1000,
+        capacity: config.quantilePoints,
+        startMs: Date.now(),
+      });
+
+      let consumer: RunningTransitionConsumer | undefined = undefined;
+      stage.readiness(
+        () => consumer?.readiness() ?? { ready: false, reasons: ['kafka: consumer not started'] },
+      );
+
+      const latencyByOutcome = async () =>
+        aggregateHistogram((await telemetry.samples()).prepareDuration, bounds, 'outcome');
+      const buildSummary = async (): Promise<LiveSummary> => {
+        const samples = await telemetry.samples();
+        const r = stage.ready();
+        const atMs = Date.now();
+        return buildLiveSummary({
+          atMs,
+          ready: r.ready,
+          readiness: r.reasons,
+          recordsConsumed: samples.consumed,
+          recordsInvalid: samples.invalid,
+          bounds,
+          budgetSeconds: RDMA_BUDGET_SECONDS,
+          latencyByOutcome: aggregateHistogram(samples.prepareDuration, bounds, 'outcome'),
+          outcomeCounts: sumBy(samples.prepareOutcomes, 'outcome'),
+          quantileWindowSeconds: config.quantileWindowSeconds,
+          quantiles: history.points(),
+          slowest: slowest.top(atMs),
+          slowestWindowSeconds: slowestWindowMs / 1000,
+          latencyByHost: aggregateHistogram(
+            samples.prepareDuration.filter((s) => s.labels['outcome'] === 'completed'),
+            bounds,
+            'host',
+          ),
+          preparesByHost: sumBy(samples.prepareOutcomes, 'host'),
+        });
+      };
+      // The live page polls it; one render serves every open page within the cache time.
+      const summary = cacheFor(stage.limits.cacheMs, buildSummary);
+
+      const http = await stage.serve({
+        registry,
+        routes: await livePageRoutes(summary),
+        metrics: async (req) => {
+          const served =
+            negotiateMetricsFormat(req.headers.accept) === 'openmetrics'
+              ? openMetricsRegistry
+              : registry;
+          return { contentType: served.contentType, body: await served.metrics() };
+        },
+      });
+
+      const tick = async (): Promise<void> => {
+        const completed = (await latencyByOutcome()).get('completed');
+        history.record(
+          Date.now(),
+          completed?.cumulative ?? new Array<number>(bounds.length + 1).fill(0),
+        );
+      };
+      const timer = setInterval(() => {
+        tick().catch((error: unknown) =>
+          logger.error('Taking a quantile snapshot failed.', { error }),
+        );
+      }, config.quantileIntervalMs);
+      timer.unref();
+      stage.started('quantile timer', () => clearInterval(timer));
+
+      const onFatal = deps.onFatal ?? (() => {});
+      const defaultConsumer = async (s: TransitionSink): Promise<RunningTransitionConsumer> => {
+        const port = stage.kafkaPort({ brokers: config.brokers, clientId: config.clientId });
+        try {
+          const running = await startTransitionConsumer({
+            port,
+            topic: config.topic,
+            groupId: config.groupId,
+            fromBeginning: config.fromBeginning,
+            maxBytes: config.fetchMaxBytes,
+            maxRecords: config.batchMaxRecords,
+            sink: s,
+            logger,
+            onFatal,
+          });
+          return {
+            readiness: () => running.readiness(),
+            stop: async () => {
+              try {
+                await running.stop();
+              } finally {
+                await port.close();
+              }
+            },
+          };
+        } catch (error) {
+          await port.close();
+          throw error;
+        }
+      };
+      const started = await (deps.startConsumer ?? defaultConsumer)(sink);
+      consumer = started;
+      stage.started('consumer', () => started.stop());
+
+      logger.info('Exporter started.', {
         topic: config.topic,
         groupId: config.groupId,
-        fromBeginning: config.fromBeginning,
-        maxBytes: config.fetchMaxBytes,
-        maxRecords: config.batchMaxRecords,
-        sink: s,
-        logger,
-        onFatal,
+        hostLabel: config.hostLabel,
+        metrics: `${http.url}/metrics`,
+        page: `${http.url}/`,
       });
-      return {
-        readiness: () => running.readiness(),
-        stop: async () => {
-          try {
-            await running.stop();
-          } finally {
-            await port.close();
-          }
-        },
+
+      let stopping: Promise<void> | undefined;
+      const stop = async (): Promise<void> => {
+        await stage.close();
+        logger.info('Exporter stopped.');
       };
-    } catch (error) {
-      await port.close();
-      throw error;
-    }
-  }
-
-  logger.info('Exporter started.', {
-    topic: config.topic,
-    groupId: config.groupId,
-    hostLabel: config.hostLabel,
-    metrics: `${http.url}/metrics`,
-    page: `${http.url}/`,
-  });
-
-  let stopping: Promise<void> | undefined;
-  const stop = async (): Promise<void> => {
-    clearInterval(timer);
-    await consumer?.stop();
-    await http.close();
-    logger.info('Exporter stopped.');
-  };
-  return {
-    http,
-    registry,
-    openMetricsRegistry,
-    telemetry,
-    summary,
-    stop: () => (stopping ??= stop()),
-  };
+      return {
+        http,
+        registry,
+        openMetricsRegistry,
+        telemetry,
+        summary: buildSummary,
+        stop: () => (stopping ??= stop()),
+      };
+    },
+  );
 }

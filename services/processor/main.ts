@@ -8,10 +8,10 @@ import {
   createTransitionCodec,
   type AvroCodec,
 } from '../shared/io/avro-codec.ts';
-import { startHttpServer, type RunningHttpServer } from '../shared/io/http-server.ts';
-import { createKafkaPort } from '../shared/kafka/io/client.ts';
+import type { RunningHttpServer } from '../shared/io/http-server.ts';
 import type { KafkaPort, TopicDescription } from '../shared/kafka/io/port.ts';
 import type { Logger } from '../shared/io/logger.ts';
+import { startStage, type KafkaPortFactory } from '../shared/io/stage.ts';
 import type { ProcessorConfig } from './config.ts';
 import { processorKafkaIds } from './core/instance-identity.ts';
 import type { PublishedTransition } from './core/published-transition.ts';
@@ -54,144 +54,151 @@ const TOPIC_WAIT_BACKOFF: BackoffPolicy = { initialMs: 100, maxMs: 2000, multipl
 export async function startProcessor(
   config: ProcessorConfig,
   logger: Logger,
-  port: KafkaPort = createKafkaPort({
-    brokers: config.brokers,
-    clientId: config.clientId,
-    logger,
-  }),
+  kafka?: KafkaPort,
   hooks: ProcessorHooks = {},
+  kafkaPortFactory?: KafkaPortFactory,
 ): Promise<RunningProcessor> {
   const registry = new Registry();
-  const telemetry = createProcessorTelemetry(registry, logger);
-  const closers: Array<() => Promise<void>> = [() => port.close()];
-  const closeAll = async (): Promise<void> => {
-    for (const close of closers.reverse()) await close().catch(() => undefined);
-  };
-  try {
-    // First, before any Kafka traffic: a second processor on the same state directory stops
-    // here (STATE_DIR_LOCKED), not after fencing the first one's producer.
-    const identity = claimIdentity({
-      instanceId: config.instanceId,
-      stateDir: config.stateDir,
-      cwd: process.cwd(),
-    });
-    closers.push(() => Promise.resolve(identity.release()));
-    const ids = processorKafkaIds(config.groupId, identity.instanceId, config.transactionalId);
-    logger.info('The processor has its identity.', {
-      instanceId: identity.instanceId,
-      stateDir: identity.stateDir ?? undefined,
-      createdNow: identity.created,
-      tookOverLockOfPid: identity.tookOverFrom?.pid,
-      transactionalId: ids.transactionalId,
-    });
-    const topics = await checkTopics(port, config);
-    const producer = await port.producer({
-      transactionalId: ids.transactionalId,
-      transactionTimeoutMs: config.transactionTimeoutMs,
-    });
-    closers.push(() => producer.close());
-    // InitProducerId now, before joining the group and restoring: a predecessor with this
-    // transactional id (this instance before a crash) is fenced and its open transaction aborted
-    // at once, so neither our restore nor any read_committed reader waits for the broker's
-    // transaction timeout.
-    await producer.initTransactions();
-    const consumer = await port.groupConsumer({
-      groupId: config.groupId,
-      groupInstanceId: ids.groupInstanceId,
-      topics: [config.eventsTopic],
-      isolation: 'read_committed',
-      startWith: 'earliest',
-      sessionTimeoutMs: config.sessionTimeoutMs,
-      heartbeatIntervalMs: Math.min(3000, Math.floor(config.sessionTimeoutMs / 3)),
-      maxWaitMs: Math.max(10, Math.min(500, config.commitIntervalMs)),
-    });
-    closers.push(() => consumer.close());
-    const eventCodec = createEventCodec();
-    const runner = new TransactionRunner(
-      {
-        eventsTopic: config.eventsTopic,
-        transitionsTopic: config.transitionsTopic,
-        stateTopic: config.stateTopic,
-        deadLetterTopic: config.deadLetterTopic,
-        deadLetterPartitions: topics.deadLetterPartitions,
-        groupId: config.groupId,
-        prepareTimeoutSeconds: config.prepareTimeoutSeconds,
-        vmRetentionMs: config.vmRetentionMs,
-        commitIntervalMs: config.commitIntervalMs,
-        maxRecordsPerTransaction: config.maxRecordsPerTransaction,
-        transactionTimeoutMs: config.transactionTimeoutMs,
-        retryMaxMs: config.publishRetryMaxMs,
-        idleWaitMs: IDLE_WAIT_MS,
-      },
-      {
-        port,
-        consumer,
-        producer,
-        telemetry,
-        decodeEvent: (value) => eventCodec.decode(value),
-        transitionCodec: createTransitionCodec() as unknown as AvroCodec<PublishedTransition>,
-      },
-    );
-    consumer.onMembershipChange((membership) => {
-      runner.membershipChanged(membership);
-      logger.info(membership === null ? 'Left the consumer group.' : 'Joined the consumer group.', {
-        generationId: membership?.generationId,
-        partitions: membership?.assigned.map((p) => p.partition),
-      });
-    });
-
-    let finished: () => void = () => {};
-    const done = new Promise<void>((resolve) => (finished = resolve));
-    const subscription: Subscription = transactionPipeline(runner).subscribe({
-      error: (error: unknown) => {
-        // A programmer error (processBatch throws only for those) or a broken consumer: not
-        // ready any more, and the command exits non-zero rather than limp on.
-        logger.error('The processor loop failed; nothing is consumed any more.', { error });
-        runner.healthy = false;
-        finished();
-        hooks.onLoopFailed?.(error);
-      },
-      complete: () => finished(),
-    });
-
-    const gauges = setInterval(() => {
-      let vms = 0;
-      let devices = 0;
-      let open = 0;
-      for (const processor of runner.owned.values()) {
-        const s = processor.stats();
-        vms += s.vms;
-        devices += s.devices;
-        open += s.openPrepares;
-      }
-      telemetry.engineSize(vms, devices, open);
-      const owned = [...runner.owned.values()];
-      if (owned.length === 0) return;
-      port
-        .endOffsets(
-          owned.map((p) => ({ topic: config.eventsTopic, partition: p.partition })),
-          'read_committed',
-        )
-        .then((ends) => {
-          for (const end of ends) {
-            const processor = runner.owned.get(end.partition);
-            if (processor === undefined) continue;
-            telemetry.partitionLag(
-              end.partition,
-              Math.max(0, Number(end.offset) - processor.nextOffset),
-            );
-          }
-        })
-        .catch(() => undefined);
-    }, config.tickIntervalMs);
-    closers.push(() => Promise.resolve(clearInterval(gauges)));
-
-    const http = await startHttpServer({
-      host: config.httpHost,
-      port: config.httpPort,
-      registry,
+  return startStage(
+    {
+      name: 'processor',
       logger,
-      readiness: () => {
+      registry,
+      http: config,
+      ...(kafkaPortFactory === undefined ? {} : { kafkaPortFactory }),
+    },
+    async (stage) => {
+      const telemetry = createProcessorTelemetry(registry, logger);
+      // First, before any Kafka traffic: a second processor on the same state directory stops
+      // here (STATE_DIR_LOCKED), not after fencing the first one's producer.
+      const identity = claimIdentity({
+        instanceId: config.instanceId,
+        stateDir: config.stateDir,
+        cwd: process.cwd(),
+      });
+      stage.started('identity', () => identity.release());
+      const ids = processorKafkaIds(config.groupId, identity.instanceId, config.transactionalId);
+      logger.info('The processor has its identity.', {
+        instanceId: identity.instanceId,
+        stateDir: identity.stateDir ?? undefined,
+        createdNow: identity.created,
+        tookOverLockOfPid: identity.tookOverFrom?.pid,
+        transactionalId: ids.transactionalId,
+      });
+      const port = kafka ?? stage.kafkaPort({ brokers: config.brokers, clientId: config.clientId });
+      stage.started('kafka', () => port.close());
+      const topics = await checkTopics(port, config);
+      const producer = await port.producer({
+        transactionalId: ids.transactionalId,
+        transactionTimeoutMs: config.transactionTimeoutMs,
+      });
+      stage.started('producer', () => producer.close());
+      // InitProducerId now, before joining the group and restoring: a predecessor with this
+      // transactional id (this instance before a crash) is fenced and its open transaction aborted
+      // at once, so neither our restore nor any read_committed reader waits for the broker's
+      // transaction timeout.
+      await producer.initTransactions();
+      const consumer = await port.groupConsumer({
+        groupId: config.groupId,
+        groupInstanceId: ids.groupInstanceId,
+        topics: [config.eventsTopic],
+        isolation: 'read_committed',
+        startWith: 'earliest',
+        sessionTimeoutMs: config.sessionTimeoutMs,
+        heartbeatIntervalMs: Math.min(3000, Math.floor(config.sessionTimeoutMs / 3)),
+        maxWaitMs: Math.max(10, Math.min(500, config.commitIntervalMs)),
+      });
+      stage.started('consumer', () => consumer.close());
+      const eventCodec = createEventCodec();
+      const runner = new TransactionRunner(
+        {
+          eventsTopic: config.eventsTopic,
+          transitionsTopic: config.transitionsTopic,
+          stateTopic: config.stateTopic,
+          deadLetterTopic: config.deadLetterTopic,
+          deadLetterPartitions: topics.deadLetterPartitions,
+          groupId: config.groupId,
+          prepareTimeoutSeconds: config.prepareTimeoutSeconds,
+          vmRetentionMs: config.vmRetentionMs,
+          commitIntervalMs: config.commitIntervalMs,
+          maxRecordsPerTransaction: config.maxRecordsPerTransaction,
+          transactionTimeoutMs: config.transactionTimeoutMs,
+          retryMaxMs: config.publishRetryMaxMs,
+          idleWaitMs: IDLE_WAIT_MS,
+        },
+        {
+          port,
+          consumer,
+          producer,
+          telemetry,
+          decodeEvent: (value) => eventCodec.decode(value),
+          transitionCodec: createTransitionCodec() as unknown as AvroCodec<PublishedTransition>,
+        },
+      );
+      consumer.onMembershipChange((membership) => {
+        runner.membershipChanged(membership);
+        logger.info(
+          membership === null ? 'Left the consumer group.' : 'Joined the consumer group.',
+          {
+            generationId: membership?.generationId,
+            partitions: membership?.assigned.map((p) => p.partition),
+          },
+        );
+      });
+
+      let finished: () => void = () => {};
+      const done = new Promise<void>((resolve) => (finished = resolve));
+      const subscription: Subscription = transactionPipeline(runner).subscribe({
+        error: (error: unknown) => {
+          // A programmer error (processBatch throws only for those) or a broken consumer: not
+          // ready any more, and the command exits non-zero rather than limp on.
+          logger.error('The processor loop failed; nothing is consumed any more.', { error });
+          runner.healthy = false;
+          finished();
+          hooks.onLoopFailed?.(error);
+        },
+        complete: () => finished(),
+      });
+      stage.started('transaction loop', async () => {
+        runner.stop();
+        // The loop commits what it holds and ends; then leave the group and close.
+        await done;
+        subscription.unsubscribe();
+      });
+
+      const gauges = setInterval(() => {
+        let vms = 0;
+        let devices = 0;
+        let open = 0;
+        for (const processor of runner.owned.values()) {
+          const s = processor.stats();
+          vms += s.vms;
+          devices += s.devices;
+          open += s.openPrepares;
+        }
+        telemetry.engineSize(vms, devices, open);
+        const owned = [...runner.owned.values()];
+        if (owned.length === 0) return;
+        port
+          .endOffsets(
+            owned.map((p) => ({ topic: config.eventsTopic, partition: p.partition })),
+            'read_committed',
+          )
+          .then((ends) => {
+            for (const end of ends) {
+              const processor = runner.owned.get(end.partition);
+              if (processor === undefined) continue;
+              telemetry.partitionLag(
+                end.partition,
+                Math.max(0, Number(end.offset) - processor.nextOffset),
+              );
+            }
+          })
+          .catch(() => undefined);
+      }, config.tickIntervalMs);
+      stage.started('gauges', () => clearInterval(gauges));
+
+      stage.readiness(() => {
         const membership = consumer.membership();
         if (membership === null) return { ready: false, reasons: ['not in the consumer group'] };
         if (runner.commitHung(Date.now())) {
@@ -205,30 +212,17 @@ export async function startProcessor(
         if (!runner.healthy) return { ready: false, reasons: ['transactions are failing'] };
         const partitions = membership.assigned.map((p) => p.partition).join(',') || 'none';
         return { ready: true, reasons: [`consuming partitions ${partitions}`] };
-      },
-    });
-    logger.info('The processor is running.', {
-      metrics: `${http.url}/metrics`,
-      groupId: config.groupId,
-      commitIntervalMs: config.commitIntervalMs,
-    });
+      });
+      const http = await stage.serve({ registry });
+      logger.info('The processor is running.', {
+        metrics: `${http.url}/metrics`,
+        groupId: config.groupId,
+        commitIntervalMs: config.commitIntervalMs,
+      });
 
-    return {
-      http,
-      registry,
-      stop: async () => {
-        runner.stop();
-        // The loop commits what it holds and ends; then leave the group and close.
-        await done;
-        subscription.unsubscribe();
-        await closeAll();
-        await http.close();
-      },
-    };
-  } catch (error) {
-    await closeAll();
-    throw error;
-  }
+      return { http, registry, stop: () => stage.close() };
+    },
+  );
 }
 
 /**

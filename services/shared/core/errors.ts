@@ -27,6 +27,7 @@ export const ERROR_CODES = [
   'STATE_DIR_UNWRITABLE',
   /** A transaction's commit was sent and its answer never came: committed or not is unknown. */
   'KAFKA_OUTCOME_UNKNOWN',
+  'HTTP_LISTEN_FAILED',
   'INTERNAL',
 ] as const;
 

@@ -10,7 +10,8 @@ import { createLogger, type LogLevel, type Logger } from './logger.ts';
  * (`parseCommandArgs`), `--help`, one validated and frozen config (every problem listed, exit 2),
  * a JSON logger on the command's stderr, and — for the long-running stages — the life: start,
  * print the HTTP URL (/metrics, /healthz, /readyz) as the first line on stdout, run until
- * SIGINT/SIGTERM or until the stage ends itself, close in order within a deadline; and the last
+ * SIGINT/SIGTERM or until the stage ends itself, close in order within a deadline; SIGHUP reloads
+ * the HTTP server's web config (services/shared/io/stage.ts owns the server); and the last
  * resort (lifecycle.ts): an uncaught exception or unhandled rejection is logged, the stage's
  * `fatalFlush` runs, and the process exits with status 1.
  */
@@ -55,8 +56,8 @@ export interface StageContext extends CommandContext {
 }
 
 export interface RunningStage {
-  /** Printed as the first line on stdout. */
-  http?: { url: string };
+  /** Its URL is printed as the first line on stdout; SIGHUP reloads its web config. */
+  http?: { url: string; reloadWebConfig?: () => Promise<boolean> };
   /** Closes the stage at shutdown, before the parts registered during start. */
   stop?: () => Promise<void>;
   /**
@@ -145,6 +146,7 @@ export async function runStage<C extends StageConfig>(
   const removeSignals = lifecycle.handleSignals();
   const removeFatal = lifecycle.handleFatalErrors();
   let failed = false;
+  let removeHangup = (): void => {};
   try {
     const stage = await command.start(config, {
       io,
@@ -159,15 +161,23 @@ export async function runStage<C extends StageConfig>(
     const { stop, fatalFlush } = stage;
     if (stop !== undefined) lifecycle.onClose(command.name, () => stop());
     if (fatalFlush !== undefined) lifecycle.onFatal(command.name, fatalFlush);
+    const reload = stage.http?.reloadWebConfig;
+    if (reload !== undefined) {
+      const onHangup = (): void => void reload();
+      process.on('SIGHUP', onHangup);
+      removeHangup = () => process.off('SIGHUP', onHangup);
+    }
     if (stage.http !== undefined) await io.write(`${stage.http.url}\n`);
   } catch (error) {
     logger.error(`The ${command.name} failed to start.`, { error });
     await lifecycle.shutdown('start failed');
+    removeHangup();
     removeSignals();
     removeFatal();
     throw error;
   }
   const status = await lifecycle.done;
+  removeHangup();
   removeSignals();
   removeFatal();
   const exitStatus = failed ? 1 : status;

@@ -13,6 +13,7 @@
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { createHttpTelemetry } from '../../../services/shared/io/http-server.ts';
 import {
   DURATION_BUCKETS_SECONDS,
   LAG_BUCKETS_SECONDS,
@@ -39,6 +40,8 @@ const lagBuckets = [...LAG_BUCKETS_SECONDS];
 function collectorRegistry(kind: 'busy' | 'idle'): [Registry, Tick] {
   const registers = [new Registry()];
   const [registry] = registers as [Registry];
+  // The HTTP server's own metrics, as every stage's server registers them.
+  createHttpTelemetry(registry, 'vfio_collector_');
   const messages = new Counter({
     name: 'vfio_collector_qmp_messages_total',
     help: 'valid QMP messages read',
@@ -180,6 +183,8 @@ function collectorRegistry(kind: 'busy' | 'idle'): [Registry, Tick] {
 function processorRegistry(): [Registry, Tick] {
   const registers = [new Registry()];
   const [registry] = registers as [Registry];
+  // The HTTP server's own metrics, as every stage's server registers them.
+  createHttpTelemetry(registry, 'vfio_processor_');
   const consumed = new Counter({
     name: 'vfio_processor_records_consumed_total',
     help: 'event records read',
@@ -321,6 +326,8 @@ function processorRegistry(): [Registry, Tick] {
 function exporterRegistry(): [Registry, Tick] {
   const registers = [new Registry()];
   const [registry] = registers as [Registry];
+  // The HTTP server's own metrics, as every stage's server registers them.
+  createHttpTelemetry(registry, 'vfio_exporter_');
   const prepare = new Histogram({
     name: 'vfio_prepare_duration_seconds',
     help: 'prepare to next state of the device',

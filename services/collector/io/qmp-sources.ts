@@ -1,0 +1,153 @@
+/**
+ * The collector's QMP sources: explicit targets (`--socket`), a watched socket directory and
+ * libvirt daemons, each VM read by one connection that hands its events to the intake. One VM
+ * name, one source across all three: a source whose name is taken waits, refused and counted,
+ * and is read once the owner goes away.
+ */
+import type { BackoffPolicy } from '../../shared/core/backoff.ts';
+import type { LibvirtTarget } from '../core/libvirt-target.ts';
+import {
+  describeAddress,
+  parseQmpTarget,
+  vmNameOfSocket,
+  type QmpTarget,
+} from '../core/qmp-target.ts';
+import { VmNames } from '../core/vm-names.ts';
+import type { CollectorTelemetry } from './collector-telemetry.ts';
+import { startLibvirtSource } from './libvirt-source.ts';
+import type { LibvirtTelemetry } from './libvirt-telemetry.ts';
+import { QmpConnection, type QmpConnectionHandler } from './qmp-connection.ts';
+import { SocketDirWatcher } from './socket-dir-watcher.ts';
+
+export interface QmpSourcesOptions {
+  /** `[NAME=]PATH` or `[NAME=]tcp:HOST:PORT`, validated. */
+  sockets: readonly string[];
+  /** Directory of QMP sockets to watch; '' for none. */
+  socketDir: string;
+  rescanIntervalMs: number;
+  libvirt: {
+    targets: readonly LibvirtTarget[];
+    events: readonly string[];
+    vmName: 'name' | 'uuid';
+    keepaliveIntervalMs: number;
+  };
+  greetingTimeoutMs: number;
+  backoff: BackoffPolicy;
+  /** Session ids (UUIDv7, increasing), shared with the record numbering. */
+  newSessionId: () => string;
+  handler: QmpConnectionHandler;
+  telemetry: CollectorTelemetry;
+  libvirtTelemetry: LibvirtTelemetry;
+}
+
+export interface QmpSources {
+  /** Names of the VMs being read. */
+  vms(): string[];
+  /** The socket directory and whether it can be listed; null without one. */
+  watcher(): { dir: string; running: boolean } | null;
+  /** libvirt daemons without a registered connection. */
+  libvirtUnconnected(): string[];
+  /** Stops reading: every connection closed, the watcher stopped. */
+  stop(): Promise<void>;
+}
+
+export async function startQmpSources(options: QmpSourcesOptions): Promise<QmpSources> {
+  const { handler, telemetry, backoff } = options;
+  const connections = new Map<string, QmpConnection>();
+  const retiring = new Set<QmpConnection>();
+  const vmNames = new VmNames();
+  // Sources refused for a taken name, by id: the first one is read once the owner goes away.
+  const refused = new Map<string, QmpTarget>();
+
+  const addTarget = (id: string, target: QmpTarget): void => {
+    if (connections.has(id)) return;
+    const source = describeAddress(target.address);
+    const claim = vmNames.claim(target.vm, source);
+    if (!claim.ok) {
+      if (!refused.has(id)) telemetry.vmNameConflict(target.vm, source, claim.owner, claim.problem);
+      refused.set(id, target);
+      return;
+    }
+    refused.delete(id);
+    const connection = new QmpConnection({
+      target,
+      backoff,
+      greetingTimeoutMs: options.greetingTimeoutMs,
+      handler,
+      newSessionId: options.newSessionId,
+    });
+    connections.set(id, connection);
+    telemetry.vmDiscovered(target.vm, describeAddress(target.address));
+    connection.start();
+  };
+  const removeTarget = (id: string): void => {
+    refused.delete(id);
+    const connection = connections.get(id);
+    if (connection === undefined) return;
+    connections.delete(id);
+    vmNames.release(connection.vm, describeAddress(connection.target.address));
+    telemetry.vmRemoved(connection.vm, id);
+    // Read what the VM wrote before its socket vanished; stop is still there for shutdown.
+    retiring.add(connection);
+    void connection.retire().then(() => retiring.delete(connection));
+    readRefused(connection.vm);
+  };
+  /** The first source refused for `vm` is read, now that the name's owner let it go. */
+  const readRefused = (vm: string): void => {
+    const waiting = [...refused].find(([, target]) => target.vm === vm);
+    if (waiting !== undefined) addTarget(...waiting);
+  };
+  const stopConnections = async (): Promise<void> => {
+    await Promise.all([...connections.values(), ...retiring].map((c) => c.stop()));
+    connections.clear();
+  };
+
+  for (const text of options.sockets) {
+    const target = parseQmpTarget(text);
+    // The config was validated, so every explicit target parses.
+    if (!('problem' in target)) addTarget(`target:${text}`, target);
+  }
+  const { socketDir } = options;
+  const watcher =
+    socketDir === ''
+      ? undefined
+      : new SocketDirWatcher({
+          dir: socketDir,
+          intervalMs: options.rescanIntervalMs,
+          onAdded: (path) =>
+            addTarget(path, { vm: vmNameOfSocket(path), address: { kind: 'unix', path } }),
+          onRemoved: (path) => removeTarget(path),
+          onError: (error) => telemetry.watchFailed(socketDir, error),
+        });
+  try {
+    await watcher?.start();
+  } catch (error) {
+    await stopConnections();
+    throw error;
+  }
+  const libvirt = startLibvirtSource({
+    targets: options.libvirt.targets,
+    events: options.libvirt.events,
+    vmName: options.libvirt.vmName,
+    keepaliveIntervalMs: options.libvirt.keepaliveIntervalMs,
+    replyTimeoutMs: options.greetingTimeoutMs,
+    backoff,
+    handler,
+    vmNames,
+    nameReleased: readRefused,
+    telemetry,
+    libvirtTelemetry: options.libvirtTelemetry,
+    newSessionId: options.newSessionId,
+  });
+
+  return {
+    vms: () => [...[...connections.values()].map((c) => c.vm), ...libvirt.vms()],
+    watcher: () => (watcher === undefined ? null : { dir: socketDir, running: watcher.running }),
+    libvirtUnconnected: () => libvirt.unconnected(),
+    stop: async () => {
+      watcher?.stop();
+      await stopConnections();
+      await libvirt.stop();
+    },
+  };
+}
