@@ -7,6 +7,7 @@
  *
  *   node --import tsx infra/package/bundle.ts [--out DIR]
  */
+import '../../bin/require-node.js';
 import { execFileSync } from 'node:child_process';
 import { mkdir, readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';

@@ -15,6 +15,7 @@
  * --if-changed skips the build when DIR holds the artifacts of the same inputs (a hash of every
  * file they are built from): the tests call it once per run, under a lock (test/helpers/artifacts.ts).
  */
+import '../../bin/require-node.js';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmod, copyFile, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
