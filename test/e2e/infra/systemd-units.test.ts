@@ -70,7 +70,10 @@ async function localCopy(t: { after: (fn: () => Promise<void>) => void }, stage:
   const dir = await mkdtemp(join(tmpdir(), 'vfio-systemd-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   const path = join(dir, `vfio-telemetry-${stage}.service`);
-  await writeFile(path, (await unitText(stage)).replaceAll(EXECUTABLE, join(ROOT, 'bin/vfio-telemetry.js')));
+  await writeFile(
+    path,
+    (await unitText(stage)).replaceAll(EXECUTABLE, join(ROOT, 'bin/vfio-telemetry.js')),
+  );
   return path;
 }
 
