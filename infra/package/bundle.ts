@@ -32,7 +32,10 @@ async function embeddedFiles(): Promise<Record<string, string>> {
   return files;
 }
 
+/** The commit built: VFIO_BUILD_COMMIT (a container build has no .git), else git's HEAD. */
 function gitCommit(): string {
+  const given = process.env['VFIO_BUILD_COMMIT'];
+  if (given !== undefined && given !== '') return given;
   try {
     const commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: ROOT, encoding: 'utf8' });
     const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], {

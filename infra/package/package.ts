@@ -10,7 +10,7 @@
  *   infra/systemd in /usr/lib/systemd/system, sysusers.d and tmpfiles.d entries, the env files
  *   under /etc/vfio-telemetry as conffiles (infra/package/deb/ holds the rest).
  *
- *   node --import tsx infra/package/package.ts [--out DIR] [--if-changed]
+ *   node --import tsx infra/package/package.ts [--out DIR] [--if-changed] [--executable-only]
  *
  * --if-changed skips the build when DIR holds the artifacts of the same inputs (a hash of every
  * file they are built from): the tests call it once per run, under a lock (test/helpers/artifacts.ts).
@@ -283,9 +283,10 @@ async function timed<T>(what: string, step: () => Promise<T>): Promise<T> {
   return result;
 }
 
-export async function packageAll(out: string): Promise<string[]> {
+export async function packageAll(out: string, executableOnly = false): Promise<string[]> {
   const bundle = await timed('bundle', () => bundleCli(out));
   const executable = await timed('single executable', () => buildExecutable(out, bundle));
+  if (executableOnly) return [bundle.file, executable];
   const tgz = await timed('npm package', () => buildNpmPackage(out, bundle));
   const deb = await timed('deb', () => buildDeb(out, executable, bundle));
   return [bundle.file, executable, tgz, deb];
@@ -296,6 +297,8 @@ async function main(): Promise<void> {
     options: {
       out: { type: 'string', default: 'dist' },
       'if-changed': { type: 'boolean', default: false },
+      // The container build (infra/docker/Dockerfile) needs only the executable.
+      'executable-only': { type: 'boolean', default: false },
     },
   });
   const out = join(process.cwd(), values.out);
@@ -307,8 +310,8 @@ async function main(): Promise<void> {
   }
   await rm(stamp, { force: true });
   const started = Date.now();
-  const files = await packageAll(out);
-  await writeFile(stamp, hash);
+  const files = await packageAll(out, values['executable-only']);
+  if (!values['executable-only']) await writeFile(stamp, hash);
   console.log(
     `package: built in ${((Date.now() - started) / 1000).toFixed(1)} s:\n${files.map((f) => `  ${relative(process.cwd(), f)}`).join('\n')}`,
   );
