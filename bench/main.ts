@@ -4,6 +4,7 @@
  * date and the versions. `npm run bench -- --only core` runs one entry; `--no-write` only prints.
  * Benchmarks are never run as tests: their figures depend on the machine's load.
  */
+import '../bin/require-node.js';
 import { execFile, spawnSync } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem } from 'node:os';

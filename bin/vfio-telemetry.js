@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // The CLI runs from TypeScript sources through tsx: no build step between a clone and a run.
+import './require-node.js';
 import { register } from 'tsx/esm/api';
 
 // `collect` runs on every hypervisor host, where memory is sold: it re-executes itself (same PID,

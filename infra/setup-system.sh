@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs what the tests run for real and npm does not bring: Debian's QEMU (a real QMP socket),
 # Prometheus 2.42, promtool and Alertmanager (rules, alerts, PromQL, routing), Chromium (the live
-# page), Java and Maven (the Kafka broker); and, built once from the Go module proxy because
-# Debian does not package them, the Docker compose plugin (validates docker-compose.yml) and
-# Prometheus 3 with its promtool (the rules and dashboards are tested on both Prometheus
-# versions). A no-op when everything is present.
+# page), Java and Maven (the Kafka broker), binutils and lintian (the single executable and the
+# .deb); and, built once from the Go module proxy because Debian does not package them, the
+# Docker compose plugin (validates docker-compose.yml) and Prometheus 3 with its promtool (the
+# rules and dashboards are tested on both Prometheus versions). A no-op when everything is present.
 set -euo pipefail
 
 COMPOSE_VERSION=v2.29.7
@@ -65,6 +65,9 @@ declare -A needs=(
   [virsh]=libvirt-clients
   [systemd-analyze]=systemd
   [strace]=strace
+  [lintian]=lintian
+  [strip]=binutils
+  [dpkg-deb]=dpkg
 )
 missing=()
 for cmd in "${!needs[@]}"; do

@@ -13,6 +13,8 @@
 _test_services_repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 _test_kafka_dir="$_test_services_repo/.cache/test-kafka"
 _test_kafka_started=false
+# shellcheck source=infra/node-runtime.sh
+source "$_test_services_repo/infra/node-runtime.sh"
 
 start_test_kafka() {
   if [[ -n "${KAFKA_BROKERS:-}" ]]; then
@@ -23,6 +25,7 @@ start_test_kafka() {
   bash "$_test_services_repo/infra/kafka/stop.sh" --dir "$_test_kafka_dir" || return 1
   rm -rf "$_test_kafka_dir"
   _test_kafka_started=true
+  use_repo_node test-services.sh
   local address
   address="$(bash "$_test_services_repo/infra/kafka/start.sh" --dir "$_test_kafka_dir" | tail -n1)" ||
     return 1

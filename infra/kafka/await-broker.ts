@@ -7,6 +7,7 @@
  *
  * Exit 0 once answered; 1 on timeout; 2 if the process --pid is gone first (no point waiting).
  */
+import '../../bin/require-node.js';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createKafkaPort } from '../../services/shared/kafka/io/client.ts';

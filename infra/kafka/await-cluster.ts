@@ -9,6 +9,7 @@
  *
  * Exit 0 once each address in --brokers answers with N brokers; 1 on timeout.
  */
+import '../../bin/require-node.js';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Admin } from '@platformatic/kafka';

@@ -6,6 +6,9 @@
 # Callers set `set -euo pipefail` and `here` (the directory of this file).
 
 repo="$(cd "$here/../.." && pwd)"
+# shellcheck source=infra/node-runtime.sh
+source "$repo/infra/node-runtime.sh"
+use_repo_node "$(basename "$0")"
 
 # The PID in DIR/kafka.pid, printed only while it is a live (not zombie) JVM running
 # DIR/server.properties: a recycled PID belongs to someone else and is never taken for our broker

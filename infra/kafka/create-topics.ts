@@ -12,6 +12,7 @@
  *   node --import tsx infra/kafka/create-topics.ts --brokers HOST:PORT[,HOST:PORT] [--prefix P]
  *     [--replication-factor N]
  */
+import '../../bin/require-node.js';
 import { parseArgs } from 'node:util';
 import { isTelemetryError } from '../../services/shared/core/errors.ts';
 import { topicSpecs, type TopicSpec } from '../../services/shared/core/topics.ts';

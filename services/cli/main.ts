@@ -1,5 +1,6 @@
 import { isTelemetryError, type ErrorCode } from '../shared/core/errors.ts';
 import { processIo, type CommandIo } from '../shared/io/command-io.ts';
+import { buildInfo } from '../shared/io/packaged-files.ts';
 import { runAudit } from './audit/audit-command.ts';
 import { runReplay } from './replay/replay-command.ts';
 import { runSimulate } from '../simulator/simulate-command.ts';
@@ -39,6 +40,7 @@ Commands:
 ${lines.join('\n')}
 
 Run "vfio-telemetry <command> --help" for a command's options.
+"vfio-telemetry --version" prints the version, git commit and Node.js version.
 `;
 }
 
@@ -54,12 +56,22 @@ const SETUP_ERRORS: ReadonlySet<ErrorCode> = new Set([
   'STATE_DIR_UNWRITABLE',
 ]);
 
+/** `vfio-telemetry --version`: what was built, from which commit, on which Node.js. */
+export function versionText(): string {
+  const info = buildInfo();
+  return `vfio-telemetry ${info.version} (commit ${info.commit}, ${info.from}) on Node.js ${info.node}\n`;
+}
+
 /** Runs the CLI; returns the exit status. Errors become a message and a status, never a stack. */
 export async function main(argv: readonly string[], io: CommandIo = processIo()): Promise<number> {
   const [name, ...args] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     await io.write(mainHelp());
     return name === undefined ? 2 : 0;
+  }
+  if (name === '--version' || name === '-V' || name === 'version') {
+    await io.write(versionText());
+    return 0;
   }
   const command = COMMANDS[name];
   if (command === undefined) {

@@ -6,7 +6,9 @@ import {
   renderOptionsHelp,
   type ConfigOf,
 } from '../../shared/core/config-spec.ts';
+import { TelemetryError } from '../../shared/core/errors.ts';
 import type { CommandIo } from '../../shared/io/command-io.ts';
+import { runsFromBundle } from '../../shared/io/packaged-files.ts';
 import { runStage, type RunningStage, type StageContext } from '../../shared/io/stage-runner.ts';
 import { startLocalKafka, type LocalKafka } from './local-kafka.ts';
 import { startPipeline } from './pipeline.ts';
@@ -141,6 +143,12 @@ async function startDemo(
   let kafka: LocalKafka | null = null;
   let brokers = (env['KAFKA_BROKERS'] ?? '').split(',').filter((b) => b !== '');
   if (brokers.length === 0) {
+    if (runsFromBundle()) {
+      throw new TelemetryError(
+        'USAGE',
+        'the built vfio-telemetry has no local Kafka to start (that needs a clone of the repo: `npm run demo`); set KAFKA_BROKERS to a cluster with the topics',
+      );
+    }
     kafka = await startLocalKafka(options.kafkaDir, progress);
     const local = kafka;
     onClose('kafka', () => local.stop());

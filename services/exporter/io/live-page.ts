@@ -1,26 +1,26 @@
 /**
  * The live page: static HTML/CSS/JS from `services/exporter/page/` (no build step, no external
- * assets) and the JSON it polls, `GET /api/summary`. The files are read once when the routes are
- * created, not at import time, and served from memory.
+ * assets; embedded in a build) and the JSON it polls, `GET /api/summary`. The files are read once
+ * when the routes are created, not at import time, and served from memory.
  */
-import { readFile } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
 import type { HttpRoute } from '../../shared/io/http-server.ts';
+import { readPackagedFile } from '../../shared/io/packaged-files.ts';
 import type { LiveSummary } from '../core/live-summary.ts';
 
-const PAGE_DIR = new URL('../page/', import.meta.url);
+const PAGE_DIR = 'services/exporter/page/';
 const FILES = [
   { path: '/', file: 'index.html', type: 'text/html; charset=utf-8' },
   { path: '/live.js', file: 'live.js', type: 'text/javascript; charset=utf-8' },
   { path: '/live.css', file: 'live.css', type: 'text/css; charset=utf-8' },
 ] as const;
 
-export async function livePageRoutes(
+export function livePageRoutes(
   summary: () => Promise<LiveSummary>,
 ): Promise<Record<string, HttpRoute>> {
   const routes: Record<string, HttpRoute> = {};
   for (const { path, file, type } of FILES) {
-    const body = await readFile(new URL(file, PAGE_DIR));
+    const body = readPackagedFile(`${PAGE_DIR}${file}`);
     routes[path] = (_req, res) => {
       send(res, 200, type, body);
       return Promise.resolve();
@@ -29,7 +29,7 @@ export async function livePageRoutes(
   routes['/api/summary'] = async (_req, res) => {
     send(res, 200, 'application/json', JSON.stringify(await summary()));
   };
-  return routes;
+  return Promise.resolve(routes);
 }
 
 function send(res: ServerResponse, status: number, type: string, body: string | Buffer): void {

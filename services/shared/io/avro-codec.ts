@@ -6,7 +6,6 @@
  * the writer schema, so a consumer keeps reading while producers move to a newer schema. Decoding
  * never throws: poison bytes on a topic come back as `{ kind: 'invalid', reason }`.
  */
-import { readFileSync } from 'node:fs';
 import avsc from 'avsc';
 import type { Type } from 'avsc';
 import { crc64Avro } from '../core/avro/crc64-avro.ts';
@@ -20,6 +19,7 @@ import { TelemetryError } from '../core/errors.ts';
 import type { ErrorCode } from '../core/errors.ts';
 import type { EventRecord } from '../core/event-record.ts';
 import type { TransitionRecord } from '../core/transition-record.ts';
+import { readPackagedFile } from './packaged-files.ts';
 
 /** A schema as avsc accepts it: parsed JSON or an avsc `Type`. */
 export type AvroSchema = Parameters<typeof avsc.Type.forSchema>[0];
@@ -90,23 +90,18 @@ function fingerprintOf(canonicalForm: string): { bytes: Uint8Array; value: bigin
   return { bytes, value };
 }
 
-/** Reads and parses an `.avsc` file; throws FILE_UNREADABLE or CONFIG_INVALID. */
-export function readAvroSchema(url: URL): Type {
-  let text: string;
-  try {
-    text = readFileSync(url, 'utf8');
-  } catch (cause) {
-    throw new TelemetryError('FILE_UNREADABLE', 'The Avro schema file cannot be read.', {
-      cause,
-      details: { path: url.pathname },
-    });
-  }
+/**
+ * Reads and parses an `.avsc` file of the repo (`schemas/...`, embedded in a build); throws
+ * FILE_UNREADABLE or CONFIG_INVALID.
+ */
+export function readAvroSchema(path: string): Type {
+  const text = readPackagedFile(path).toString('utf8');
   try {
     return avsc.Type.forSchema(JSON.parse(text) as AvroSchema);
   } catch (cause) {
     throw new TelemetryError('CONFIG_INVALID', 'The Avro schema file is not a valid schema.', {
       cause,
-      details: { path: url.pathname },
+      details: { path },
     });
   }
 }
@@ -212,14 +207,14 @@ export function createCodec<T>(options: CreateCodecOptions): AvroCodec<T> {
   return { type, canonicalForm, fingerprint: own.value, encode, decode };
 }
 
-const EVENT_SCHEMA_URL = '../../../schemas/vfio-event.avsc';
-const TRANSITION_SCHEMA_URL = '../../../schemas/vfio-transition.avsc';
+const EVENT_SCHEMA = 'schemas/vfio-event.avsc';
+const TRANSITION_SCHEMA = 'schemas/vfio-transition.avsc';
 
 /** The events-topic codec (`schemas/vfio-event.avsc`). */
 export function createEventCodec(options: ContractCodecOptions = {}): AvroCodec<EventRecord> {
   return createCodec<EventRecord>({
     ...options,
-    writer: readAvroSchema(new URL(EVENT_SCHEMA_URL, import.meta.url)),
+    writer: readAvroSchema(EVENT_SCHEMA),
   });
 }
 
@@ -229,6 +224,6 @@ export function createTransitionCodec(
 ): AvroCodec<TransitionRecord> {
   return createCodec<TransitionRecord>({
     ...options,
-    writer: readAvroSchema(new URL(TRANSITION_SCHEMA_URL, import.meta.url)),
+    writer: readAvroSchema(TRANSITION_SCHEMA),
   });
 }

