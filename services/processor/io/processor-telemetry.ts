@@ -28,6 +28,14 @@ const DEAD_LETTER_REASONS = [
   'too_large',
 ] as const;
 
+/** Hosts with their own `host_clock_offset_seconds` series; the histogram counts every host. */
+export const MAX_CLOCK_OFFSET_HOSTS = 1000;
+
+/** Clock offsets, seconds: both signs, from NTP-good (< 50 ms) to a clock set a day wrong. */
+const CLOCK_OFFSET_BUCKETS_SECONDS = [
+  -86400, -3600, -60, -10, -1, -0.25, -0.05, 0, 0.05, 0.25, 1, 10, 60, 3600, 86400,
+] as const;
+
 export type ProcessorTelemetry = ReturnType<typeof createProcessorTelemetry>;
 
 export function createProcessorTelemetry(registry: Registry, logger: Logger) {
@@ -135,6 +143,20 @@ export function createProcessorTelemetry(registry: Registry, logger: Logger) {
     labelNames: ['result'],
     registers,
   });
+  const hostClockOffset = new Gauge({
+    name: `${METRIC_PREFIX}host_clock_offset_seconds`,
+    help: `Per collector host: receive time − broker time of its latest events (the largest per transaction), for at most ${MAX_CLOCK_OFFSET_HOSTS} hosts, the most recently seen.`,
+    labelNames: ['host'],
+    registers,
+  });
+  const clockOffsets = new Histogram({
+    name: `${METRIC_PREFIX}clock_offset_seconds`,
+    help: 'Per collector host and transaction: receive time − broker time of its events (the largest), every host, no host label.',
+    buckets: [...CLOCK_OFFSET_BUCKETS_SECONDS],
+    registers,
+  });
+  /** Hosts in `hostClockOffset`, least recently seen first. */
+  const offsetHosts = new Set<string>();
   const refused = new Counter({
     name: `${METRIC_PREFIX}records_refused_total`,
     help: 'Output records Kafka refused for good (e.g. larger than the topic allows), by topic kind.',
@@ -169,9 +191,32 @@ export function createProcessorTelemetry(registry: Registry, logger: Logger) {
         rateLimited(
           'untrusted-receive-time',
           'warn',
-          "Event records with a receive time far from their QEMU timestamp: applied, but they do not move the partition's clock.",
+          'Event records with a receive time far from their QEMU timestamp: applied (the partition clock is broker time).',
           { records: counts.untrustedReceiveTimes },
         );
+      }
+    },
+    /** Each host's clock offset estimate of a committed transaction, µs (`processBatch`). */
+    hostClockOffsets(offsets: ReadonlyMap<string, number>): void {
+      for (const [host, micros] of offsets) {
+        const seconds = micros / 1e6;
+        clockOffsets.observe(seconds);
+        offsetHosts.delete(host);
+        offsetHosts.add(host);
+        hostClockOffset.set({ host }, seconds);
+        if (offsetHosts.size > MAX_CLOCK_OFFSET_HOSTS) {
+          const oldest = offsetHosts.values().next().value as string;
+          offsetHosts.delete(oldest);
+          hostClockOffset.remove({ host: oldest });
+        }
+        if (Math.abs(seconds) > 1) {
+          rateLimited(
+            `clock-offset:${host}`,
+            'warn',
+            "A collector host's clock is off from broker time by more than a second (docs/runbooks/host-clock-offset.md).",
+            { host, offsetSeconds: seconds },
+          );
+        }
       }
     },
     recordDeadLettered(reason: string, partition: number, offset: number, detail: string): void {

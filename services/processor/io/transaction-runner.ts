@@ -167,6 +167,7 @@ export class TransactionRunner {
         telemetry.recordRefused(kinds[r.index] ?? 'state', r.reason, r.detail);
       }
       telemetry.batchProcessed(output.counts);
+      telemetry.hostClockOffsets(output.hostClockOffsets);
       for (const gap of output.gaps) telemetry.sequenceGap(gap);
       output.deadLetters.forEach((d) =>
         telemetry.recordDeadLettered(d.reason, d.partition, d.offset, d.detail),
