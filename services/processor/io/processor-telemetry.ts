@@ -10,6 +10,7 @@ import { TRANSITION_TYPES } from '../../shared/core/transition-record.ts';
 import { nowMicros } from '../../shared/io/clock.ts';
 import type { Logger } from '../../shared/io/logger.ts';
 import { createRateLimitedLog } from '../../shared/io/rate-limited-log.ts';
+import { kafkaErrorLabels } from '../../shared/kafka/io/errors.ts';
 import type { InputHole } from '../core/input-holes.ts';
 import type { SequenceGap } from '../core/partition-processor.ts';
 import type { BatchCounts } from '../core/process-batch.ts';
@@ -135,6 +136,12 @@ export function createProcessorTelemetry(registry: Registry, logger: Logger) {
     name: `${METRIC_PREFIX}transaction_failures_total`,
     help: 'Transactions aborted: fenced (a zombie: another member owns the partitions now) or failed (retried).',
     labelNames: ['kind'],
+    registers,
+  });
+  const transactionErrors = new Counter({
+    name: `${METRIC_PREFIX}transaction_errors_total`,
+    help: 'Aborted transactions, by the Kafka error inside (e.g. PRODUCER_FENCED), else the client error code.',
+    labelNames: ['kafka_error'],
     registers,
   });
   const inputHoles = new Counter({
@@ -265,13 +272,15 @@ export function createProcessorTelemetry(registry: Registry, logger: Logger) {
     },
     transactionFailed(error: unknown, fenced: boolean, retrying: boolean, delayMs: number): void {
       failures.inc({ kind: fenced ? 'fenced' : 'failed' });
+      const kafkaErrors = kafkaErrorLabels(error);
+      for (const kafkaError of kafkaErrors) transactionErrors.inc({ kafka_error: kafkaError });
       rateLimited(
         `txn:${String(fenced)}`,
         'warn',
         fenced
           ? 'The transaction was fenced (this member is a zombie); partition state dropped.'
           : 'The transaction failed and was aborted; partition state dropped.',
-        { error, retrying, delayMs },
+        { kafkaErrors, error, retrying, delayMs },
       );
     },
     inputHole(
