@@ -220,7 +220,7 @@ export function createProcessorTelemetry(registry: Registry, logger: Logger) {
           rateLimited(
             `clock-offset:${host}`,
             'warn',
-            "A collector host's clock is off from broker time by more than a second (docs/runbooks/host-clock-offset.md).",
+            "A collector host's clock is off from broker time by more than a second (docs/runbooks/VfioHostClockOffset.md).",
             { host, offsetSeconds: seconds },
           );
         }
