@@ -34,6 +34,7 @@ declare -A needs=(
   [virsh]=libvirt-clients
   [systemd-analyze]=systemd
   [strace]=strace
+  [faketime]=faketime
 )
 missing=()
 for cmd in "${!needs[@]}"; do
