@@ -283,11 +283,7 @@ export function createProcessorTelemetry(registry: Registry, logger: Logger) {
         { kafkaErrors, error, retrying, delayMs },
       );
     },
-    inputHole(
-      holes: readonly InputHole[],
-      result: 'restored_again' | 'filled' | 'accepted',
-      records = 0,
-    ): void {
+    inputHole(holes: readonly InputHole[], result: 'restored_again' | 'filled' | 'accepted'): void {
       inputHoles.inc({ result });
       if (result === 'accepted') {
         logger.error(
@@ -296,8 +292,8 @@ export function createProcessorTelemetry(registry: Registry, logger: Logger) {
         );
       } else if (result === 'filled') {
         logger.warn(
-          'The restored state stays behind the records in hand; the records between them are read again from the events topic and processed first.',
-          { holes, records },
+          'The restored state stays behind the records in hand; the consumer reads those partitions again from the state, in the usual batches (to skip input on purpose: vfio-telemetry process skip).',
+          { holes, records: holes.reduce((n, h) => n + h.firstOffset - h.nextOffset, 0) },
         );
       } else {
         logger.warn('The restored state is behind the records in hand; restoring again.', {
