@@ -15,6 +15,7 @@ import { createInterface } from 'node:readline';
 import { test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { createEventCodec, createTransitionCodec } from '../../../services/shared/io/avro-codec.ts';
+import type { RunningProcessor } from '../../../services/processor/main.ts';
 import { brokersFromEnv, tailTopic, testKafkaPort } from '../../helpers/kafka.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
 import { tempDir } from '../collector/collector-harness.ts';
@@ -73,7 +74,15 @@ function spawnAYearAhead(
 test('a host a year ahead delivers every event and times out no other host: the partition clock is broker time', async (t) => {
   const brokers = brokersFromEnv();
   const topics = await pipelineTopics(t, brokers, 1);
-  const processor = await startProcessorInProcess(t, brokers, topics);
+  // A fresh broker may still be loading its group coordinator (COORDINATOR_LOAD_IN_PROGRESS).
+  let processor: RunningProcessor | undefined;
+  await waitFor(
+    async () => {
+      processor = await startProcessorInProcess(t, brokers, topics).catch(() => undefined);
+      return processor !== undefined;
+    },
+    { timeoutMs: 60_000, intervalMs: 1000, description: 'the processor in its group' },
+  );
 
   const sockets = tempDir(t, 'ahead-vms-');
   const aheadTranscripts = tempDir(t, 'ahead-transcripts-');
@@ -191,7 +200,7 @@ test('a host a year ahead delivers every event and times out no other host: the 
   assert.deepEqual(actual.get('ahead')?.sort(), expected.ahead);
   assert.equal(seen, total);
 
-  const metrics = await processor.registry.metrics();
+  const metrics = (await processor?.registry.metrics()) ?? '';
   assert.equal(counterValue(metrics, 'vfio_processor_silent_vm_timeouts_total'), 0);
   const ahead = /^vfio_processor_host_clock_offset_seconds\{host="ahead"\} (\S+)$/m.exec(metrics);
   assert.ok(Math.abs(Number(ahead?.[1]) - YEAR_SECONDS) < 60, `host ahead's offset: ${ahead?.[1]}`);
