@@ -36,7 +36,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       ...fields,
     };
     if (record['error'] !== undefined) record['error'] = serializeError(record['error']);
-    write(JSON.stringify(record));
+    write(JSON.stringify(record, jsonValue));
   };
 
   return {
@@ -46,6 +46,11 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     error: (m, f) => log('error', m, f),
     child: (fields) => createLogger({ ...options, fields: { ...base, ...fields } }),
   };
+}
+
+/** Offsets and other bigints (error details carry them) as decimal strings. */
+function jsonValue(_key: string, value: unknown): unknown {
+  return typeof value === 'bigint' ? String(value) : value;
 }
 
 /** Inner errors of an aggregate logged at most (the rest are counted in `errorsTotal`). */
@@ -73,7 +78,7 @@ function serializeError(error: unknown, depth = 0): unknown {
     const distinct = new Map<string, unknown>();
     for (const e of inner) {
       const serialized = serializeError(e, depth + 1);
-      const key = JSON.stringify(serialized);
+      const key = JSON.stringify(serialized, jsonValue);
       if (!distinct.has(key) && distinct.size < MAX_INNER_ERRORS) distinct.set(key, serialized);
     }
     out['errors'] = [...distinct.values()];
