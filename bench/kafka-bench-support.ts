@@ -3,6 +3,7 @@
  * (created with a random suffix, deleted afterwards), the stage child processes (bench/
  * stage-process.ts) and their counters over IPC, and CPU/RSS read from /proc.
  */
+import { BROKER_TIME_CONFIGS } from '../services/shared/core/topics.ts';
 import { fork, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
@@ -54,6 +55,8 @@ export interface TopicRequest {
   prefix: string;
   partitions: number;
   compact?: boolean;
+  /** Broker time (`message.timestamp.type=LogAppendTime`): the processor's events topic. */
+  brokerTime?: boolean;
 }
 
 /**
@@ -91,6 +94,7 @@ export function openBenchAdmin(brokers: readonly string[]): BenchAdmin {
           replicationFactor,
           configs: {
             ...(r.compact === true ? { 'cleanup.policy': 'compact' } : {}),
+            ...(r.brokerTime === true ? BROKER_TIME_CONFIGS : {}),
             ...(replicationFactor > 1 ? { 'min.insync.replicas': '2' } : {}),
           },
         })),

@@ -72,7 +72,7 @@ async function startPipeline(
   processorFlags: Record<string, string> = {},
 ): Promise<Pipeline> {
   const topics = await admin.createTopics([
-    { prefix: 'e2e-events', partitions: PARTITIONS },
+    { prefix: 'e2e-events', partitions: PARTITIONS, brokerTime: true },
     { prefix: 'e2e-transitions', partitions: PARTITIONS },
     { prefix: 'e2e-state', partitions: PARTITIONS, compact: true },
     { prefix: 'e2e-dlq', partitions: 1 },

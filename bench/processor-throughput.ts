@@ -113,7 +113,9 @@ interface SizeResult {
 
 async function runSize(brokers: string[], admin: BenchAdmin, perVm: number): Promise<SizeResult> {
   const total = VMS * perVm;
-  const topics = await admin.createTopics([{ prefix: 'processor-events', partitions: PARTITIONS }]);
+  const topics = await admin.createTopics([
+    { prefix: 'processor-events', partitions: PARTITIONS, brokerTime: true },
+  ]);
   const events = topics.names[0] as string;
   const result: SizeResult = {
     total,

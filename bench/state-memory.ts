@@ -66,6 +66,7 @@ export function processorBytesPerDevice(): number {
       offset++;
       processor.apply(
         offset,
+        1e12 + offset,
         {
           host: 'h1',
           vm: vms[v] as string,

@@ -68,6 +68,7 @@ declare -A needs=(
   [lintian]=lintian
   [strip]=binutils
   [dpkg-deb]=dpkg
+  [faketime]=faketime
 )
 missing=()
 for cmd in "${!needs[@]}"; do

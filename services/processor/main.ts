@@ -227,8 +227,10 @@ export async function startProcessor(
 
 /**
  * Fails fast, listing every problem: missing topics, too few partitions to mirror the events
- * topic, a state topic that is not compacted (its keys would expire with retention). Waits while
- * the cluster is unreachable or a new topic has no leader yet.
+ * topic, a state topic that is not compacted (its keys would expire with retention), an events
+ * topic without broker time (its partition clock would be whatever the collector hosts' clocks
+ * say: docs/operations.md, "Broker time", says how to migrate). Waits while the cluster is
+ * unreachable or a new topic has no leader yet.
  */
 async function checkTopics(
   port: KafkaPort,
@@ -274,6 +276,12 @@ async function checkTopics(
   if (described.has(config.stateTopic) && policy !== 'compact') {
     problems.push(
       `${config.stateTopic} must be compacted (cleanup.policy=compact), it has cleanup.policy=${policy ?? 'unknown'}`,
+    );
+  }
+  const timestampType = described.get(config.eventsTopic)?.configs['message.timestamp.type'];
+  if (described.has(config.eventsTopic) && timestampType !== 'LogAppendTime') {
+    problems.push(
+      `${config.eventsTopic} must keep broker time (message.timestamp.type=LogAppendTime), it has message.timestamp.type=${timestampType ?? 'unknown'}: run infra/kafka/create-topics.ts, or kafka-configs --alter --entity-type topics --entity-name ${config.eventsTopic} --add-config message.timestamp.type=LogAppendTime (docs/operations.md, "Broker time")`,
     );
   }
   if (problems.length > 0) {

@@ -3,6 +3,7 @@ import type { CommandIo } from '../shared/io/command-io.ts';
 import { runStage } from '../shared/io/stage-runner.ts';
 import { parseProcessorConfig, processorConfigSpec } from './config.ts';
 import { startProcessor } from './main.ts';
+import { runSkip } from './skip-command.ts';
 
 export function processHelp(): string {
   return `Usage: vfio-telemetry process [--config FILE] [options]
@@ -13,6 +14,8 @@ transition across crashes and rebalances (see README, "Delivery guarantees"). Pr
 one consumer group share the partitions. Settings come from flags, then the environment, then
 the config file (YAML or JSON, keys as in parentheses below), then the defaults. The first line
 on stdout is the URL of /metrics, /healthz and /readyz.
+
+"vfio-telemetry process skip --partition N --to OFFSET" skips input on purpose (see its --help).
 
 Options:
 ${renderOptionsHelp(processorConfigSpec(), [
@@ -27,6 +30,7 @@ or configuration.
 
 /** `vfio-telemetry process`: runs until SIGINT/SIGTERM, then commits and leaves the group. */
 export function runProcess(args: readonly string[], io: CommandIo): Promise<number> {
+  if (args[0] === 'skip') return runSkip(args.slice(1), io);
   return runStage(
     {
       name: 'processor',

@@ -12,7 +12,7 @@ import { TelemetryError } from '../../shared/core/errors.ts';
 import type { TransitionRecord } from '../../shared/core/transition-record.ts';
 import { createEventCodec, createTransitionCodec } from '../../shared/io/avro-codec.ts';
 import type { ConsumedRecord, KafkaPort } from '../../shared/kafka/io/port.ts';
-import { closingEventTimes, type PartitionEvent } from './closing-events.ts';
+import { closingEventTimes, type PartitionEvent, type Recompute } from './closing-events.ts';
 import {
   countEvents,
   hasDifferences,
@@ -121,7 +121,7 @@ export async function auditTopics(options: AuditOptions): Promise<AuditReport> {
     'read_committed',
   );
 
-  const recompute = (records: readonly { offset: bigint; value: Buffer | null }[]) =>
+  const recompute: Recompute = (records) =>
     recomputePartition(records, {
       decodeEvent: (value) => eventCodec.decode(value),
       prepareTimeoutSeconds: options.prepareTimeoutSeconds,

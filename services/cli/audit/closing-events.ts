@@ -24,7 +24,7 @@ export interface PartitionEvent {
 }
 
 export type Recompute = (
-  records: readonly { offset: bigint; value: Buffer | null }[],
+  records: readonly { offset: bigint; value: Buffer | null; timestampMs: number }[],
 ) => readonly TransitionRecord[];
 
 /** The closing event's Kafka timestamp of each transition, or null when none closed it. */

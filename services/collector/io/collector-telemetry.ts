@@ -8,6 +8,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, type Registry } from 
 import { REJECT_REASONS, type QmpInvalid } from '../../shared/core/qmp-message.ts';
 import { LAG_BUCKETS_SECONDS } from '../../shared/core/bucket-policy.ts';
 import type { Logger } from '../../shared/io/logger.ts';
+import { kafkaErrorLabels } from '../../shared/kafka/io/errors.ts';
 import { createRateLimitedLog } from '../../shared/io/rate-limited-log.ts';
 
 export const METRIC_PREFIX = 'vfio_collector_';
@@ -126,6 +127,12 @@ export function createCollectorTelemetry(registry: Registry, logger: Logger) {
   const vmNameConflicts = new Counter({
     name: `${METRIC_PREFIX}vm_name_conflicts_total`,
     help: 'Sources refused because another source already yields the same VM name.',
+    registers,
+  });
+  const publishErrors = new Counter({
+    name: `${METRIC_PREFIX}publish_errors_total`,
+    help: 'Failed produce calls, by the Kafka error inside (e.g. INVALID_TIMESTAMP), else the client error code.',
+    labelNames: ['kafka_error'],
     registers,
   });
   const kafkaUp = new Gauge({
@@ -271,9 +278,12 @@ export function createCollectorTelemetry(registry: Registry, logger: Logger) {
     publishFailed(error: unknown, pending: number, retryInMs: number): void {
       kafkaIsUp = false;
       kafkaUp.set(0);
+      const kafkaErrors = kafkaErrorLabels(error);
+      for (const kafkaError of kafkaErrors) publishErrors.inc({ kafka_error: kafkaError });
       rateLimited('publish', 'error', 'Kafka publish failed; events stay in the spool.', {
         pending,
         retryInMs,
+        kafkaErrors,
         error,
       });
     },

@@ -21,28 +21,32 @@ import {
  * VMs to forget, and the state to persist and restore — in one record per VM (`vm-record.ts`).
  * It has no clock of its own.
  *
- * Time is data. QEMU timestamps drive the engine. The partition's clock is the newest trusted
- * collector `receivedMicros` seen on it (every event record carries one). Rules, applied before
- * each record once the clock has advanced to it:
- * - a VM whose last event was received more than the prepare timeout before the clock has its
+ * Time is data, from two sources that are trusted for different things:
+ * - QEMU timestamps drive the engine: durations within one VM (prepare-to-completion latency,
+ *   time in each state) are differences of one host's clock, right whatever that clock's offset.
+ * - The partition's clock is broker time: the newest Kafka timestamp of the partition's records.
+ *   The events topic has `message.timestamp.type=LogAppendTime` (checked at processor start), so
+ *   that is the time the partition leader appended the record, not any host's. Every record
+ *   moves it (dead letters too); it only moves forward. Each VM remembers the broker time of its
+ *   last record (`lastReceivedMicros`, the name the state format keeps). Rules, applied before
+ *   each record once the clock has advanced to it:
+ * - a VM whose last record was appended more than the prepare timeout before the clock has its
  *   open prepares end as `timed_out`, and a VM that has no devices left (shut down, or a new
  *   session that brought none) is forgotten — its state record becomes a tombstone;
- * - a VM whose last event was received more than the VM retention (`--vm-retention-ms`, 7 days)
+ * - a VM whose last record was appended more than the VM retention (`--vm-retention-ms`, 7 days)
  *   before the clock is forgotten too, devices and all: its memory is freed and its state record
  *   becomes a tombstone, so the compacted state topic forgets it as well. If it speaks again it
  *   starts over like a new VM (the state it was in for the whole silence is not reported).
  * So a VM that goes silent while its partition keeps flowing ends its prepares; on a partition
  * where nothing arrives nothing happens until something does (then the rules catch up), and an
- * offline recomputation from the topic gives exactly the same records. Collector hosts' clocks
- * are assumed to agree to well within the prepare timeout.
+ * offline recomputation from the topic (timestamps included) gives exactly the same records.
+ * No host's clock can move the partition's clock: a host a year ahead, or minutes ahead, times
+ * out nobody else's prepares (issue 18; before, the clock was the newest collector receive time).
  *
- * A receive time is trusted when it is a whole number of µs within `MAX_CLOCK_DISAGREEMENT_MICROS`
- * (60 s) of the record's QEMU timestamp: both come from the same host's wall clock, read
- * milliseconds apart, so a wider gap means one of them is wrong (a clock set years ahead, a
- * corrupt record). An untrusted receive time does not move the clock — one record dated 2127
- * would otherwise time out every open prepare and free every VM of the partition, for good, as
- * the clock never goes back — and the record counts as received at the partition's present
- * clock. Its event is still applied (counted: `untrustedReceiveTimes`).
+ * A receive time more than `MAX_CLOCK_DISAGREEMENT_MICROS` (60 s) from the record's QEMU
+ * timestamp (or not a time) is counted (`untrustedReceiveTimes`): both come from the same host's
+ * wall clock, read milliseconds apart, so a wider gap means one of them is wrong (a corrupt
+ * record, a clock stepped between the two readings). The event is still applied.
  *
  * Identifiers longer than `MAX_IDENTIFIER_LENGTH` (host, VM, session, event, qom-path, device id,
  * device state) make a record invalid (`too_large`): no real QEMU or collector sends them, and
@@ -62,7 +66,7 @@ export interface PartitionProcessorOptions {
 /** 7 days of partition clock. */
 export const DEFAULT_VM_RETENTION_MS = 7 * 24 * 3600 * 1000;
 
-/** How far a record's receive time may be from its QEMU timestamp and still move the clock. */
+/** How far a record's receive time may be from its QEMU timestamp before it is counted untrusted. */
 export const MAX_CLOCK_DISAGREEMENT_MICROS = 60_000_000;
 
 /** The longest identifier a record may carry, in UTF-16 code units. */
@@ -85,7 +89,7 @@ export interface ApplyCounts {
   forgottenVms: number;
   /** VMs forgotten because no event of theirs arrived for the VM retention. */
   expiredVms: number;
-  /** Records whose receive time was not trusted (see the file comment). */
+  /** Records whose receive time disagrees with their QEMU timestamp (see the file comment). */
   untrustedReceiveTimes: number;
   /** Records of an unknown session older than the VM's current one (ignored; vm-sessions.ts). */
   staleSessions: number;
@@ -178,24 +182,28 @@ export class PartitionProcessor {
     this.nextDeadline = Number.NEGATIVE_INFINITY;
   }
 
-  /** A record at `offset` that is not an event record (dead-lettered): only the offset moves. */
-  skip(offset: number): void {
+  /**
+   * A record at `offset` that is not an event record (dead-lettered): the offset moves, and the
+   * clock to its broker time (`brokerMicros`, µs).
+   */
+  skip(offset: number, brokerMicros: number): void {
     if (offset >= this.next) this.next = offset + 1;
+    this.advanceClock(brokerMicros);
   }
 
   /**
-   * Applies the event record at `offset` (at or after `nextOffset`); transitions are appended
-   * to `out`.
+   * Applies the event record at `offset` (at or after `nextOffset`), appended by the broker at
+   * `brokerMicros` (its Kafka timestamp, µs); transitions are appended to `out`.
    */
   apply(
     offset: number,
+    brokerMicros: number,
     record: EventRecord,
     out: PublishedTransition[],
     counts: ApplyCounts,
   ): ApplyResult {
     this.next = offset + 1;
-    const trusted = trustedReceiveTime(record);
-    if (trusted !== null && trusted > this.clock) this.clock = trusted;
+    this.advanceClock(brokerMicros);
     if (this.clock > this.nextDeadline) this.sweepSilent(out, counts);
 
     const tooLong = overlongIdentifier(record);
@@ -203,8 +211,9 @@ export class PartitionProcessor {
     const event = vmEventFromRecord(record);
     if (event.kind === 'invalid')
       return { kind: 'invalid', reason: event.reason, detail: event.detail };
-    if (trusted === null) counts.untrustedReceiveTimes++;
-    const receivedMicros = trusted ?? this.clock;
+    if (!receiveTimeAgrees(record)) counts.untrustedReceiveTimes++;
+    // The VM's last record, on the partition clock: what the silence and retention rules compare.
+    const receivedMicros = this.clock;
 
     const { host, vm, sessionId, sequence } = record;
     let vmRecord = this.vms.get(host)?.get(vm);
@@ -337,6 +346,11 @@ export class PartitionProcessor {
     this.nextDeadline = nextDeadline;
   }
 
+  /** Broker time only moves the clock forward (a new leader's clock may be a little behind). */
+  private advanceClock(brokerMicros: number): void {
+    if (Number.isSafeInteger(brokerMicros) && brokerMicros > this.clock) this.clock = brokerMicros;
+  }
+
   /** The clock beyond which a rule acts on this VM. */
   private deadlineOf(vmRecord: VmRecord): number {
     return (
@@ -384,11 +398,11 @@ function waitsOnTimeout(vmRecord: VmRecord): boolean {
   return vmRecord.transitions.openPrepares > 0 || vmRecord.transitions.deviceCount === 0;
 }
 
-/** The record's receive time if it may move the clock (see the file comment), else null. */
-function trustedReceiveTime(record: EventRecord): number | null {
+/** Whether the record's receive time is a time close to its QEMU timestamp (see the file comment). */
+function receiveTimeAgrees(record: EventRecord): boolean {
   const { receivedMicros: received, qemuTimestampMicros: qemu } = record;
-  if (!Number.isSafeInteger(received) || received < 0 || !Number.isSafeInteger(qemu)) return null;
-  return Math.abs(received - qemu) <= MAX_CLOCK_DISAGREEMENT_MICROS ? received : null;
+  if (!Number.isSafeInteger(received) || received < 0 || !Number.isSafeInteger(qemu)) return false;
+  return Math.abs(received - qemu) <= MAX_CLOCK_DISAGREEMENT_MICROS;
 }
 
 /** Which identifier of the record is longer than `MAX_IDENTIFIER_LENGTH`, if one is. */

@@ -24,6 +24,8 @@ export interface BatchRecord {
   readonly offset: bigint | number;
   readonly key: Buffer | null;
   readonly value: Buffer | null;
+  /** The record's Kafka timestamp, ms: broker time on the events topic (LogAppendTime). */
+  readonly timestampMs: number;
 }
 
 export interface ProcessBatchOptions {
@@ -59,6 +61,12 @@ export interface BatchOutput {
   duplicateWriters: Array<DuplicateWriter & { partition: number }>;
   /** Collector receive times of the event records applied (for the latency histogram). */
   receivedMicros: number[];
+  /**
+   * Per collector host of the batch, its clock offset estimate, µs: the largest
+   * `receivedMicros − broker time` among its event records. Each is the host's offset minus the
+   * time the event took from the collector to the broker, so the largest is the closest.
+   */
+  hostClockOffsets: Map<string, number>;
 }
 
 export function processBatch(
@@ -76,6 +84,7 @@ export function processBatch(
     gaps: [],
     duplicateWriters: [],
     receivedMicros: [],
+    hostClockOffsets: new Map(),
   };
   const touched = new Set<PartitionProcessor>();
   const out: PublishedTransition[] = [];
@@ -87,6 +96,7 @@ export function processBatch(
     touched.add(processor);
     counts.consumed++;
     const offset = Number(record.offset);
+    const brokerMicros = record.timestampMs * 1000;
     if (offset < processor.nextOffset) {
       counts.alreadyApplied++;
       continue;
@@ -104,12 +114,19 @@ export function processBatch(
       detail,
     });
     if (decoded.kind === 'invalid') {
-      processor.skip(offset);
+      processor.skip(offset, brokerMicros);
       output.deadLetters.push(letter(decoded.reason, decoded.error?.message ?? decoded.reason));
       continue;
     }
-    const result = processor.apply(offset, decoded.value, out, counts);
-    output.receivedMicros.push(decoded.value.receivedMicros);
+    const event = decoded.value;
+    const result = processor.apply(offset, brokerMicros, event, out, counts);
+    output.receivedMicros.push(event.receivedMicros);
+    const clockOffset = event.receivedMicros - brokerMicros;
+    if (Number.isSafeInteger(clockOffset) && typeof event.host === 'string') {
+      const seen = output.hostClockOffsets.get(event.host);
+      if (seen === undefined || clockOffset > seen)
+        output.hostClockOffsets.set(event.host, clockOffset);
+    }
     if (result.kind === 'invalid') output.deadLetters.push(letter(result.reason, result.detail));
     else if (result.kind === 'gap')
       output.gaps.push({ ...result.gap, partition: record.partition });

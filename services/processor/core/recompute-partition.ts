@@ -19,7 +19,12 @@ export interface RecomputeOptions {
  * whatever batches, crashes and rebalances the live processor went through.
  */
 export function recomputePartition(
-  records: readonly { readonly offset: bigint | number; readonly value: Buffer | null }[],
+  records: readonly {
+    readonly offset: bigint | number;
+    readonly value: Buffer | null;
+    /** The record's Kafka timestamp (broker time): it drives the partition clock. */
+    readonly timestampMs: number;
+  }[],
   options: RecomputeOptions,
 ): PublishedTransition[] {
   const processor = new PartitionProcessor(0, {
@@ -27,7 +32,13 @@ export function recomputePartition(
     ...(options.vmRetentionMs === undefined ? {} : { vmRetentionMs: options.vmRetentionMs }),
   });
   const partitions = new Map([[0, processor]]);
-  const batch = records.map((r) => ({ partition: 0, offset: r.offset, key: null, value: r.value }));
+  const batch = records.map((r) => ({
+    partition: 0,
+    offset: r.offset,
+    key: null,
+    value: r.value,
+    timestampMs: r.timestampMs,
+  }));
   const { transitions } = processBatch(partitions, batch, {
     groupId: '',
     decodeEvent: options.decodeEvent,

@@ -10,6 +10,7 @@ import { TRANSITION_TYPES } from '../../shared/core/transition-record.ts';
 import { nowMicros } from '../../shared/io/clock.ts';
 import type { Logger } from '../../shared/io/logger.ts';
 import { createRateLimitedLog } from '../../shared/io/rate-limited-log.ts';
+import { kafkaErrorLabels } from '../../shared/kafka/io/errors.ts';
 import type { InputHole } from '../core/input-holes.ts';
 import type { DuplicateWriter, SequenceGap } from '../core/partition-processor.ts';
 import { SESSION_REJECT_REASONS } from '../core/vm-sessions.ts';
@@ -29,6 +30,14 @@ const DEAD_LETTER_REASONS = [
   'bad_vfio_data',
   'too_large',
   ...SESSION_REJECT_REASONS,
+] as const;
+
+/** Hosts with their own `host_clock_offset_seconds` series; the histogram counts every host. */
+export const MAX_CLOCK_OFFSET_HOSTS = 1000;
+
+/** Clock offsets, seconds: both signs, from NTP-good (< 50 ms) to a clock set a day wrong. */
+const CLOCK_OFFSET_BUCKETS_SECONDS = [
+  -86400, -3600, -60, -10, -1, -0.25, -0.05, 0, 0.05, 0.25, 1, 10, 60, 3600, 86400,
 ] as const;
 
 export type ProcessorTelemetry = ReturnType<typeof createProcessorTelemetry>;
@@ -143,12 +152,32 @@ export function createProcessorTelemetry(registry: Registry, logger: Logger) {
     labelNames: ['settled'],
     registers,
   });
+  const transactionErrors = new Counter({
+    name: `${METRIC_PREFIX}transaction_errors_total`,
+    help: 'Aborted transactions, by the Kafka error inside (e.g. PRODUCER_FENCED), else the client error code.',
+    labelNames: ['kafka_error'],
+    registers,
+  });
   const inputHoles = new Counter({
     name: `${METRIC_PREFIX}input_holes_total`,
     help: 'Restores that found the records in hand starting after the restored state (the state was re-read; `accepted`: records were gone for good and processing went on past them).',
     labelNames: ['result'],
     registers,
   });
+  const hostClockOffset = new Gauge({
+    name: `${METRIC_PREFIX}host_clock_offset_seconds`,
+    help: `Per collector host: receive time − broker time of its latest events (the largest per transaction), for at most ${MAX_CLOCK_OFFSET_HOSTS} hosts, the most recently seen.`,
+    labelNames: ['host'],
+    registers,
+  });
+  const clockOffsets = new Histogram({
+    name: `${METRIC_PREFIX}clock_offset_seconds`,
+    help: 'Per collector host and transaction: receive time − broker time of its events (the largest), every host, no host label.',
+    buckets: [...CLOCK_OFFSET_BUCKETS_SECONDS],
+    registers,
+  });
+  /** Hosts in `hostClockOffset`, least recently seen first. */
+  const offsetHosts = new Set<string>();
   const refused = new Counter({
     name: `${METRIC_PREFIX}records_refused_total`,
     help: 'Output records Kafka refused for good (e.g. larger than the topic allows), by topic kind.',
@@ -185,9 +214,32 @@ export function createProcessorTelemetry(registry: Registry, logger: Logger) {
         rateLimited(
           'untrusted-receive-time',
           'warn',
-          "Event records with a receive time far from their QEMU timestamp: applied, but they do not move the partition's clock.",
+          'Event records with a receive time far from their QEMU timestamp: applied (the partition clock is broker time).',
           { records: counts.untrustedReceiveTimes },
         );
+      }
+    },
+    /** Each host's clock offset estimate of a committed transaction, µs (`processBatch`). */
+    hostClockOffsets(offsets: ReadonlyMap<string, number>): void {
+      for (const [host, micros] of offsets) {
+        const seconds = micros / 1e6;
+        clockOffsets.observe(seconds);
+        offsetHosts.delete(host);
+        offsetHosts.add(host);
+        hostClockOffset.set({ host }, seconds);
+        if (offsetHosts.size > MAX_CLOCK_OFFSET_HOSTS) {
+          const oldest = offsetHosts.values().next().value as string;
+          offsetHosts.delete(oldest);
+          hostClockOffset.remove({ host: oldest });
+        }
+        if (Math.abs(seconds) > 1) {
+          rateLimited(
+            `clock-offset:${host}`,
+            'warn',
+            "A collector host's clock is off from broker time by more than a second (docs/runbooks/VfioHostClockOffset.md).",
+            { host, offsetSeconds: seconds },
+          );
+        }
       }
     },
     recordDeadLettered(reason: string, partition: number, offset: number, detail: string): void {
@@ -250,6 +302,8 @@ export function createProcessorTelemetry(registry: Registry, logger: Logger) {
       delayMs: number,
     ): void {
       failures.inc({ kind });
+      const kafkaErrors = kafkaErrorLabels(error);
+      for (const kafkaError of kafkaErrors) transactionErrors.inc({ kafka_error: kafkaError });
       rateLimited(
         `txn:${kind}`,
         'warn',
@@ -258,7 +312,7 @@ export function createProcessorTelemetry(registry: Registry, logger: Logger) {
           : kind === 'outcome_unknown'
             ? 'The transaction commit was never answered; partition state dropped, the restore tells whether it committed.'
             : 'The transaction failed and was aborted; partition state dropped.',
-        { error, retrying, delayMs },
+        { kafkaErrors, error, retrying, delayMs },
       );
     },
     commitOutcomeSettled(settled: 'committed' | 'not_committed' | 'undecided'): void {
@@ -272,11 +326,7 @@ export function createProcessorTelemetry(registry: Registry, logger: Logger) {
         { settled },
       );
     },
-    inputHole(
-      holes: readonly InputHole[],
-      result: 'restored_again' | 'filled' | 'accepted',
-      records = 0,
-    ): void {
+    inputHole(holes: readonly InputHole[], result: 'restored_again' | 'filled' | 'accepted'): void {
       inputHoles.inc({ result });
       if (result === 'accepted') {
         logger.error(
@@ -285,8 +335,8 @@ export function createProcessorTelemetry(registry: Registry, logger: Logger) {
         );
       } else if (result === 'filled') {
         logger.warn(
-          'The restored state stays behind the records in hand; the records between them are read again from the events topic and processed first.',
-          { holes, records },
+          'The restored state stays behind the records in hand; the consumer reads those partitions again from the state, in the usual batches (to skip input on purpose: vfio-telemetry process skip).',
+          { holes, records: holes.reduce((n, h) => n + h.firstOffset - h.nextOffset, 0) },
         );
       } else {
         logger.warn('The restored state is behind the records in hand; restoring again.', {

@@ -86,7 +86,7 @@ export class TransactionRunner {
   private pending: PendingTransaction | null = null;
   private stopping = false;
   private failures = 0;
-  /** Restores in a row that found a hole before the records in hand (see `checkHoles`). */
+  /** Restores in a row that found a hole before the records in hand (see `closeHoles`). */
   private holeRestores = 0;
   /** InitProducerId before the next restore (core/transaction-policy.ts `afterFailure`). */
   private reinitProducer = false;
@@ -94,6 +94,8 @@ export class TransactionRunner {
   private unknownCommit: UnknownCommit<() => void> | null = null;
   /** When the transaction under way began committing (Date.now()), or null. */
   private commitStartedAt: number | null = null;
+  /** Partition → the offset its consumer was sought back to for a hole fill (`closeHoles`). */
+  private readonly sought = new Map<number, number>();
   /** False after a failed transaction until one commits. */
   healthy = true;
 
@@ -110,6 +112,7 @@ export class TransactionRunner {
   /** Called by the consumer synchronously on every membership change. */
   membershipChanged(membership: GroupMembership | null): void {
     this.dropState();
+    this.sought.clear();
     if (this.pending !== null && !sameMembership(this.pending.membership, membership)) {
       this.pending = null;
     }
@@ -163,7 +166,12 @@ export class TransactionRunner {
       }
       await this.restoreMissing(pending.records);
       this.settleUnknownCommit();
-      await this.closeHoles(pending);
+      this.closeHoles(pending);
+      if (pending.records.length === 0) {
+        // Every record in hand was of a hole being filled: they come again from the consumer.
+        if (this.pending === pending) this.pending = null;
+        return { kind: 'committed', records: 0 };
+      }
       const output = processBatch(this.partitions, pending.records, {
         groupId: this.options.groupId,
         decodeEvent: this.deps.decodeEvent,
@@ -203,6 +211,8 @@ export class TransactionRunner {
       this.failures = 0;
       this.holeRestores = 0;
       this.healthy = true;
+      // A partition that came again from where it was sought needs no hole check any more.
+      for (const { partition } of output.offsets) this.sought.delete(partition);
       count(result.refused);
       return { kind: 'committed', records: pending.records.length };
     } catch (error) {
@@ -223,6 +233,7 @@ export class TransactionRunner {
       telemetry.recordRefused(kinds[r.index] ?? 'state', r.reason, r.detail);
     }
     telemetry.batchProcessed(output.counts);
+    telemetry.hostClockOffsets(output.hostClockOffsets);
     for (const gap of output.gaps) telemetry.sequenceGap(gap);
     for (const writer of output.duplicateWriters) telemetry.duplicateWriter(writer);
     output.deadLetters.forEach((d) =>
@@ -302,44 +313,58 @@ export class TransactionRunner {
    * The records in hand must start at or below each partition's restored `nextOffset`
    * (core/input-holes.ts). If they start after it, the restore read stale state, or committed
    * state records were hidden from it (as @platformatic/kafka's own read_committed filter did,
-   * kafka/io/fetch.ts), or records went by retention. First the transaction fails, so the state is
-   * dropped and read again after a back-off (a stale read heals). After five
-   * restores in a row that agree (core/transaction-policy.ts `holeAction`), the state read is taken as the truth and the hole's records are
-   * read again from the events topic and put before the records in hand: transitions they
+   * kafka/io/fetch.ts), or the group's offsets were moved past a backlog by hand
+   * (`kafka-consumer-groups --reset-offsets`), or records went by retention. First the
+   * transaction fails, so the state is dropped and read again after a back-off (a stale read
+   * heals). After five restores in a row that agree (core/transaction-policy.ts `holeAction`),
+   * the state read is taken as the truth and the hole is filled: the consumer is sought back to
+   * each hole's `nextOffset` and the records in hand of those partitions are dropped, so the
+   * hole's records come again through the normal batches — capped by `maxRecordsPerTransaction`,
+   * one transaction after another, while the other partitions' records in hand go on in this
+   * one. Transitions the hole's records
    * already published (if the state read was wrong) come again — at-least-once, visible to the
-   * audit — rather than never. Only records that are gone (retention deleted them while no
-   * processor ran) are skipped: counted, logged as an error, and the collector's sequence numbers
-   * make the VMs start over there.
+   * audit — rather than never. Records that are gone (retention deleted them while no processor
+   * ran) show up as the same hole right after the seek: it is then accepted — counted, logged as
+   * an error, and the collector's sequence numbers make the VMs start over there. To skip input
+   * on purpose, write the state's meta record instead (`vfio-telemetry process skip`).
    */
-  private async closeHoles(pending: PendingTransaction): Promise<void> {
+  private closeHoles(pending: PendingTransaction): void {
     const next = new Map([...this.partitions].map(([p, processor]) => [p, processor.nextOffset]));
     const holes = findInputHoles(next, pending.records);
     if (holes.length === 0) return;
+    const gone = holes.filter((h) => this.sought.get(h.partition) === h.nextOffset);
+    const open = holes.filter((h) => this.sought.get(h.partition) !== h.nextOffset);
+    for (const h of gone) this.sought.delete(h.partition);
+    if (gone.length > 0) this.deps.telemetry.inputHole(gone, 'accepted');
+    if (open.length === 0) return;
     this.holeRestores += 1;
     if (holeAction(this.holeRestores) === 'restore_again') {
-      this.deps.telemetry.inputHole(holes, 'restored_again');
+      this.deps.telemetry.inputHole(open, 'restored_again');
       throw new TelemetryError(
         'KAFKA_UNAVAILABLE',
         'The restored state is behind the records in hand.',
-        {
-          details: { holes },
-        },
+        { details: { holes: open } },
       );
     }
     this.holeRestores = 0;
     const topic = this.options.eventsTopic;
-    const found: ConsumedRecord[] = [];
-    await this.deps.port.readToEnd(
-      holes.map((h) => ({ topic, partition: h.partition, offset: BigInt(h.nextOffset) })),
-      (record) => found.push(record),
-      'read_committed',
-      holes.map((h) => ({ topic, partition: h.partition, offset: BigInt(h.firstOffset) })),
+    const sought = this.deps.consumer.seek(
+      pending.membership,
+      open.map((h) => ({ topic, partition: h.partition, offset: BigInt(h.nextOffset) })),
     );
-    // Each partition's hole records come before its records in hand; partitions are independent.
-    pending.records.unshift(...found);
-    const gone = findInputHoles(next, pending.records);
-    this.deps.telemetry.inputHole(holes, 'filled', found.length);
-    if (gone.length > 0) this.deps.telemetry.inputHole(gone, 'accepted');
+    if (!sought) {
+      throw new TelemetryError('KAFKA_FENCED', 'The membership changed before the hole fill.', {
+        details: { holes: open },
+      });
+    }
+    for (const h of open) this.sought.set(h.partition, h.nextOffset);
+    const refilled = new Set(open.map((h) => h.partition));
+    let kept = 0;
+    for (const record of pending.records) {
+      if (!refilled.has(record.partition)) pending.records[kept++] = record;
+    }
+    pending.records.length = kept;
+    this.deps.telemetry.inputHole(open, 'filled');
   }
 
   private async restoreMissing(records: readonly ConsumedRecord[]): Promise<void> {

@@ -10,6 +10,11 @@
  * the latest snapshot per key for as long as the key lives, with as many partitions as the events
  * topic so input partition p finds its state on partition p. Names carry the schema generation
  * (`.v1`): an incompatible change gets a new topic, never a rewrite of the old one.
+ *
+ * The events topic keeps broker time (`message.timestamp.type=LogAppendTime`): the partition
+ * leader stamps each record as it appends it, so the processor's partition clock is the
+ * broker's, not any collector host's (issue 18), and the broker never refuses a record for a
+ * producer timestamp too far from its own (`log.message.timestamp.after.max.ms`, 1 h in Kafka 4).
  */
 import { TelemetryError } from './errors.ts';
 
@@ -35,11 +40,20 @@ export interface TopicSpecOptions {
   replicationFactor?: number;
 }
 
+/** The configs that make a topic keep broker time; the processor refuses an events topic without. */
+export const BROKER_TIME_CONFIGS: Readonly<Record<string, string>> = {
+  'message.timestamp.type': 'LogAppendTime',
+};
+
 const BASE_SPECS: readonly Omit<TopicSpec, 'replicationFactor'>[] = [
   {
     name: EVENTS_TOPIC,
     numPartitions: 6,
-    configs: { 'cleanup.policy': 'delete', 'retention.ms': String(7 * DAY_MS) },
+    configs: {
+      'cleanup.policy': 'delete',
+      'retention.ms': String(7 * DAY_MS),
+      ...BROKER_TIME_CONFIGS,
+    },
   },
   {
     name: TRANSITIONS_TOPIC,

@@ -36,7 +36,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
       ...fields,
     };
     if (record['error'] !== undefined) record['error'] = serializeError(record['error']);
-    write(JSON.stringify(record));
+    write(JSON.stringify(record, jsonValue));
   };
 
   return {
@@ -48,11 +48,41 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   };
 }
 
-function serializeError(error: unknown): unknown {
+/** Offsets and other bigints (error details carry them) as decimal strings. */
+function jsonValue(_key: string, value: unknown): unknown {
+  return typeof value === 'bigint' ? String(value) : value;
+}
+
+/** Inner errors of an aggregate logged at most (the rest are counted in `errorsTotal`). */
+const MAX_INNER_ERRORS = 5;
+
+/**
+ * An error as JSON: name, message, `code`, `details` (TelemetryError), the Kafka error a client
+ * error carries (`apiId`, e.g. `INVALID_TIMESTAMP`, `apiCode`, `serverErrorMessage`), the cause,
+ * and an aggregate's inner errors (@platformatic/kafka's `PLT_KFK_MULTIPLE` holds one per attempt,
+ * a `PLT_KFK_RESPONSE` one per failing partition), distinct ones only: the Kafka error is what an
+ * operator needs, and it is always inside.
+ */
+function serializeError(error: unknown, depth = 0): unknown {
   if (!(error instanceof Error)) return error;
   const out: Record<string, unknown> = { name: error.name, message: error.message };
-  const code = (error as { code?: unknown }).code;
-  if (code !== undefined) out['code'] = code;
-  if (error.cause !== undefined) out['cause'] = serializeError(error.cause);
+  const fields = error as unknown as Record<string, unknown>;
+  for (const key of ['code', 'apiId', 'apiCode', 'serverErrorMessage', 'details']) {
+    const value = fields[key];
+    if (value !== undefined && value !== null) out[key] = value;
+  }
+  if (depth > 8) return out;
+  if (error.cause !== undefined) out['cause'] = serializeError(error.cause, depth + 1);
+  const inner = fields['errors'];
+  if (Array.isArray(inner) && inner.length > 0) {
+    const distinct = new Map<string, unknown>();
+    for (const e of inner) {
+      const serialized = serializeError(e, depth + 1);
+      const key = JSON.stringify(serialized, jsonValue);
+      if (!distinct.has(key) && distinct.size < MAX_INNER_ERRORS) distinct.set(key, serialized);
+    }
+    out['errors'] = [...distinct.values()];
+    out['errorsTotal'] = inner.length;
+  }
   return out;
 }

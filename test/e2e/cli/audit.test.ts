@@ -3,6 +3,7 @@
  * as the collector builds them, the exact transitions the transition engine computes from them,
  * both on fresh topics; then a dropped, a duplicated and a changed transition, each named.
  */
+import { BROKER_TIME_CONFIGS } from '../../../services/shared/core/topics.ts';
 import assert from 'node:assert/strict';
 import { describe, test, type TestContext } from 'node:test';
 import type { AuditReport } from '../../../services/cli/audit/audit-topics.ts';
@@ -38,7 +39,10 @@ interface Fleet {
 }
 
 async function fleetTopics(t: TestContext): Promise<Fleet> {
-  const eventsTopic = await uniqueTopic(t, 'audit-events', { numPartitions: PARTITIONS });
+  const eventsTopic = await uniqueTopic(t, 'audit-events', {
+    numPartitions: PARTITIONS,
+    configs: BROKER_TIME_CONFIGS,
+  });
   const transitionsTopic = await uniqueTopic(t, 'audit-transitions', {
     numPartitions: PARTITIONS,
   });

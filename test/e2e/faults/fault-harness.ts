@@ -17,6 +17,7 @@
  *
  * `VFIO_FAULT_CLI=/path/to/bin/vfio-telemetry.js` runs the stages from another checkout.
  */
+import { BROKER_TIME_CONFIGS } from '../../../services/shared/core/topics.ts';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -275,7 +276,7 @@ export class Scenario {
     });
     const { events, transitions, state, deadLetter } = scenario.topics;
     await fc.port.createTopics([
-      topic(events, PARTITIONS, { ...options.eventsConfigs }),
+      topic(events, PARTITIONS, { ...BROKER_TIME_CONFIGS, ...options.eventsConfigs }),
       topic(transitions, PARTITIONS),
       topic(state, PARTITIONS, { 'cleanup.policy': 'compact' }),
       topic(deadLetter, 1),

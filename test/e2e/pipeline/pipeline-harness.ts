@@ -4,6 +4,7 @@
  * and the expectation every such test checks: the transitions `replay` computes from the
  * simulator's own transcripts.
  */
+import { BROKER_TIME_CONFIGS } from '../../../services/shared/core/topics.ts';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -38,7 +39,7 @@ export async function pipelineTopics(
   partitions = 3,
 ): Promise<PipelineTopics> {
   const [events, transitions, state, deadLetter] = await Promise.all([
-    uniqueTopic(t, 'events', { brokers, numPartitions: partitions }),
+    uniqueTopic(t, 'events', { brokers, numPartitions: partitions, configs: BROKER_TIME_CONFIGS }),
     uniqueTopic(t, 'transitions', { brokers, numPartitions: partitions }),
     uniqueTopic(t, 'state', {
       brokers,

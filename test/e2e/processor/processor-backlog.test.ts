@@ -1,3 +1,4 @@
+import { BROKER_TIME_CONFIGS } from '../../../services/shared/core/topics.ts';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { test } from 'node:test';
@@ -20,7 +21,11 @@ test('a backlog on topics with max.message.bytes=4096 drains exactly; an oversiz
   const brokers = brokersFromEnv();
   const small = { 'max.message.bytes': '4096' };
   const [events, transitions, state, deadLetter] = await Promise.all([
-    uniqueTopic(t, 'events', { brokers, numPartitions: PARTITIONS, configs: small }),
+    uniqueTopic(t, 'events', {
+      brokers,
+      numPartitions: PARTITIONS,
+      configs: { ...small, ...BROKER_TIME_CONFIGS },
+    }),
     uniqueTopic(t, 'transitions', { brokers, numPartitions: PARTITIONS, configs: small }),
     uniqueTopic(t, 'state', {
       brokers,

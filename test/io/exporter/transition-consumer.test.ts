@@ -66,6 +66,7 @@ function fakeGroupConsumer() {
       return { records: next ?? [], membership: current ?? membership(0, []) };
     },
     membership: () => current,
+    seek: () => false,
     onMembershipChange: (listener) => void listeners.push(listener),
     commit: (offsets) => {
       commits.push([...offsets]);

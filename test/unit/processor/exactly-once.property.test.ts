@@ -9,7 +9,7 @@ import {
   ChangelogFold,
   type ChangelogEntry,
 } from '../../../services/processor/core/state-changelog.ts';
-import { decodeEvent, encodeEvent, eventRecord } from './processor-fixtures.ts';
+import { brokerTimeMs, decodeEvent, encodeEvent, eventRecord } from './processor-fixtures.ts';
 
 const TIMEOUT_SECONDS = 2;
 /** Short enough that VMs expire within a run (steps are up to 2.5 s apart). */
@@ -40,8 +40,14 @@ function partitionsFrom(steps: readonly Step[], count: number): BatchRecord[][] 
   for (const [vm, device, state, gapMs, kind] of steps) {
     ms += gapMs;
     const log = partitions[vm % count] as BatchRecord[];
-    const push = (value: Buffer | null): void => {
-      log.push({ partition: vm % count, offset: log.length, key: null, value });
+    const push = (value: Buffer | null, atMs = ms): void => {
+      log.push({
+        partition: vm % count,
+        offset: log.length,
+        key: null,
+        value,
+        timestampMs: brokerTimeMs(atMs),
+      });
     };
     const v = vms.get(vm) ?? { session: 1, seq: 0, sent: [] };
     vms.set(vm, v);
@@ -54,7 +60,7 @@ function partitionsFrom(steps: readonly Step[], count: number): BatchRecord[][] 
       // A dead letter that still moves the partition clock (a VFIO event without qom-path, of
       // another host): time passes with nothing applied.
       const record = eventRecord({ vm: 'broken', seq: 1, ms: ms + 4000 });
-      push(encodeEvent({ ...record, host: 'h2', qomPath: null }));
+      push(encodeEvent({ ...record, host: 'h2', qomPath: null }), ms + 4000);
       continue;
     }
     if (kind === 2) v.seq += 2; // the spool dropped two events
@@ -70,8 +76,8 @@ function partitionsFrom(steps: readonly Step[], count: number): BatchRecord[][] 
         session: `s${v.session}`,
         seq: v.seq,
         ms,
-        // Another collector host whose clock lags: the partition clock must not go back.
-        // kind 6: a receive time an hour ahead of QEMU's, which must not move the clock.
+        // kind 5: a collector clock that lags; kind 6: a receive time an hour ahead of QEMU's.
+        // Neither moves the partition clock, which is broker time.
         receivedMs: kind === 5 ? ms - 3000 : kind === 6 ? ms + 3_600_000 : ms,
         device: `vf${device}`,
         state: WALK[state % WALK.length] as string,

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
-import { findInputHoles } from '../../../services/processor/core/input-holes.ts';
+import { describe, test } from 'node:test';
+import { findInputHoles, planSkip } from '../../../services/processor/core/input-holes.ts';
 
 const records = (partition: number, ...offsets: number[]) =>
   offsets.map((offset) => ({ partition, offset: BigInt(offset) }));
@@ -31,4 +31,26 @@ test('a partition with no committed offset in its state cannot have a hole (its 
 
 test('the earliest record of a partition counts, whatever the order in hand', () => {
   assert.deepEqual(findInputHoles(new Map([[0, 10]]), records(0, 12, 10, 11)), []);
+});
+
+describe('planSkip', () => {
+  test('moves the meta forward, keeping the clock', () => {
+    assert.deepEqual(planSkip({ nextOffset: 120, clockMicros: 7 }, 300), {
+      kind: 'skip',
+      meta: { nextOffset: 300, clockMicros: 7 },
+      skipped: 180,
+    });
+    assert.deepEqual(planSkip(null, 5), {
+      kind: 'skip',
+      meta: { nextOffset: 5, clockMicros: 0 },
+      skipped: 5,
+    });
+  });
+
+  test('never backwards, never to a non-offset', () => {
+    assert.equal(planSkip({ nextOffset: 120, clockMicros: 7 }, 120).kind, 'refused');
+    assert.equal(planSkip({ nextOffset: 120, clockMicros: 7 }, 100).kind, 'refused');
+    assert.equal(planSkip(null, -1).kind, 'refused');
+    assert.equal(planSkip(null, 1.5).kind, 'refused');
+  });
 });

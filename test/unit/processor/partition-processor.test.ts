@@ -12,7 +12,9 @@ import {
   type ChangelogEntry,
 } from '../../../services/processor/core/state-changelog.ts';
 import {
+  appendedAfterReceipt,
   batchOf,
+  brokerTimeMs,
   decodeEvent,
   encodeEvent,
   eventRecord,
@@ -165,8 +167,8 @@ describe('processBatch', () => {
     ]);
     const records = [
       ...batchOf([{ seq: 1, ms: 0 }], 0, 7),
-      { partition: 1, offset: 3n, key: Buffer.from('k'), value: null },
-      { partition: 1, offset: 4n, key: null, value: Buffer.from('not json') },
+      { partition: 1, offset: 3n, key: Buffer.from('k'), value: null, timestampMs: 0 },
+      { partition: 1, offset: 4n, key: null, value: Buffer.from('not json'), timestampMs: 0 },
     ];
     const out = processBatch(partitions, records, { groupId: 'g', decodeEvent });
     assert.deepEqual(out.offsets, [
@@ -183,7 +185,7 @@ describe('processBatch', () => {
     assert.deepEqual(
       out.changelog.filter((e) => e.key === 'g\u0000meta').map((e) => [e.partition, e.value]),
       [
-        [0, JSON.stringify({ nextOffset: 8, clockMicros: 1_795_798_176_001_000 })],
+        [0, JSON.stringify({ nextOffset: 8, clockMicros: brokerTimeMs(0) * 1000 })],
         [1, JSON.stringify({ nextOffset: 5, clockMicros: 0 })],
       ],
     );
@@ -201,7 +203,13 @@ describe('processBatch', () => {
     const out = processBatch(
       new Map([[0, new PartitionProcessor(0, { prepareTimeoutSeconds: 10 })]]),
       [
-        { partition: 0, offset: 0, key: null, value: Buffer.from(JSON.stringify(record)) },
+        {
+          partition: 0,
+          offset: 0,
+          key: null,
+          value: Buffer.from(JSON.stringify(record)),
+          timestampMs: brokerTimeMs(0),
+        },
         ...batchOf([{ seq: 2, ms: 1 }], 0, 1),
       ],
       { groupId: 'g', decodeEvent },
@@ -280,10 +288,15 @@ describe('partition processor: VM retention (the partition clock, never wall tim
           partitions = new Map([[0, processor()]]);
           partitions.get(0)?.restore(vms, meta);
         }
-        const out = processBatch(partitions, [{ partition: 0, offset, key: null, value }], {
-          groupId: 'g',
-          decodeEvent,
-        });
+        const timestampMs = appendedAfterReceipt(value);
+        const out = processBatch(
+          partitions,
+          [{ partition: 0, offset, key: null, value, timestampMs }],
+          {
+            groupId: 'g',
+            decodeEvent,
+          },
+        );
         for (const { key, value } of out.changelog) changelog.push({ key, value });
         seen.push(
           [
@@ -351,7 +364,13 @@ describe('partition processor: hostile but well-formed records', () => {
     const out = processBatch(
       partitions,
       [
-        { partition: 0, offset: 2, key: null, value: skewed('b', 1, 10, year2127) },
+        {
+          partition: 0,
+          offset: 2,
+          key: null,
+          value: skewed('b', 1, 10, year2127),
+          timestampMs: brokerTimeMs(10),
+        },
         ...batchOf([{ vm: 'a', seq: 2, ms: 20, state: 'pre-copy-p2p' }], 0, 3),
       ],
       { groupId: 'g', decodeEvent },
@@ -384,6 +403,7 @@ describe('partition processor: hostile but well-formed records', () => {
             ...eventRecord({ vm: 'a', seq: 1, ms: 1000, state: 'pre-copy-p2p-prepare' }),
             receivedMicros: 0,
           }),
+          timestampMs: brokerTimeMs(1000),
         },
         ...batchOf([{ vm: 'b', seq: 2, ms: 1500 }], 0, 2),
       ],
@@ -394,6 +414,75 @@ describe('partition processor: hostile but well-formed records', () => {
     assert.equal(processor.stats().openPrepares, 1);
   });
 
+  test('a host whose clock is a year ahead, QEMU and collector alike, times out no other host', () => {
+    // Before issue 18 the partition clock was the newest receive time: this host's first record
+    // timed out b's prepare and forgot the shut-down VM c, and every later prepare of b with it.
+    const YEAR_MS = 365 * 24 * 3600 * 1000;
+    const processor = new PartitionProcessor(0, { prepareTimeoutSeconds: 2 });
+    const partitions = new Map([[0, processor]]);
+    processBatch(
+      partitions,
+      batchOf([
+        { vm: 'b', seq: 1, ms: 0, state: 'pre-copy-p2p-prepare' },
+        { vm: 'c', seq: 1, ms: 0, event: 'SHUTDOWN' },
+      ]),
+      { groupId: 'g', decodeEvent },
+    );
+    const ahead = (seq: number, ms: number, state: string) => ({
+      partition: 0,
+      offset: seq + 1,
+      key: null,
+      value: encodeEvent({
+        ...eventRecord({ vm: 'fast', seq, ms: ms + YEAR_MS, state }),
+        host: 'h-ahead',
+      }),
+      timestampMs: brokerTimeMs(ms),
+    });
+    const out = processBatch(
+      partitions,
+      [
+        ahead(1, 5, 'pre-copy-p2p-prepare'),
+        ahead(2, 35, 'pre-copy-p2p'),
+        ...batchOf([{ vm: 'b', seq: 2, ms: 40, state: 'pre-copy-p2p' }], 0, 4),
+      ],
+      { groupId: 'g', decodeEvent },
+    );
+    // Both prepares complete; the host ahead's in 30 ms of its own (QEMU) time.
+    assert.deepEqual(
+      out.transitions
+        .filter((t) => t.transition.type === 'prepare')
+        .map((t) => [
+          t.transition.vm,
+          t.transition.type === 'prepare' ? t.transition.outcome : '',
+          t.transition.type === 'prepare' ? t.transition.seconds : 0,
+        ]),
+      [
+        ['fast', 'completed', 0.03],
+        ['b', 'completed', 0.04],
+      ],
+    );
+    assert.equal(out.counts.silentTimeouts, 0);
+    assert.equal(out.counts.forgottenVms, 0);
+    assert.equal(out.counts.untrustedReceiveTimes, 0, 'the host is self-consistent');
+    assert.equal(processor.meta().clockMicros, brokerTimeMs(40) * 1000);
+    // Its clock offset, receive time − broker time, is reported per host: a year, to the ms.
+    assert.equal(out.hostClockOffsets.get('h-ahead'), YEAR_MS * 1000 - 1000);
+    assert.equal(out.hostClockOffsets.get('h1'), -1000);
+  });
+
+  test('the partition clock is broker time: silence is measured by it, not by receive times', () => {
+    const p = run(2);
+    p.batch([{ vm: 'a', seq: 1, ms: 0, state: 'pre-copy-p2p-prepare' }]);
+    // b's collector clock stands still; the broker's moves on 3 s: a falls silent.
+    const out = p.batch([{ vm: 'b', seq: 1, ms: 0, receivedMs: 0, brokerMs: 3000 }]);
+    assert.deepEqual(out.brief, ['a prepare pre-copy-p2p timed_out s1']);
+    // A record whose broker time is behind the clock (a new leader a little behind) does not
+    // move it back.
+    const before = p.processor.meta().clockMicros;
+    p.batch([{ vm: 'b', seq: 2, ms: 1, brokerMs: 2000 }]);
+    assert.equal(p.processor.meta().clockMicros, before);
+  });
+
   test('identifiers over the length limit are dead letters (too_large); the next record applies', () => {
     const long = 'x'.repeat(MAX_IDENTIFIER_LENGTH + 1);
     const ok = 'y'.repeat(MAX_IDENTIFIER_LENGTH);
@@ -402,7 +491,13 @@ describe('partition processor: hostile but well-formed records', () => {
       encodeEvent({ ...eventRecord({ seq: 1, ms: 0 }), qomPath: long }),
       encodeEvent({ ...eventRecord({ seq: 1, ms: 0 }), deviceState: long }),
       encodeEvent({ ...eventRecord({ seq: 1, ms: 0 }), host: ok }),
-    ].map((value, offset) => ({ partition: 0, offset, key: null, value }));
+    ].map((value, offset) => ({
+      partition: 0,
+      offset,
+      key: null,
+      value,
+      timestampMs: brokerTimeMs(0),
+    }));
     const out = processBatch(
       new Map([[0, new PartitionProcessor(0, { prepareTimeoutSeconds: 2 })]]),
       records,

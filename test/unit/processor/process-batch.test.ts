@@ -37,7 +37,7 @@ import {
   createTransitionCodec,
   type AvroCodec,
 } from '../../../services/shared/io/avro-codec.ts';
-import { eventRecord, T0 } from './processor-fixtures.ts';
+import { brokerTimeMs, eventRecord, T0 } from './processor-fixtures.ts';
 
 const SEED = Number(process.env['FUZZ_SEED'] ?? 20261202);
 const RUNS = Number(process.env['FUZZ_RUNS'] ?? 300);
@@ -228,7 +228,13 @@ describe('processBatch under hostile input (fast-check, fixed seed)', () => {
             const offset = next[partition] ?? 0;
             next[partition] = offset + 1;
             const bytes = 'record' in value ? eventCodec.encode(fill(value.record)) : value.bytes;
-            return { partition, offset, key: null, value: bytes };
+            return {
+              partition,
+              offset,
+              key: null,
+              value: bytes,
+              timestampMs: brokerTimeMs(offset),
+            };
           });
           const changelog = new Map([0, 1].map((p) => [p, new ChangelogFold('g')]));
           for (let i = 0; i < records.length; i += batchSize) {
@@ -311,6 +317,7 @@ describe('bounded memory under a flood of distinct VMs', () => {
           value: eventCodec.encode(
             eventRecord({ vm: `flood-${i}`, seq: 1, ms: i * 10, state: 'running' }),
           ),
+          timestampMs: brokerTimeMs(i * 10),
         });
       }
       const out = processBatch(partitions, batch, { groupId: 'g', decodeEvent });
@@ -344,6 +351,7 @@ describe('bounded memory under a flood of distinct VMs', () => {
       value: eventCodec.encode(
         eventRecord({ seq: i + 1, ms: i, device: `${'d'.repeat(200)}-${i}`, state: 'running' }),
       ),
+      timestampMs: brokerTimeMs(i),
     }));
     const out = processBatch(new Map([[0, processor]]), records, { groupId: 'g', decodeEvent });
     assert.equal(processor.stats().devices, MAX_DEVICES_PER_VM);

@@ -13,6 +13,8 @@ export interface EventSpec {
   ms: number;
   /** Collector receive time, ms after T0 (default `ms`). */
   receivedMs?: number;
+  /** Broker time (the record's Kafka timestamp), ms after T0 (default `receivedMs`). */
+  brokerMs?: number;
   state?: string;
   event?: string;
   device?: string;
@@ -51,6 +53,16 @@ export function decodeEvent(value: Uint8Array): EventDecodeResult {
   }
 }
 
+/** The Kafka timestamp of a record appended `ms` after T0: 1 ms after its receive time. */
+export function brokerTimeMs(ms: number): number {
+  return T0 / 1000 + ms + 2;
+}
+
+/** The Kafka timestamp of a test-encoded record appended 1 ms after its receive time. */
+export function appendedAfterReceipt(value: Buffer): number {
+  return Math.floor((JSON.parse(value.toString()) as EventRecord).receivedMicros / 1000) + 1;
+}
+
 /** Records of one partition from offset `from` on. */
 export function batchOf(specs: readonly EventSpec[], partition = 0, from = 0): BatchRecord[] {
   return specs.map((spec, i) => ({
@@ -58,5 +70,6 @@ export function batchOf(specs: readonly EventSpec[], partition = 0, from = 0): B
     offset: from + i,
     key: null,
     value: encodeEvent(eventRecord(spec)),
+    timestampMs: brokerTimeMs(spec.brokerMs ?? spec.receivedMs ?? spec.ms),
   }));
 }

@@ -40,6 +40,26 @@ export function kafkaErrorNames(error: unknown): Set<string> {
   return names;
 }
 
+/**
+ * What a failure counter's `kafka_error` label says: each Kafka error name in `error`; without
+ * one, the client's own error codes (`PLT_KFK_NETWORK`, `PLT_KFK_TIMEOUT`...), not the wrappers'
+ * (`PLT_KFK_MULTIPLE`, `PLT_KFK_RESPONSE`, which say nothing); else `unknown`. Both lists are
+ * finite, so the label's cardinality is bounded.
+ */
+export function kafkaErrorLabels(error: unknown): string[] {
+  const names = kafkaErrorNames(error);
+  if (names.size > 0) return [...names].sort();
+  const codes = new Set<string>();
+  for (const node of walk(error)) {
+    const code = node['code'];
+    if (typeof code === 'string' && /^PLT_KFK_[A-Z_]+$/.test(code) && !WRAPPER_CODES.has(code))
+      codes.add(code);
+  }
+  return codes.size > 0 ? [...codes].sort() : ['unknown'];
+}
+
+const WRAPPER_CODES: ReadonlySet<string> = new Set(['PLT_KFK_MULTIPLE', 'PLT_KFK_RESPONSE']);
+
 export function hasKafkaError(
   error: unknown,
   names: ReadonlySet<string> | readonly string[],

@@ -122,6 +122,8 @@ export class PortGroupConsumer implements GroupConsumer {
   readonly #dataSignal = new Signal();
   #membership: GroupMembership | null = null;
   #epoch = 0;
+  /** Bumped by every membership change and `seek`: a fetch in flight across one is dropped. */
+  #fetchEpoch = 0;
   /** Positions of the current generation; `undefined` until they are loaded. */
   #positions: Map<string, TopicPartitionOffset> | undefined;
   #buffer: ConsumedRecord[] = [];
@@ -220,6 +222,34 @@ export class PortGroupConsumer implements GroupConsumer {
     }
     this.#loopSignal.notify();
     return { records, membership: this.#membership ?? this.#noMembership() };
+  }
+
+  seek(membership: GroupMembership, offsets: readonly TopicPartitionOffset[]): boolean {
+    const current = this.#membership;
+    if (
+      current === null ||
+      current.generationId !== membership.generationId ||
+      current.memberId !== membership.memberId ||
+      this.#positions === undefined
+    ) {
+      return false;
+    }
+    const moved = new Set<string>();
+    for (const p of offsets) {
+      const key = keyOf(p.topic, p.partition);
+      moved.add(key);
+      this.#positions.set(key, { topic: p.topic, partition: p.partition, offset: p.offset });
+    }
+    const kept: ConsumedRecord[] = [];
+    for (let i = this.#bufferStart; i < this.#buffer.length; i++) {
+      const record = this.#buffer[i] as ConsumedRecord;
+      if (!moved.has(keyOf(record.topic, record.partition))) kept.push(record);
+    }
+    this.#buffer = kept;
+    this.#bufferStart = 0;
+    this.#fetchEpoch += 1;
+    this.#loopSignal.notify();
+    return true;
   }
 
   async commit(offsets: readonly TopicPartitionOffset[]): Promise<void> {
@@ -355,6 +385,7 @@ export class PortGroupConsumer implements GroupConsumer {
     }
     this.#membership = membership;
     this.#epoch += 1;
+    this.#fetchEpoch += 1;
     this.#positions = undefined;
     this.#buffer = [];
     this.#bufferStart = 0;
@@ -446,13 +477,14 @@ export class PortGroupConsumer implements GroupConsumer {
           await this.#loadPositions(epoch, membership);
           continue;
         }
+        const fetchEpoch = this.#fetchEpoch;
         const fetched = await fetchPositions(this.#consumer, [...this.#positions.values()], {
           isolation: this.#isolation,
           maxWaitMs,
           maxBytes,
           connectionPool: this.#fetchPool,
         });
-        if (epoch !== this.#epoch || this.#closed) continue;
+        if (epoch !== this.#epoch || fetchEpoch !== this.#fetchEpoch || this.#closed) continue;
         const outOfRange: TopicPartition[] = [];
         let retry = false;
         for (const partition of fetched) {

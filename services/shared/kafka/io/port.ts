@@ -130,6 +130,11 @@ export interface GroupConsumer {
   membership(): GroupMembership | null;
   /** Called (synchronously) whenever the membership changes, including leaving the group. */
   onMembershipChange(listener: (membership: GroupMembership | null) => void): void;
+  /**
+   * Reads the given partitions again from `offsets` (fetched records of them not yet handed over
+   * are dropped), if `membership` is still the current one; false (nothing moved) otherwise.
+   */
+  seek(membership: GroupMembership, offsets: readonly TopicPartitionOffset[]): boolean;
   /** Commits offsets outside any transaction (the exporter's path). */
   commit(offsets: readonly TopicPartitionOffset[]): Promise<void>;
   /** Leaves the group and closes the connections. */
