@@ -12,6 +12,8 @@
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Admin } from '@platformatic/kafka';
+import { parseKafkaSecurityEnv } from '../../services/shared/kafka/core/options.ts';
+import { connectionSecurity } from '../../services/shared/kafka/io/security.ts';
 
 const ATTEMPT_INTERVAL_MS = 250;
 
@@ -23,6 +25,7 @@ async function brokerCount(address: string): Promise<number | Error> {
     connectTimeout: 1000,
     requestTimeout: 2000,
     retries: 0,
+    ...connectionSecurity(parseKafkaSecurityEnv(process.env)),
   });
   try {
     const metadata = await admin.metadata({ topics: [], forceUpdate: true });

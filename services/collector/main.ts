@@ -10,6 +10,7 @@ import { buildEventRecord } from '../shared/core/event-record-builder.ts';
 import { createEventCodec } from '../shared/io/avro-codec.ts';
 import { startHttpServer, type RunningHttpServer } from '../shared/io/http-server.ts';
 import { createKafkaPort } from '../shared/kafka/io/client.ts';
+import { kafkaSecurityOf } from '../shared/kafka/core/options.ts';
 import type { KafkaPort } from '../shared/kafka/io/port.ts';
 import type { Logger } from '../shared/io/logger.ts';
 import type { CollectorConfig } from './config.ts';
@@ -59,6 +60,7 @@ export async function startCollector(
   logger: Logger,
   kafka: CollectorKafka = createKafkaPort({
     brokers: config.brokers,
+    security: kafkaSecurityOf(config),
     clientId: config.clientId,
     logger,
   }),

@@ -9,6 +9,7 @@ import { DURATION_BUCKETS_SECONDS, RDMA_BUDGET_SECONDS } from '../shared/core/bu
 import { createTransitionCodec } from '../shared/io/avro-codec.ts';
 import { startHttpServer, type RunningHttpServer } from '../shared/io/http-server.ts';
 import { createKafkaPort } from '../shared/kafka/io/client.ts';
+import { kafkaSecurityOf } from '../shared/kafka/core/options.ts';
 import type { Logger } from '../shared/io/logger.ts';
 import type { ExporterConfig } from './config.ts';
 import {
@@ -161,6 +162,7 @@ export async function startExporter(
   async function defaultConsumer(s: TransitionSink): Promise<RunningTransitionConsumer> {
     const port = createKafkaPort({
       brokers: config.brokers,
+      security: kafkaSecurityOf(config),
       clientId: config.clientId,
       logger,
     });

@@ -11,6 +11,7 @@ import {
 } from '../shared/io/avro-codec.ts';
 import { startHttpServer, type RunningHttpServer } from '../shared/io/http-server.ts';
 import { createKafkaPort } from '../shared/kafka/io/client.ts';
+import { kafkaSecurityOf } from '../shared/kafka/core/options.ts';
 import type { KafkaPort, TopicDescription } from '../shared/kafka/io/port.ts';
 import type { Logger } from '../shared/io/logger.ts';
 import type { ProcessorConfig } from './config.ts';
@@ -55,6 +56,7 @@ export async function startProcessor(
   logger: Logger,
   port: KafkaPort = createKafkaPort({
     brokers: config.brokers,
+    security: kafkaSecurityOf(config),
     clientId: config.clientId,
     logger,
   }),

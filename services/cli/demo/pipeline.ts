@@ -34,8 +34,15 @@ export interface PipelineOptions {
   /** Consumer group suffix, so runs against a shared cluster do not mix. */
   groupSuffix?: string;
   host?: string;
+  /**
+   * The Kafka security settings of each stage as environment variables (`KAFKA_SECURITY_PROTOCOL`,
+   * `KAFKA_SASL_USERNAME`...), so each may run on its own principal; plaintext without.
+   */
+  kafkaEnv?: (stage: PipelineStage) => Readonly<Record<string, string | undefined>>;
   logger: Logger;
 }
+
+export type PipelineStage = 'collector' | 'processor' | 'exporter';
 
 export interface PipelineTopics {
   events: string;
@@ -63,6 +70,7 @@ export async function startPipeline(options: PipelineOptions): Promise<RunningPi
   };
   const brokers = [...options.brokers];
   const suffix = options.groupSuffix ?? '';
+  const env = (stage: PipelineStage) => options.kafkaEnv?.(stage) ?? {};
   const work = await mkdtemp(join(tmpdir(), 'vfio-telemetry-pipeline-'));
   const stops: Array<() => Promise<void>> = [() => rm(work, { recursive: true, force: true })];
   const stopAll = async (): Promise<void> => {
@@ -71,7 +79,7 @@ export async function startPipeline(options: PipelineOptions): Promise<RunningPi
   try {
     const exporter = await startExporter(
       parseExporterConfig({
-        env: {},
+        env: env('exporter'),
         flags: {
           brokers,
           topic: topics.transitions,
@@ -86,7 +94,7 @@ export async function startPipeline(options: PipelineOptions): Promise<RunningPi
     stops.push(() => exporter.stop());
     const processor = await startProcessor(
       parseProcessorConfig({
-        env: {},
+        env: env('processor'),
         flags: {
           brokers,
           'events-topic': topics.events,
@@ -113,7 +121,7 @@ export async function startPipeline(options: PipelineOptions): Promise<RunningPi
     stops.push(() => simulator.close());
     const collector = await startCollector(
       parseCollectorConfig(options.host ?? 'demo-host', {
-        env: {},
+        env: env('collector'),
         flags: {
           brokers,
           topic: topics.events,
