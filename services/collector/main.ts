@@ -11,6 +11,7 @@ import { createEventCodec } from '../shared/io/avro-codec.ts';
 import { startHttpServer, type RunningHttpServer } from '../shared/io/http-server.ts';
 import { createKafkaPort } from '../shared/kafka/io/client.ts';
 import { kafkaSecurityOf } from '../shared/kafka/core/options.ts';
+import { createRefusalDiagnosis } from '../shared/kafka/io/security.ts';
 import type { KafkaPort } from '../shared/kafka/io/port.ts';
 import type { Logger } from '../shared/io/logger.ts';
 import type { CollectorConfig } from './config.ts';
@@ -235,6 +236,7 @@ export async function startCollector(
     retry: { initialMs: 200, maxMs: config.kafkaRetryMaxMs, multiplier: 2 },
     stallTimeoutMs: config.stallTimeoutMs,
     telemetry,
+    diagnose: createRefusalDiagnosis(config.brokers, kafkaSecurityOf(config)),
   });
   sender.start();
 
@@ -278,9 +280,13 @@ export async function startCollector(
     readiness: () => {
       const reasons: string[] = [];
       const kafkaOk = sender.connected || spool.accepting;
+      const refusal = sender.refusal;
       if (!sender.connected)
         reasons.push(
-          spool.accepting ? 'kafka: unreachable, spooling' : 'kafka: unreachable and spool full',
+          (refusal === undefined
+            ? 'kafka: unreachable'
+            : `kafka: refused (${refusal.reason}: ${refusal.detail})`) +
+            (spool.accepting ? ', spooling' : ' and spool full'),
         );
       const watching = watcher === undefined || watcher.running;
       if (!watching) reasons.push(`watcher: ${config.socketDir} cannot be listed`);

@@ -10,10 +10,12 @@
  */
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
-import type { ConnectionOptions as TlsOptions } from 'node:tls';
+import { connect as connectTls, type ConnectionOptions as TlsOptions } from 'node:tls';
 import type { SASLOptions } from '@platformatic/kafka';
 import { TelemetryError } from '../../core/errors.ts';
 import { kafkaSecurityFiles, type KafkaSecurity } from '../core/options.ts';
+import { classifyRefusal, type Refusal } from '../core/refusal.ts';
+import { kafkaRefusal } from './errors.ts';
 
 export interface ConnectionSecurity {
   tls?: TlsOptions;
@@ -154,4 +156,78 @@ export function checkKafkaSecurityFiles(
       { details: { problems } },
     );
   }
+}
+
+/** ApiVersions v0 (api key 18), correlation id 1, no client id: the smallest request there is. */
+const API_VERSIONS_V0 = Buffer.from([0, 0, 0, 10, 0, 18, 0, 0, 0, 0, 0, 1, 0xff, 0xff]);
+
+/**
+ * Connects to `broker` with `tls` once, sends ApiVersions, and resolves with the code of the
+ * error the connection ends with (undefined when the broker answers). Over TLS 1.3 a broker
+ * checks the client certificate after the handshake: its refusal arrives as an alert on a
+ * connection @platformatic/kafka already counts as open, and the library reports only
+ * "Connection closed". This probe reads that alert.
+ */
+export function probeTlsAlert(
+  broker: string,
+  tls: TlsOptions,
+  timeoutMs = 5000,
+): Promise<string | undefined> {
+  const at = broker.lastIndexOf(':');
+  return new Promise((resolve) => {
+    let code: string | undefined;
+    const socket = connectTls({
+      ...tls,
+      host: broker.slice(0, at),
+      port: Number(broker.slice(at + 1)),
+      timeout: timeoutMs,
+    });
+    socket.once('secureConnect', () => socket.write(API_VERSIONS_V0));
+    socket.once('data', () => socket.destroy());
+    socket.once('timeout', () => socket.destroy());
+    socket.on('error', (error: NodeJS.ErrnoException) => (code ??= error.code));
+    socket.once('close', () => resolve(code));
+  });
+}
+
+/**
+ * `error`'s refusal (kafka/io/errors.ts); when it only says a TLS connection closed and we
+ * present a client certificate, the broker's alert read by `probeTlsAlert` (at most once per
+ * `probeEveryMs`; the last answer is reused meanwhile).
+ */
+export function createRefusalDiagnosis(
+  brokers: readonly string[],
+  security: KafkaSecurity | undefined,
+  probeEveryMs = 10_000,
+): (error: unknown) => Promise<Refusal | undefined> {
+  let last: { atMs: number; refusal: Refusal | undefined } | undefined;
+  return async (error) => {
+    const refusal = kafkaRefusal(error);
+    if (refusal !== undefined || security?.tls?.certFile === undefined) return refusal;
+    if (!/Connection closed/.test(String(collectMessages(error)))) return undefined;
+    const broker = brokers[0];
+    if (broker === undefined) return undefined;
+    if (last !== undefined && Date.now() - last.atMs < probeEveryMs) return last.refusal;
+    const tls = connectionSecurity(security).tls ?? {};
+    const code = await probeTlsAlert(broker, tls);
+    last = {
+      atMs: Date.now(),
+      refusal:
+        code === undefined
+          ? undefined
+          : classifyRefusal({ kafkaErrors: [], codes: [code], messages: [] }),
+    };
+    return last.refusal;
+  };
+}
+
+function collectMessages(error: unknown, seen = new Set<unknown>()): string[] {
+  if (typeof error !== 'object' || error === null || seen.has(error)) return [];
+  seen.add(error);
+  const node = error as { message?: unknown; errors?: unknown; cause?: unknown };
+  const out = typeof node.message === 'string' ? [node.message] : [];
+  if (Array.isArray(node.errors))
+    for (const e of node.errors) out.push(...collectMessages(e, seen));
+  out.push(...collectMessages(node.cause, seen));
+  return out;
 }
