@@ -71,6 +71,9 @@ export async function startPipeline(options: PipelineOptions): Promise<RunningPi
   const brokers = [...options.brokers];
   const suffix = options.groupSuffix ?? '';
   const env = (stage: PipelineStage) => options.kafkaEnv?.(stage) ?? {};
+  // A stage's own KAFKA_BROKERS (e.g. the SSL listener for a client certificate) wins.
+  const brokersOf = (stage: PipelineStage): string[] =>
+    env(stage)['KAFKA_BROKERS']?.split(',') ?? brokers;
   const work = await mkdtemp(join(tmpdir(), 'vfio-telemetry-pipeline-'));
   const stops: Array<() => Promise<void>> = [() => rm(work, { recursive: true, force: true })];
   const stopAll = async (): Promise<void> => {
@@ -81,7 +84,7 @@ export async function startPipeline(options: PipelineOptions): Promise<RunningPi
       parseExporterConfig({
         env: env('exporter'),
         flags: {
-          brokers,
+          brokers: brokersOf('exporter'),
           topic: topics.transitions,
           'group-id': `vfio-exporter${suffix}`,
           'http-port': String(options.exporterPort),
@@ -96,7 +99,7 @@ export async function startPipeline(options: PipelineOptions): Promise<RunningPi
       parseProcessorConfig({
         env: env('processor'),
         flags: {
-          brokers,
+          brokers: brokersOf('processor'),
           'events-topic': topics.events,
           'transitions-topic': topics.transitions,
           'state-topic': topics.state,
@@ -123,7 +126,7 @@ export async function startPipeline(options: PipelineOptions): Promise<RunningPi
       parseCollectorConfig(options.host ?? 'demo-host', {
         env: env('collector'),
         flags: {
-          brokers,
+          brokers: brokersOf('collector'),
           topic: topics.events,
           'socket-dir': sockets,
           'spool-dir': join(work, 'spool'),

@@ -40,15 +40,24 @@ const UNTRUSTED_SERVER = new Set([
   'CERT_SIGNATURE_FAILURE',
 ]);
 
-/** OpenSSL alerts a broker sends when it refuses our certificate (or its absence). */
+/**
+ * OpenSSL alerts a broker sends when it refuses our certificate (or its absence), by the end of
+ * node's error code: `ERR_SSL_SSLV3_ALERT_CERTIFICATE_UNKNOWN`, or `ERR_SSL_SSL/TLS_ALERT_...`
+ * with other OpenSSL builds.
+ */
 const CLIENT_CERT_ALERTS: Readonly<Record<string, string>> = {
-  ERR_SSL_SSLV3_ALERT_CERTIFICATE_UNKNOWN: 'not signed by a CA it trusts',
-  ERR_SSL_TLSV1_ALERT_UNKNOWN_CA: 'not signed by a CA it trusts',
-  ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE: 'missing or unusable',
-  ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED: 'missing (the listener requires one)',
-  ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED: 'expired',
-  ERR_SSL_SSLV3_ALERT_CERTIFICATE_REVOKED: 'revoked',
+  CERTIFICATE_UNKNOWN: 'not signed by a CA it trusts',
+  UNKNOWN_CA: 'not signed by a CA it trusts',
+  BAD_CERTIFICATE: 'missing or unusable',
+  CERTIFICATE_REQUIRED: 'missing (the listener requires one)',
+  CERTIFICATE_EXPIRED: 'expired',
+  CERTIFICATE_REVOKED: 'revoked',
 };
+
+function clientCertAlert(code: string): string | undefined {
+  const match = /^ERR_SSL_.*_ALERT_([A-Z_]+)$/.exec(code);
+  return match === null ? undefined : CLIENT_CERT_ALERTS[match[1]!];
+}
 
 export function classifyRefusal(facts: RefusalFacts): Refusal | undefined {
   const names = new Set(facts.kafkaErrors);
@@ -102,7 +111,7 @@ export function classifyRefusal(facts: RefusalFacts): Refusal | undefined {
       };
     if (code === 'CERT_HAS_EXPIRED' || code === 'CERT_NOT_YET_VALID')
       return { reason: 'tls', detail: `the broker's certificate is not valid now (${code})` };
-    const alert = CLIENT_CERT_ALERTS[code];
+    const alert = clientCertAlert(code);
     if (alert !== undefined)
       return {
         reason: 'tls',

@@ -55,6 +55,7 @@ test('TLS: untrusted or misnamed broker, our certificate refused, TLS required',
     /refused our client certificate: not signed by a CA it trusts/,
   );
   assert.match(tls(['ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED'])!.detail, /expired/);
+  assert.match(tls(['ERR_SSL_SSL/TLS_ALERT_CERTIFICATE_UNKNOWN'])!.detail, /client certificate/);
   assert.match(tls([], ['Broker requires TLS.'])!.detail, /requires TLS/);
 });
 
