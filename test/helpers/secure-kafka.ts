@@ -125,6 +125,9 @@ export async function startSecureKafka(options: { nodes?: number } = {}): Promis
       },
       { timeoutMs: 120_000, description: 'a group coordinator on the secured cluster' },
     );
+  } catch (error) {
+    await stop().catch(() => undefined);
+    throw error;
   } finally {
     await warmUp.close();
   }

@@ -112,7 +112,7 @@ describe('secured Kafka (start.sh --secure)', { timeout: 900_000 }, () => {
       exporterPort: 0,
       groupSuffix: suffix,
       kafkaEnv: (stage) => envs[stage],
-      logger: quietLogger(),
+      logger: process.env['DEBUG_SECURED'] ? createLogger({ level: 'warn' }) : quietLogger(),
     });
     t.after(() => pipeline.stop());
     await pipeline.simulator.done;
