@@ -5,11 +5,15 @@
  *
  *   node --import tsx infra/kafka/await-broker.ts --brokers HOST:PORT [--pid PID] [--timeout-ms N]
  *
+ * A secured broker is asked with the KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_* and KAFKA_TLS_* settings
+ * of the environment (start.sh passes its admin's).
+ *
  * Exit 0 once answered; 1 on timeout; 2 if the process --pid is gone first (no point waiting).
  */
 import '../../bin/require-node.js';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { parseKafkaSecurityEnv } from '../../services/shared/kafka/core/options.ts';
 import { createKafkaPort } from '../../services/shared/kafka/io/client.ts';
 import { createLogger } from '../../services/shared/io/logger.ts';
 
@@ -28,6 +32,7 @@ async function answersMetadata(brokers: string[]): Promise<unknown> {
   const port = createKafkaPort({
     brokers,
     clientId: 'vfio-telemetry-await-broker',
+    security: parseKafkaSecurityEnv(process.env),
     // Quiet: every failed attempt is expected until the broker is up; the last one is reported.
     logger: createLogger({ write: () => undefined }),
     connectTimeoutMs: 1000,

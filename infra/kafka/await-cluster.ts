@@ -13,6 +13,8 @@ import '../../bin/require-node.js';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Admin } from '@platformatic/kafka';
+import { parseKafkaSecurityEnv } from '../../services/shared/kafka/core/options.ts';
+import { connectionSecurity } from '../../services/shared/kafka/io/security.ts';
 
 const ATTEMPT_INTERVAL_MS = 250;
 
@@ -24,6 +26,7 @@ async function brokerCount(address: string): Promise<number | Error> {
     connectTimeout: 1000,
     requestTimeout: 2000,
     retries: 0,
+    ...connectionSecurity(parseKafkaSecurityEnv(process.env)),
   });
   try {
     const metadata = await admin.metadata({ topics: [], forceUpdate: true });

@@ -28,12 +28,12 @@ process_state() { # PID
   awk '{print $3}' "/proc/$1/stat" 2>/dev/null || true
 }
 
-# The PLAINTEXT port of DIR/server.properties.
+# The port of the first listener of DIR/server.properties: PLAINTEXT, or SASL_SSL when secured.
 broker_port() { # DIR
   local port
-  port="$(sed -n 's/^listeners=PLAINTEXT:\/\/127.0.0.1:\([0-9]*\),.*/\1/p' "$1/server.properties")"
+  port="$(sed -n 's/^listeners=[A-Z_]*:\/\/127.0.0.1:\([0-9]*\),.*/\1/p' "$1/server.properties")"
   [[ -n "$port" ]] || {
-    echo "no listeners=PLAINTEXT://127.0.0.1:PORT,... line in $1/server.properties" >&2
+    echo "no listeners=NAME://127.0.0.1:PORT,... line in $1/server.properties" >&2
     return 1
   }
   echo "$port"
@@ -87,13 +87,14 @@ logger.controller.level=INFO
 LOG4J
 }
 
-# Formats DIR/data for CLUSTER_ID unless it already is formatted.
+# Formats DIR/data for CLUSTER_ID unless it already is formatted; the array format_args (e.g.
+# --add-scram credentials of a secured setup) is passed on.
 format_storage() { # DIR CLUSTER_ID JAVA LIBS
   [[ ! -f "$1/data/meta.properties" ]] || return 0
   echo "start.sh: formatting $1/data with cluster id $2" >&2
   "$3" -Dlog4j2.configurationFile="$1/log4j2.properties" -cp "$4/*" \
     kafka.tools.StorageTool format --config "$1/server.properties" --cluster-id "$2" \
-    >>"$1/kafka.log" 2>&1 || {
+    ${format_args[@]+"${format_args[@]}"} >>"$1/kafka.log" 2>&1 || {
     echo "start.sh: formatting storage failed; see $1/kafka.log" >&2
     tail -n 20 "$1/kafka.log" >&2
     return 1
@@ -119,9 +120,22 @@ launch_broker() { # DIR JAVA LIBS HEAP_OPTS
   echo "$launched_pid" >"$1/kafka.pid"
 }
 
+# Runs a command with the KAFKA_* settings of the file client_env (a secured setup's admin), if set.
+with_client_env() { # COMMAND...
+  (
+    if [[ -n "${client_env:-}" ]]; then
+      set -a
+      # shellcheck source=/dev/null
+      source "$client_env"
+      set +a
+    fi
+    "$@"
+  )
+}
+
 # Exit 0 once ADDRESS answers a metadata request; 1 on timeout; 2 when PID exited first.
 await_broker() { # ADDRESS PID TIMEOUT_MS
-  (cd "$repo" && node --import tsx "$here/await-broker.ts" --brokers "$1" --pid "$2" --timeout-ms "$3")
+  (cd "$repo" && with_client_env node --import tsx "$here/await-broker.ts" --brokers "$1" --pid "$2" --timeout-ms "$3")
 }
 
 # Waits up to TENTHS tenths of a second for PID to stop being DIR's broker.

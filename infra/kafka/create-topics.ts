@@ -11,11 +11,15 @@
  *
  *   node --import tsx infra/kafka/create-topics.ts --brokers HOST:PORT[,HOST:PORT] [--prefix P]
  *     [--replication-factor N]
+ *
+ * A secured cluster: the KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_* and KAFKA_TLS_* variables of the
+ * stages (docs/operations.md), e.g. those of STATE_DIR/tls/admin.env from `start.sh --secure`.
  */
 import '../../bin/require-node.js';
 import { parseArgs } from 'node:util';
 import { isTelemetryError } from '../../services/shared/core/errors.ts';
 import { topicSpecs, type TopicSpec } from '../../services/shared/core/topics.ts';
+import { parseKafkaSecurityEnv } from '../../services/shared/kafka/core/options.ts';
 import { createKafkaPort } from '../../services/shared/kafka/io/client.ts';
 import type { KafkaPort } from '../../services/shared/kafka/io/port.ts';
 import { createLogger } from '../../services/shared/io/logger.ts';
@@ -102,6 +106,7 @@ async function main(): Promise<number> {
     brokers: values.brokers.split(','),
     clientId: 'vfio-telemetry-create-topics',
     logger: createLogger({ level: 'warn' }),
+    security: parseKafkaSecurityEnv(process.env),
   });
   try {
     await ensureTopics(port, specs);

@@ -53,6 +53,9 @@ node_dir="$state_dir/node-$node"
 }
 state_dir="$(cd "$state_dir" && pwd)"
 node_dir="$state_dir/node-$node"
+# A secured cluster (start.sh --secure) is asked whether a node answers as its admin.
+client_env=""
+[[ ! -f "$state_dir/tls/admin.env" ]] || client_env="$state_dir/tls/admin.env"
 
 running_pid() {
   broker_pid "$node_dir" || {

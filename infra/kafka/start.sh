@@ -4,6 +4,16 @@
 #
 #   infra/kafka/start.sh [--dir STATE_DIR] [--port PORT]   one node; prints HOST:PORT
 #   infra/kafka/start.sh --nodes N [--dir STATE_DIR]        N nodes (3-9); prints HOST:PORT,HOST:PORT,...
+#   ... --secure                                            secured, either way (see secure.sh)
+#
+# --secure: each node has a SASL_SSL listener (SCRAM-SHA-512; its address is what is printed) and
+# an SSL listener that requires a client certificate, the StandardAuthorizer with
+# allow.everyone.if.no.acl.found=false and one super user, admin. STATE_DIR/tls holds the CA, the
+# certificates, a SCRAM password per principal (admin, collector, processor, exporter, audit,
+# created at format time) and a file of KAFKA_* settings per principal and listener;
+# STATE_DIR/clients.env names both listeners' bootstrap lists and the CA. No principal but admin
+# may do anything until ACLs are granted (infra/kafka/acls.ts). A secured directory restarts
+# secured without the flag.
 #
 # One node: STATE_DIR (default $REPO/.cache/kafka) holds server.properties, log4j2.properties,
 # data/, kafka.log, kafka.pid and bootstrap. A cluster: STATE_DIR/node-<id>/ (id 1..N) holds those
@@ -23,12 +33,17 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=infra/kafka/broker-process.sh
 source "$here/broker-process.sh"
+# shellcheck source=infra/kafka/secure.sh
+source "$here/secure.sh"
 state_dir="$repo/.cache/kafka"
 port=""
 nodes=""
+secure=false
+format_args=()
+client_env=""
 
 usage() {
-  echo "usage: $0 [--dir STATE_DIR] [--port PORT] | $0 --nodes N [--dir STATE_DIR]" >&2
+  echo "usage: $0 [--dir STATE_DIR] [--port PORT] [--secure] | $0 --nodes N [--dir STATE_DIR] [--secure]" >&2
   exit 64
 }
 while (($#)); do
@@ -36,6 +51,7 @@ while (($#)); do
     --dir) [[ $# -ge 2 ]] || usage; state_dir="$2"; shift 2 ;;
     --port) [[ $# -ge 2 && "$2" =~ ^[0-9]+$ ]] || usage; port="$2"; shift 2 ;;
     --nodes) [[ $# -ge 2 && "$2" =~ ^[0-9]+$ ]] || usage; nodes="$2"; shift 2 ;;
+    --secure) secure=true; shift ;;
     -h | --help) usage ;;
     *) echo "start.sh: unknown argument $1" >&2; usage ;;
   esac
@@ -76,6 +92,24 @@ if ((nodes > 1)); then
   fi
 fi
 
+# A directory made secured stays secured; a plaintext one cannot become secured in place.
+if [[ -f "$state_dir/tls/ca.pem" ]]; then
+  secure=true
+elif $secure && { [[ -f "$state_dir/server.properties" ]] || ((${#existing_nodes[@]} > 0)); }; then
+  echo "start.sh: $state_dir holds a plaintext broker; remove it for --secure" >&2
+  exit 64
+fi
+if $secure; then
+  make_secure_material "$state_dir"
+  mapfile -t format_args < <(scram_format_args "$state_dir")
+  client_env="$state_dir/tls/admin.env"
+fi
+
+# The SSL listener's port of DIR/server.properties (a secured node's second listener).
+ssl_port() { # DIR
+  sed -n 's/^listeners=SASL_SSL:\/\/127.0.0.1:[0-9]*,SSL:\/\/127.0.0.1:\([0-9]*\),.*/\1/p' "$1/server.properties"
+}
+
 if ((nodes == 1)); then
   timeout_s="${KAFKA_START_TIMEOUT_S:-90}"
 else
@@ -95,6 +129,9 @@ start_single_node() {
     port="$existing_port"
   fi
   address="127.0.0.1:$port"
+  if $secure && [[ -f "$props" ]]; then
+    write_client_settings "$state_dir" "$address" "127.0.0.1:$(ssl_port "$state_dir")"
+  fi
 
   if pid="$(broker_pid "$state_dir")"; then
     if await_broker "$address" "$pid" "$((timeout_s * 1000))"; then
@@ -111,26 +148,34 @@ start_single_node() {
   java="$(java_command)" || { echo "start.sh: no java; Kafka 4 needs Java 17+" >&2; exit 1; }
 
   if [[ ! -f "$props" ]]; then
-    local ports
-    mapfile -t ports < <(free_ports 2)
-    if [[ -z "$port" ]]; then
-      port="${ports[0]}"
-      controller_port="${ports[1]}"
-    else
-      controller_port="${ports[0]}"
-      [[ "$controller_port" != "$port" ]] || controller_port="${ports[1]}"
+    local ports listener_lines
+    mapfile -t ports < <(free_ports 3)
+    if [[ -n "$port" ]]; then
+      local others=() p
+      for p in "${ports[@]}"; do [[ "$p" == "$port" ]] || others+=("$p"); done
+      ports=("$port" "${others[@]}")
     fi
+    port="${ports[0]}"
+    controller_port="${ports[1]}"
     address="127.0.0.1:$port"
+    if $secure; then
+      listener_lines="listeners=SASL_SSL://$address,SSL://127.0.0.1:${ports[2]},CONTROLLER://127.0.0.1:$controller_port
+advertised.listeners=SASL_SSL://$address,SSL://127.0.0.1:${ports[2]}
+$(secure_properties "$state_dir/tls")"
+      write_client_settings "$state_dir" "$address" "127.0.0.1:${ports[2]}"
+    else
+      listener_lines="listeners=PLAINTEXT://$address,CONTROLLER://127.0.0.1:$controller_port
+advertised.listeners=PLAINTEXT://$address
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+    fi
     cat >"$props.tmp" <<PROPS
 # Written by infra/kafka/start.sh for a single-node local broker; edits survive restarts.
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$controller_port
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
 controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+$listener_lines
 log.dirs=$state_dir/data
 # One node: internal topics cannot have more than one replica.
 offsets.topic.replication.factor=1
@@ -171,6 +216,21 @@ PROPS
   echo "$address"
 }
 
+# The listener lines of node ID of a cluster (plaintext or secured).
+cluster_listener_lines() { # ID
+  local broker="127.0.0.1:${broker_ports[$1 - 1]}" controller="127.0.0.1:${controller_ports[$1 - 1]}"
+  if $secure; then
+    echo "listeners=SASL_SSL://$broker,SSL://127.0.0.1:${ssl_ports[$1 - 1]},CONTROLLER://$controller"
+    echo "advertised.listeners=SASL_SSL://$broker,SSL://127.0.0.1:${ssl_ports[$1 - 1]}"
+    secure_properties "$state_dir/tls"
+  else
+    echo "listeners=PLAINTEXT://$broker,CONTROLLER://$controller"
+    echo "advertised.listeners=PLAINTEXT://$broker"
+    echo "inter.broker.listener.name=PLAINTEXT"
+    echo "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+  fi
+}
+
 # server.properties of node ID of a cluster whose brokers listen on broker_ports and whose
 # controllers listen on controller_ports (arrays of start_cluster, index id-1).
 write_cluster_node_properties() { # ID
@@ -186,11 +246,8 @@ write_cluster_node_properties() { # ID
 process.roles=broker,controller
 node.id=$id
 controller.quorum.voters=$voters
-listeners=PLAINTEXT://127.0.0.1:${broker_ports[id - 1]},CONTROLLER://127.0.0.1:${controller_ports[id - 1]}
-advertised.listeners=PLAINTEXT://127.0.0.1:${broker_ports[id - 1]}
 controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+$(cluster_listener_lines "$id")
 log.dirs=$node_dir/data
 # Three replicas, two in sync for acks=all: a write acknowledged to a producer survives the loss of
 # any one node, and a replica that fell out of sync never becomes leader (it could lack such writes).
@@ -230,13 +287,14 @@ fail_cluster() { # ID MESSAGE
 
 start_cluster() {
   local id node_dir libs java cluster_id pid port bootstrap deadline remaining_ms formatter
-  local ports=() broker_ports=() controller_ports=() addresses=() pids=() launched=() to_start=()
-  local formatters=()
+  local ports=() broker_ports=() controller_ports=() ssl_ports=() addresses=() pids=() launched=()
+  local to_start=() formatters=() ssl_addresses=()
 
   if ((${#existing_nodes[@]} == 0)); then
-    mapfile -t ports < <(free_ports "$((2 * nodes))")
+    mapfile -t ports < <(free_ports "$((3 * nodes))")
     broker_ports=("${ports[@]:0:nodes}")
-    controller_ports=("${ports[@]:nodes}")
+    controller_ports=("${ports[@]:nodes:nodes}")
+    ssl_ports=("${ports[@]:2*nodes}")
     for ((id = 1; id <= nodes; id++)); do
       write_cluster_node_properties "$id"
     done
@@ -248,8 +306,10 @@ start_cluster() {
     }
     port="$(broker_port "$state_dir/node-$id")" || exit 1
     addresses+=("127.0.0.1:$port")
+    ! $secure || ssl_addresses+=("127.0.0.1:$(ssl_port "$state_dir/node-$id")")
   done
   bootstrap="$(IFS=,; echo "${addresses[*]}")"
+  ! $secure || write_client_settings "$state_dir" "$bootstrap" "$(IFS=,; echo "${ssl_addresses[*]}")"
 
   for ((id = 1; id <= nodes; id++)); do
     if pid="$(broker_pid "$state_dir/node-$id")"; then
@@ -297,7 +357,7 @@ start_cluster() {
   done
   remaining_ms=$(((deadline - SECONDS) * 1000))
   ((remaining_ms > 0)) || remaining_ms=1
-  (cd "$repo" && node --import tsx "$here/await-cluster.ts" --brokers "$bootstrap" \
+  (cd "$repo" && with_client_env node --import tsx "$here/await-cluster.ts" --brokers "$bootstrap" \
     --count "$nodes" --timeout-ms "$remaining_ms") ||
     fail_cluster 1 "the metadata of $bootstrap did not list $nodes brokers within ${timeout_s}s"
   ((${#launched[@]} > 0)) || echo "start.sh: all $nodes nodes in $state_dir already running" >&2

@@ -8,7 +8,11 @@ import { EVENTS_TOPIC } from '../shared/core/topics.ts';
 import { describeAddress, parseQmpTarget } from './core/qmp-target.ts';
 import { duplicateVmNames } from './core/vm-names.ts';
 import { parseLibvirtTarget } from './core/libvirt-target.ts';
-import { brokersOption, topicNameProblem } from '../shared/kafka/core/options.ts';
+import {
+  kafkaConnectionOptions,
+  kafkaSecurityProblems,
+  topicNameProblem,
+} from '../shared/kafka/core/options.ts';
 import { serviceOptions } from '../shared/core/service-options.ts';
 
 export const COLLECTOR_ENV_PREFIX = 'VFIO_COLLECTOR_';
@@ -95,7 +99,7 @@ export function collectorConfigSpec(hostname: string) {
       flag: 'rescan-interval-ms',
       doc: 'safety listing of the socket directory behind fs.watch (every 1 s while it cannot be watched)',
     }),
-    brokers: brokersOption(),
+    ...kafkaConnectionOptions(),
     topic: option({
       type: 'string',
       default: EVENTS_TOPIC,
@@ -220,7 +224,7 @@ export function parseCollectorConfig(hostname: string, sources: ConfigSources): 
     collectorConfigSpec(hostname),
     { envPrefix: COLLECTOR_ENV_PREFIX, ...sources },
     (c) => {
-      const problems: string[] = [];
+      const problems: string[] = kafkaSecurityProblems(c);
       if (c.socketDir === '' && c.sockets.length === 0 && c.libvirt.length === 0) {
         problems.push(
           'no QMP sockets: set socketDir (--socket-dir), sockets (--socket) or libvirt (--libvirt)',

@@ -10,6 +10,8 @@ import { createEventCodec } from '../shared/io/avro-codec.ts';
 import type { RunningHttpServer } from '../shared/io/http-server.ts';
 import type { KafkaPort } from '../shared/kafka/io/port.ts';
 import type { Logger } from '../shared/io/logger.ts';
+import { kafkaSecurityOf } from '../shared/kafka/core/options.ts';
+import { createRefusalDiagnosis } from '../shared/kafka/io/security.ts';
 import { startStage, type KafkaPortFactory } from '../shared/io/stage.ts';
 import type { CollectorConfig } from './config.ts';
 import { collectorReadiness } from './core/collector-readiness.ts';
@@ -71,7 +73,13 @@ export async function startCollector(
       // One source of session ids (UUIDv7, increasing) for every connection and the numbering.
       const newSessionId = createSessionIdSource();
       const numbering = new RecordNumbering(newSessionId);
-      const port = kafka ?? stage.kafkaPort({ brokers: config.brokers, clientId: config.clientId });
+      const port =
+        kafka ??
+        stage.kafkaPort({
+          brokers: config.brokers,
+          clientId: config.clientId,
+          security: kafkaSecurityOf(config),
+        });
       stage.started('kafka', () => port.close().catch(() => {}));
 
       const spool = Spool.open({
@@ -117,6 +125,7 @@ export async function startCollector(
         retry: { initialMs: 200, maxMs: config.kafkaRetryMaxMs, multiplier: 2 },
         stallTimeoutMs: config.stallTimeoutMs,
         telemetry,
+        diagnose: createRefusalDiagnosis(config.brokers, kafkaSecurityOf(config)),
       });
       sender.start();
       // The drain deadline is the stop's: what the spool holds is sent until then.

@@ -5,7 +5,11 @@ import {
   type ConfigSources,
 } from '../shared/core/config-spec.ts';
 import { TRANSITIONS_TOPIC } from '../shared/core/topics.ts';
-import { brokersOption, topicNameProblem } from '../shared/kafka/core/options.ts';
+import {
+  kafkaConnectionOptions,
+  kafkaSecurityProblems,
+  topicNameProblem,
+} from '../shared/kafka/core/options.ts';
 import { serviceOptions } from '../shared/core/service-options.ts';
 
 export const EXPORTER_ENV_PREFIX = 'VFIO_EXPORTER_';
@@ -13,7 +17,7 @@ export const EXPORTER_ENV_PREFIX = 'VFIO_EXPORTER_';
 /** The exporter's options (docs in `services/exporter/README.md`). */
 export function exporterConfigSpec() {
   return {
-    brokers: brokersOption(),
+    ...kafkaConnectionOptions(),
     topic: option({
       type: 'string',
       default: TRANSITIONS_TOPIC,
@@ -147,9 +151,10 @@ export type ExporterConfig = ConfigOf<ExporterConfigSpec>;
 
 /** Reads and validates the whole configuration; throws CONFIG_INVALID listing every problem. */
 export function parseExporterConfig(sources: ConfigSources): ExporterConfig {
-  return parseConfig(exporterConfigSpec(), { envPrefix: EXPORTER_ENV_PREFIX, ...sources }, (c) =>
-    c.quantileWindowSeconds * 1000 < c.quantileIntervalMs
+  return parseConfig(exporterConfigSpec(), { envPrefix: EXPORTER_ENV_PREFIX, ...sources }, (c) => [
+    ...kafkaSecurityProblems(c),
+    ...(c.quantileWindowSeconds * 1000 < c.quantileIntervalMs
       ? ['quantileWindowSeconds must cover at least one quantileIntervalMs']
-      : [],
-  );
+      : []),
+  ]);
 }

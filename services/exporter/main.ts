@@ -9,6 +9,7 @@ import { DURATION_BUCKETS_SECONDS, RDMA_BUDGET_SECONDS } from '../shared/core/bu
 import { createTransitionCodec } from '../shared/io/avro-codec.ts';
 import { cacheFor, type RunningHttpServer } from '../shared/io/http-server.ts';
 import type { Logger } from '../shared/io/logger.ts';
+import { kafkaSecurityOf } from '../shared/kafka/core/options.ts';
 import { startStage, type KafkaPortFactory } from '../shared/io/stage.ts';
 import type { ExporterConfig } from './config.ts';
 import {
@@ -165,7 +166,11 @@ export async function startExporter(
 
       const onFatal = deps.onFatal ?? (() => {});
       const defaultConsumer = async (s: TransitionSink): Promise<RunningTransitionConsumer> => {
-        const port = stage.kafkaPort({ brokers: config.brokers, clientId: config.clientId });
+        const port = stage.kafkaPort({
+          brokers: config.brokers,
+          clientId: config.clientId,
+          security: kafkaSecurityOf(config),
+        });
         try {
           const running = await startTransitionConsumer({
             port,

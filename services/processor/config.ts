@@ -13,7 +13,11 @@ import {
   PROCESSOR_STATE_TOPIC,
   TRANSITIONS_TOPIC,
 } from '../shared/core/topics.ts';
-import { brokersOption, topicNameProblem } from '../shared/kafka/core/options.ts';
+import {
+  kafkaConnectionOptions,
+  kafkaSecurityProblems,
+  topicNameProblem,
+} from '../shared/kafka/core/options.ts';
 import { serviceOptions } from '../shared/core/service-options.ts';
 
 export const PROCESSOR_ENV_PREFIX = 'VFIO_PROCESSOR_';
@@ -21,7 +25,7 @@ export const PROCESSOR_ENV_PREFIX = 'VFIO_PROCESSOR_';
 /** The processor's options: key, type, default, environment variable, flag and doc together. */
 export function processorConfigSpec() {
   return {
-    brokers: brokersOption(),
+    ...kafkaConnectionOptions(),
     eventsTopic: option({
       type: 'string',
       default: EVENTS_TOPIC,
@@ -178,7 +182,7 @@ export function parseProcessorConfig(sources: ConfigSources): ProcessorConfig {
     processorConfigSpec(),
     { envPrefix: PROCESSOR_ENV_PREFIX, ...sources },
     (c) => {
-      const problems: string[] = [];
+      const problems: string[] = kafkaSecurityProblems(c);
       const topics = [c.eventsTopic, c.transitionsTopic, c.stateTopic, c.deadLetterTopic];
       if (new Set(topics).size !== topics.length)
         problems.push('the four topics must be different');

@@ -11,6 +11,7 @@ import {
 import type { RunningHttpServer } from '../shared/io/http-server.ts';
 import type { KafkaPort, TopicDescription } from '../shared/kafka/io/port.ts';
 import type { Logger } from '../shared/io/logger.ts';
+import { kafkaSecurityOf } from '../shared/kafka/core/options.ts';
 import { startStage, type KafkaPortFactory } from '../shared/io/stage.ts';
 import type { ProcessorConfig } from './config.ts';
 import { processorKafkaIds } from './core/instance-identity.ts';
@@ -85,7 +86,13 @@ export async function startProcessor(
         tookOverLockOfPid: identity.tookOverFrom?.pid,
         transactionalId: ids.transactionalId,
       });
-      const port = kafka ?? stage.kafkaPort({ brokers: config.brokers, clientId: config.clientId });
+      const port =
+        kafka ??
+        stage.kafkaPort({
+          brokers: config.brokers,
+          clientId: config.clientId,
+          security: kafkaSecurityOf(config),
+        });
       stage.started('kafka', () => port.close());
       const topics = await checkTopics(port, config);
       const producer = await port.producer({

@@ -4,6 +4,7 @@ import { isTelemetryError, TelemetryError } from '../shared/core/errors.ts';
 import type { CommandIo } from '../shared/io/command-io.ts';
 import { createLogger } from '../shared/io/logger.ts';
 import { createKafkaPort } from '../shared/kafka/io/client.ts';
+import { kafkaSecurityOf } from '../shared/kafka/core/options.ts';
 import { parseProcessorConfig } from './config.ts';
 import { planSkip } from './core/input-holes.ts';
 import { ChangelogFold, metaEntry } from './core/state-changelog.ts';
@@ -65,6 +66,7 @@ export async function runSkip(args: readonly string[], io: CommandIo): Promise<n
   const port = createKafkaPort({
     brokers: config.brokers,
     clientId: `${config.clientId}-skip`,
+    security: kafkaSecurityOf(config),
     logger,
   });
   try {

@@ -1,5 +1,10 @@
 import { option, parseConfig, renderOptionsHelp } from '../../shared/core/config-spec.ts';
-import { brokersOption, topicNameProblem } from '../../shared/kafka/core/options.ts';
+import {
+  kafkaConnectionOptions,
+  kafkaSecurityOf,
+  kafkaSecurityProblems,
+  topicNameProblem,
+} from '../../shared/kafka/core/options.ts';
 import { EVENTS_TOPIC, TRANSITIONS_TOPIC } from '../../shared/core/topics.ts';
 import { DEFAULT_PREPARE_TIMEOUT_SECONDS } from '../../shared/core/transition-engine.ts';
 import { DEFAULT_VM_RETENTION_MS } from '../../processor/core/partition-processor.ts';
@@ -27,7 +32,7 @@ const timeProblem = (text: string): string | null =>
 /** The audit's options. */
 export function auditConfigSpec() {
   return {
-    brokers: brokersOption(),
+    ...kafkaConnectionOptions(),
     eventsTopic: option({
       type: 'string',
       default: EVENTS_TOPIC,
@@ -156,15 +161,19 @@ export function runAudit(
         parseConfig(auditConfigSpec(), { envPrefix: AUDIT_ENV_PREFIX, ...sources }, (c) => {
           const since = parseTimeMs(c.since);
           const until = parseTimeMs(c.until);
-          return since !== null && until !== null && since >= until
-            ? ['--since must be before --until']
-            : [];
+          return [
+            ...kafkaSecurityProblems(c),
+            ...(since !== null && until !== null && since >= until
+              ? ['--since must be before --until']
+              : []),
+          ];
         }),
       logFields: () => ({ command: 'audit' }),
       run: async (config, { logger }) => {
         const port = createKafkaPort({
           brokers: config.brokers,
           clientId: config.clientId,
+          security: kafkaSecurityOf(config),
           logger,
         });
         let report;

@@ -12,6 +12,7 @@ import { runsFromBundle } from '../../shared/io/packaged-files.ts';
 import { runStage, type RunningStage, type StageContext } from '../../shared/io/stage-runner.ts';
 import { startLocalKafka, type LocalKafka } from './local-kafka.ts';
 import { startPipeline } from './pipeline.ts';
+import { kafkaSecurityEnv } from '../../shared/kafka/core/options.ts';
 
 const DEFAULT_KAFKA_DIR = fileURLToPath(new URL('../../../.cache/demo-kafka', import.meta.url));
 
@@ -169,6 +170,8 @@ async function startDemo(
     speed: options.speed,
     exporterPort: options.httpPort,
     groupSuffix: kafka === null ? `-demo-${Date.now()}` : '',
+    // A cluster of one's own (KAFKA_BROKERS) may be secured: every stage takes its settings.
+    ...(kafka === null ? { kafkaEnv: () => kafkaSecurityEnv(env) } : {}),
     logger,
   });
   onClose('pipeline', () => pipeline.stop());

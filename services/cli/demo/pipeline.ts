@@ -34,8 +34,15 @@ export interface PipelineOptions {
   /** Consumer group suffix, so runs against a shared cluster do not mix. */
   groupSuffix?: string;
   host?: string;
+  /**
+   * The Kafka security settings of each stage as environment variables (`KAFKA_SECURITY_PROTOCOL`,
+   * `KAFKA_SASL_USERNAME`...), so each may run on its own principal; plaintext without.
+   */
+  kafkaEnv?: (stage: PipelineStage) => Readonly<Record<string, string | undefined>>;
   logger: Logger;
 }
+
+export type PipelineStage = 'collector' | 'processor' | 'exporter';
 
 export interface PipelineTopics {
   events: string;
@@ -63,6 +70,10 @@ export async function startPipeline(options: PipelineOptions): Promise<RunningPi
   };
   const brokers = [...options.brokers];
   const suffix = options.groupSuffix ?? '';
+  const env = (stage: PipelineStage) => options.kafkaEnv?.(stage) ?? {};
+  // A stage's own KAFKA_BROKERS (e.g. the SSL listener for a client certificate) wins.
+  const brokersOf = (stage: PipelineStage): string[] =>
+    env(stage)['KAFKA_BROKERS']?.split(',') ?? brokers;
   const work = await mkdtemp(join(tmpdir(), 'vfio-telemetry-pipeline-'));
   const stops: Array<() => Promise<void>> = [() => rm(work, { recursive: true, force: true })];
   const stopAll = async (): Promise<void> => {
@@ -71,9 +82,9 @@ export async function startPipeline(options: PipelineOptions): Promise<RunningPi
   try {
     const exporter = await startExporter(
       parseExporterConfig({
-        env: {},
+        env: env('exporter'),
         flags: {
-          brokers,
+          brokers: brokersOf('exporter'),
           topic: topics.transitions,
           'group-id': `vfio-exporter${suffix}`,
           'http-port': String(options.exporterPort),
@@ -86,9 +97,9 @@ export async function startPipeline(options: PipelineOptions): Promise<RunningPi
     stops.push(() => exporter.stop());
     const processor = await startProcessor(
       parseProcessorConfig({
-        env: {},
+        env: env('processor'),
         flags: {
-          brokers,
+          brokers: brokersOf('processor'),
           'events-topic': topics.events,
           'transitions-topic': topics.transitions,
           'state-topic': topics.state,
@@ -113,9 +124,9 @@ export async function startPipeline(options: PipelineOptions): Promise<RunningPi
     stops.push(() => simulator.close());
     const collector = await startCollector(
       parseCollectorConfig(options.host ?? 'demo-host', {
-        env: {},
+        env: env('collector'),
         flags: {
-          brokers,
+          brokers: brokersOf('collector'),
           topic: topics.events,
           'socket-dir': sockets,
           'spool-dir': join(work, 'spool'),

@@ -8,6 +8,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, type Registry } from 
 import { REJECT_REASONS, type QmpInvalid } from '../../shared/core/qmp-message.ts';
 import { LAG_BUCKETS_SECONDS } from '../../shared/core/bucket-policy.ts';
 import type { Logger } from '../../shared/io/logger.ts';
+import { REFUSAL_REASONS, type Refusal } from '../../shared/kafka/core/refusal.ts';
 import { kafkaErrorLabels } from '../../shared/kafka/io/errors.ts';
 import { createRateLimitedLog } from '../../shared/io/rate-limited-log.ts';
 
@@ -135,6 +136,13 @@ export function createCollectorTelemetry(registry: Registry, logger: Logger) {
     labelNames: ['kafka_error'],
     registers,
   });
+  const refused = new Counter({
+    name: `${METRIC_PREFIX}kafka_refused_total`,
+    help: 'Attempts Kafka refused, by reason: authentication (SASL login), authorization (ACL), tls (certificates).',
+    labelNames: ['reason'],
+    registers: [registry],
+  });
+  for (const reason of REFUSAL_REASONS) refused.inc({ reason }, 0);
   const kafkaUp = new Gauge({
     name: `${METRIC_PREFIX}kafka_up`,
     help: '1 when the last produce succeeded.',
@@ -275,11 +283,27 @@ export function createCollectorTelemetry(registry: Registry, logger: Logger) {
       kafkaIsUp = true;
       kafkaUp.set(1);
     },
-    publishFailed(error: unknown, pending: number, retryInMs: number): void {
+    publishFailed(error: unknown, pending: number, retryInMs: number, refusal?: Refusal): void {
       kafkaIsUp = false;
       kafkaUp.set(0);
       const kafkaErrors = kafkaErrorLabels(error);
       for (const kafkaError of kafkaErrors) publishErrors.inc({ kafka_error: kafkaError });
+      if (refusal !== undefined) {
+        refused.inc({ reason: refusal.reason });
+        rateLimited(
+          `refused-${refusal.reason}`,
+          'error',
+          'Kafka refused the collector; events stay in the spool.',
+          {
+            reason: refusal.reason,
+            detail: refusal.detail,
+            ...(refusal.resource === undefined ? {} : { resource: refusal.resource }),
+            pending,
+            retryInMs,
+          },
+        );
+        return;
+      }
       rateLimited('publish', 'error', 'Kafka publish failed; events stay in the spool.', {
         pending,
         retryInMs,

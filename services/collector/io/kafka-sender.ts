@@ -39,6 +39,8 @@ import { nowMicros } from '../../shared/io/clock.ts';
 import { donePrefix, storedRecords, type PartitionCount } from '../core/kafka-acks.ts';
 import { partitionFor } from '../core/partitioner.ts';
 import type { SpoolEntry } from '../core/spool-entry.ts';
+import type { Refusal } from '../../shared/kafka/core/refusal.ts';
+import { kafkaRefusal } from '../../shared/kafka/io/errors.ts';
 import type { CollectorTelemetry } from './collector-telemetry.ts';
 import type { RejectedRecord } from './rejected-record-file.ts';
 import type { Spool, SpoolBatch, SpoolPosition } from './spool.ts';
@@ -60,6 +62,8 @@ export interface KafkaSenderOptions {
   /** How long a non-empty spool may go without progress before `stall()` reports it. */
   stallTimeoutMs: number;
   telemetry: CollectorTelemetry;
+  /** Why Kafka refused us, if it did (kafka/io/security.ts); `kafkaRefusal` without. */
+  diagnose?: (error: unknown) => Promise<Refusal | undefined>;
 }
 
 export interface SenderStall {
@@ -85,6 +89,7 @@ export class KafkaSender {
   private sentUpTo: SpoolPosition = { segment: 0, offset: 0 };
   private lastProgressMs = Date.now();
   private lastError: unknown;
+  private lastRefusal: Refusal | undefined;
 
   constructor(options: KafkaSenderOptions) {
     this.options = options;
@@ -101,6 +106,11 @@ export class KafkaSender {
     const sinceMs = nowMs - this.lastProgressMs;
     if (pendingEvents === 0 || sinceMs < this.options.stallTimeoutMs) return null;
     return { sinceMs, pendingEvents, lastError: describeError(this.lastError) };
+  }
+
+  /** Why Kafka refused the last attempt (authentication, authorization, TLS), until one succeeds. */
+  get refusal(): Refusal | undefined {
+    return this.lastRefusal;
   }
 
   start(): void {
@@ -136,6 +146,7 @@ export class KafkaSender {
   private progressed(): void {
     this.lastProgressMs = Date.now();
     this.lastError = undefined;
+    this.lastRefusal = undefined;
   }
 
   private async loop(): Promise<void> {
@@ -309,7 +320,15 @@ export class KafkaSender {
   private async failed(error: unknown): Promise<void> {
     this.lastError = error;
     const delay = backoffDelayMs(this.options.retry, this.failures++, Math.random());
-    this.options.telemetry.publishFailed(error, this.options.spool.pendingEvents, delay);
+    this.lastRefusal = await (this.options.diagnose ?? kafkaRefusalAsync)(error).catch(
+      () => undefined,
+    );
+    this.options.telemetry.publishFailed(
+      error,
+      this.options.spool.pendingEvents,
+      delay,
+      this.lastRefusal,
+    );
     if (this.draining) {
       this.stopping = true;
       return;
@@ -369,6 +388,10 @@ function writtenBeforeFailure(error: unknown, topic: string): PartitionCount[] {
     if (typeof partition === 'number' && typeof count === 'number') out.push({ partition, count });
   }
   return out;
+}
+
+function kafkaRefusalAsync(error: unknown): Promise<Refusal | undefined> {
+  return Promise.resolve(kafkaRefusal(error));
 }
 
 function describeError(error: unknown): string | null {

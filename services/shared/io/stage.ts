@@ -29,6 +29,7 @@ import {
   type RunningHttpServer,
 } from './http-server.ts';
 import { createKafkaPort } from '../kafka/io/client.ts';
+import type { KafkaSecurity } from '../kafka/core/options.ts';
 import type { KafkaPort } from '../kafka/io/port.ts';
 import type { Logger } from './logger.ts';
 import { loadWebConfig, type LoadedWebConfig } from './web-config-file.ts';
@@ -54,6 +55,7 @@ export type KafkaPortFactory = (options: {
   brokers: readonly string[];
   clientId: string;
   logger: Logger;
+  security?: KafkaSecurity;
 }) => KafkaPort;
 
 export interface StageOptions {
@@ -71,7 +73,11 @@ export interface Stage {
   readonly logger: Logger;
   readonly limits: HttpLimits;
   /** A Kafka port for `brokers`; the caller registers its close with `started`. */
-  kafkaPort(options: { brokers: readonly string[]; clientId: string }): KafkaPort;
+  kafkaPort(options: {
+    brokers: readonly string[];
+    clientId: string;
+    security?: KafkaSecurity;
+  }): KafkaPort;
   /** Registers a part that started; `close` closes parts in reverse order. */
   started(name: string, close: () => Promise<void> | void): void;
   /** Adds a check to the combined /readyz. */
@@ -147,7 +153,8 @@ async function openStage(options: StageOptions): Promise<Stage> {
     name: options.name,
     logger,
     limits,
-    kafkaPort: ({ brokers, clientId }) => factory({ brokers, clientId, logger }),
+    kafkaPort: ({ brokers, clientId, security }) =>
+      factory({ brokers, clientId, logger, ...(security === undefined ? {} : { security }) }),
     started: (name, close) => {
       parts.push({ name, close });
     },

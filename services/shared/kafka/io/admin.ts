@@ -59,6 +59,29 @@ export async function describeTopicConfigs(
   return result;
 }
 
+/**
+ * Kafka lists only the topics a principal may DESCRIBE, so a topic it may not see looks missing.
+ * Asking for the missing ones by name tells the two apart: an unknown topic answers
+ * UNKNOWN_TOPIC_OR_PARTITION (left to the caller as missing), a hidden one
+ * TOPIC_AUTHORIZATION_FAILED, which is thrown as the refusal it is.
+ */
+async function refuseHiddenTopics(admin: Admin, missing: readonly string[]): Promise<void> {
+  if (missing.length === 0) return;
+  try {
+    await admin.metadata({
+      topics: [...missing],
+      autocreateTopics: false,
+      forceUpdate: true,
+      retries: 0,
+    });
+  } catch (error) {
+    if (hasKafkaError(error, ['TOPIC_AUTHORIZATION_FAILED']))
+      throw kafkaError('KAFKA_UNAVAILABLE', 'Kafka refused access to the topics.', error, {
+        topics: missing,
+      });
+  }
+}
+
 export async function describeTopics(
   admin: Admin,
   names: readonly string[],
@@ -69,6 +92,10 @@ export async function describeTopics(
       const result = new Map<string, TopicDescription>();
       const existing = new Set(await admin.listTopics({ includeInternals: true }));
       const wanted = [...new Set(names)].filter((name) => existing.has(name));
+      await refuseHiddenTopics(
+        admin,
+        [...new Set(names)].filter((name) => !existing.has(name)),
+      );
       if (wanted.length === 0) return result;
       const metadata = await admin.metadata({ topics: wanted, forceUpdate: true });
       const configs = await describeTopicConfigs(admin, wanted);

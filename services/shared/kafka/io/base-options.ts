@@ -11,6 +11,8 @@
  */
 import type { Base, BaseOptions } from '@platformatic/kafka';
 import type { Logger } from '../../io/logger.ts';
+import type { KafkaSecurity } from '../core/options.ts';
+import { connectionSecurity } from './security.ts';
 
 export interface KafkaClientOptions {
   brokers: readonly string[];
@@ -22,6 +24,8 @@ export interface KafkaClientOptions {
   requestTimeoutMs?: number;
   /** Attempts of one retriable operation inside the client before it fails (default 3). */
   retries?: number;
+  /** TLS and SASL (kafka/core/options.ts); plaintext without. */
+  security?: KafkaSecurity;
 }
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 3000;
@@ -40,6 +44,7 @@ export function baseOptions(options: KafkaClientOptions, role: string): BaseOpti
     retryDelay: RETRY_DELAY_MS,
     // Topics are created by infra/kafka/create-topics.ts, never by a typo in a stage's config.
     autocreateTopics: false,
+    ...connectionSecurity(options.security),
   };
 }
 

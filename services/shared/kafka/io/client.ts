@@ -17,6 +17,7 @@ import * as admin from './admin.ts';
 import { baseOptions, observeClient, type KafkaClientOptions } from './base-options.ts';
 import { kafkaError } from './errors.ts';
 import { fetchPositions } from './fetch.ts';
+import { checkKafkaSecurityFiles } from './security.ts';
 import { PortGroupConsumer } from './group-consumer.ts';
 import type {
   ConsumedRecord,
@@ -40,7 +41,9 @@ const READ_MAX_BYTES = 8 * 1024 * 1024;
 const READ_STALL_MS = 30_000;
 const READ_BACKOFF_MS = 200;
 
+/** Throws CONFIG_INVALID when a file of `options.security` cannot be used (exit 2 at start). */
 export function createKafkaPort(options: KafkaClientOptions): KafkaPort {
+  checkKafkaSecurityFiles(options.security);
   const logger = options.logger.child({ component: 'kafka' });
   const adminClient = new Admin(baseOptions(options, 'admin'));
   observeClient(adminClient, logger.child({ component: 'kafka-admin' }));

@@ -5,6 +5,7 @@
  * `MESSAGE_TOO_LARGE`) and keeps the parsed `response`, and any of them may carry a `cause`.
  */
 import { TelemetryError, isTelemetryError, type ErrorCode } from '../../core/errors.ts';
+import { classifyRefusal, type Refusal } from '../core/refusal.ts';
 
 /** Kafka's answers that mean this producer or group member is a zombie (KIP-98, KIP-447). */
 export const FENCING_ERRORS: ReadonlySet<string> = new Set([
@@ -77,6 +78,46 @@ export function errorResponses(error: unknown): unknown[] {
   return responses;
 }
 
+/**
+ * Why Kafka refused us (core/refusal.ts), from every Kafka error name, code and message in
+ * `error` and the resources named in its details (or `details`); undefined when it was no refusal.
+ */
+export function kafkaRefusal(
+  error: unknown,
+  details: Record<string, unknown> = {},
+): Refusal | undefined {
+  const kafkaErrors: string[] = [];
+  const codes: string[] = [];
+  const messages: string[] = [];
+  const topics = new Set<string>();
+  let groupId: string | undefined;
+  let transactionalId: string | undefined;
+  const note = (fields: Record<string, unknown>): void => {
+    if (typeof fields['topic'] === 'string') topics.add(fields['topic']);
+    if (Array.isArray(fields['topics']))
+      for (const t of fields['topics'] as unknown[]) if (typeof t === 'string') topics.add(t);
+    if (typeof fields['groupId'] === 'string') groupId ??= fields['groupId'];
+    if (typeof fields['transactionalId'] === 'string')
+      transactionalId ??= fields['transactionalId'];
+  };
+  note(details);
+  for (const node of walk(error)) {
+    if (typeof node['apiId'] === 'string') kafkaErrors.push(node['apiId']);
+    if (typeof node['code'] === 'string') codes.push(node['code']);
+    if (typeof node['message'] === 'string') messages.push(node['message']);
+    if (typeof node['details'] === 'object' && node['details'] !== null)
+      note(node['details'] as Record<string, unknown>);
+  }
+  return classifyRefusal({
+    kafkaErrors,
+    codes,
+    messages,
+    topics: [...topics],
+    ...(groupId === undefined ? {} : { groupId }),
+    ...(transactionalId === undefined ? {} : { transactionalId }),
+  });
+}
+
 /** Wraps `error` (kept as `cause`) unless it already is a TelemetryError. */
 export function kafkaError(
   code: ErrorCode,
@@ -86,9 +127,14 @@ export function kafkaError(
 ): TelemetryError {
   if (isTelemetryError(error)) return error;
   const names = [...kafkaErrorNames(error)];
+  const refused = kafkaRefusal(error, details);
   return new TelemetryError(code, message, {
     cause: error,
-    details: names.length > 0 ? { ...details, kafkaErrors: names } : details,
+    details: {
+      ...details,
+      ...(names.length > 0 ? { kafkaErrors: names } : {}),
+      ...(refused === undefined ? {} : { refused }),
+    },
   });
 }
 

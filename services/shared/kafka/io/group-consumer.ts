@@ -166,9 +166,12 @@ export class PortGroupConsumer implements GroupConsumer {
     }
     // Fetches get connections of their own: a long-polling fetch must not hold heartbeats and
     // commits back on the coordinator's connection (Kafka answers a connection's requests in order).
+    // They log in as the consumer does (TLS, SASL).
     this.#fetchPool = new ConnectionPool(base.clientId, {
       connectTimeout: deps.client.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
       requestTimeout: deps.client.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+      ...(base.tls === undefined ? {} : { tls: base.tls }),
+      ...(base.sasl === undefined ? {} : { sasl: base.sasl }),
     });
     observeClient(this.#consumer, this.#logger);
     this.#consumer.on('consumer:group:join', (payload) => this.#onJoin(payload));
