@@ -117,8 +117,10 @@ export async function startStage<T>(
   try {
     return await build(stage);
   } catch (error) {
-    options.logger.error(`The ${options.name} failed to start; closing what had started.`, {
-      error,
+    // The command reports the error itself, once (stage-runner.ts); this line only says why the
+    // parts that had started are closing.
+    options.logger.info(`The ${options.name} did not start; closing what had started.`, {
+      code: (error as { code?: unknown } | null)?.code,
     });
     await stage.close();
     throw error;

@@ -105,7 +105,7 @@ test('collector: the HTTP port is taken → QMP connections, spool, sender and K
     description: `no handle left running (left: ${leftRunning(before).join(',')})`,
   });
   assert.ok(
-    lines.some((l) => l['msg'] === 'The collector failed to start; closing what had started.'),
+    lines.some((l) => l['msg'] === 'The collector did not start; closing what had started.'),
   );
   assert.ok(
     !lines.some((l) => l['msg'] === 'A part failed to close.'),
