@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { before, describe, test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { BROKER_TIME_CONFIGS } from '../../../services/shared/core/topics.ts';
 import { builtArtifacts, type Artifacts } from '../../helpers/artifacts.ts';
 import { brokersFromEnv, uniqueTopic } from '../../helpers/kafka.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
@@ -76,7 +77,7 @@ describe('the single executable runs every stage against the real broker', () =>
     async (t) => {
       const exe = artifacts.executable;
       const [events, transitions, state, deadLetter] = await Promise.all([
-        uniqueTopic(t, 'exe-events', { numPartitions: 3 }),
+        uniqueTopic(t, 'exe-events', { numPartitions: 3, configs: { ...BROKER_TIME_CONFIGS } }),
         uniqueTopic(t, 'exe-transitions', { numPartitions: 3 }),
         uniqueTopic(t, 'exe-state', { numPartitions: 3, configs: { 'cleanup.policy': 'compact' } }),
         uniqueTopic(t, 'exe-dlq'),

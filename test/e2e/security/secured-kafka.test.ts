@@ -26,6 +26,7 @@ import { startSecureKafka, type SecureKafka } from '../../helpers/secure-kafka.t
 import { waitFor } from '../../helpers/wait-for.ts';
 import { quietLogger, tempDir } from '../collector/collector-harness.ts';
 import { counterValue, type PipelineTopics } from '../pipeline/pipeline-harness.ts';
+import { BROKER_TIME_CONFIGS } from '../../../services/shared/core/topics.ts';
 
 let kafka: SecureKafka;
 
@@ -45,7 +46,12 @@ async function secureTopics(t: TestContext): Promise<PipelineTopics> {
       name,
       numPartitions: key === 'deadLetter' ? 1 : 3,
       replicationFactor: 1,
-      configs: key === 'state' ? { 'cleanup.policy': 'compact' } : {},
+      configs:
+        key === 'state'
+          ? { 'cleanup.policy': 'compact' }
+          : key === 'events'
+            ? { ...BROKER_TIME_CONFIGS }
+            : {},
     })),
   );
   return topics;
