@@ -148,6 +148,24 @@ function collectorRegistry(kind: 'busy' | 'idle'): [Registry, Tick] {
     help: '1 when the last produce succeeded',
     registers,
   });
+  const unsynced = new Counter({
+    name: 'vfio_collector_events_unsynced_total',
+    help: 'spool entries whose fdatasync failed',
+    registers,
+  });
+  const publishErrors = new Counter({
+    name: 'vfio_collector_publish_errors_total',
+    help: 'failed produce calls, by Kafka error',
+    labelNames: ['kafka_error'],
+    registers,
+  });
+  const kafkaRefused = new Counter({
+    name: 'vfio_collector_kafka_refused_total',
+    help: 'attempts Kafka refused, by reason',
+    labelNames: ['reason'],
+    registers,
+  });
+  kafkaRefused.inc({ reason: 'authentication' }, 0);
   messages.inc({ kind: 'greeting' }, kind === 'busy' ? 4 : 2);
   messages.inc({ kind: 'return' }, kind === 'busy' ? 8 : 4);
   if (kind === 'idle') {
@@ -176,6 +194,9 @@ function collectorRegistry(kind: 'busy' | 'idle'): [Registry, Tick] {
       resent.inc(3);
       renewed.inc({ reason: 'spool_full' });
       reconnects.inc(25);
+      // The disk under the spool fails, and the broker is unreachable.
+      unsynced.inc(2);
+      publishErrors.inc({ kafka_error: 'PLT_KFK_NETWORK' });
     },
   ];
 }
@@ -293,6 +314,41 @@ function processorRegistry(): [Registry, Tick] {
     labelNames: ['kind'],
     registers,
   });
+  const transactionErrors = new Counter({
+    name: 'vfio_processor_transaction_errors_total',
+    help: 'aborted transactions by Kafka error',
+    labelNames: ['kafka_error'],
+    registers,
+  });
+  const unknownCommits = new Counter({
+    name: 'vfio_processor_commit_outcomes_unknown_total',
+    help: 'commits never answered, by how they settled',
+    labelNames: ['settled'],
+    registers,
+  });
+  const duplicateWriters = new Counter({
+    name: 'vfio_processor_duplicate_writer_events_total',
+    help: 'events of an earlier session still advancing',
+    registers,
+  });
+  const hostClockOffset = new Gauge({
+    name: 'vfio_processor_host_clock_offset_seconds',
+    help: 'receive time minus broker time, per host',
+    labelNames: ['host'],
+    registers,
+  });
+  const clockOffsets = new Histogram({
+    name: 'vfio_processor_clock_offset_seconds',
+    help: 'receive time minus broker time, every host',
+    buckets: [-1, -0.05, 0.05, 1],
+    registers,
+  });
+  unknownCommits.inc({ settled: 'committed' }, 0);
+  // host-a's clock is a minute ahead (NTP broken); host-b's is right.
+  hostClockOffset.set({ host: 'host-a' }, 60);
+  hostClockOffset.set({ host: 'host-b' }, 0.003);
+  clockOffsets.observe(60);
+  clockOffsets.observe(0.003);
   tracked.set(40);
   trackedVms.set(20);
   restores.inc(2);
@@ -309,6 +365,8 @@ function processorRegistry(): [Registry, Tick] {
       deadLettered.inc({ reason: 'undecodable' });
       sessions.inc();
       transactionFailures.inc({ kind: 'fenced' });
+      transactionErrors.inc({ kafka_error: 'PRODUCER_FENCED' });
+      duplicateWriters.inc(2);
       sequenceGaps.inc();
       silentTimeouts.inc();
       committed.inc(4);
