@@ -86,6 +86,9 @@ const DEFAULT_MAX_BYTES = 8 * 1024 * 1024;
 const BUFFER_HIGH_WATER_MARK = 10_000;
 const RETRY_BACKOFF_MS = 500;
 const REJOIN_BACKOFF_MS = 1_000;
+/** How long a new member waits for a group coordinator that is still starting. */
+const COORDINATOR_WAIT_MS = 60_000;
+const COORDINATOR_RETRY_MS = 1000;
 
 const keyOf = (topic: string, partition: number): string => `${topic}:${partition}`;
 
@@ -188,7 +191,7 @@ export class PortGroupConsumer implements GroupConsumer {
     const consumer = new PortGroupConsumer(deps, options);
     try {
       consumer.#consumer.topics.trackAll(...options.topics);
-      await consumer.#consumer.joinGroup({});
+      await consumer.#joinWhenCoordinatorReady();
     } catch (error) {
       await consumer.close().catch(() => undefined);
       throw kafkaError('KAFKA_UNAVAILABLE', 'Joining the consumer group failed.', error, {
@@ -197,6 +200,34 @@ export class PortGroupConsumer implements GroupConsumer {
     }
     consumer.#loop = consumer.#run();
     return consumer;
+  }
+
+  /**
+   * JoinGroup, again while the group coordinator is not ready: on a cluster that has just
+   * started, `__consumer_offsets` is still being created or loaded (COORDINATOR_NOT_AVAILABLE,
+   * COORDINATOR_LOAD_IN_PROGRESS, NOT_COORDINATOR) for seconds — longer than the client's own
+   * retries — and a stage started with its cluster must wait for it, not exit. Anything else, or
+   * a coordinator still not ready after COORDINATOR_WAIT_MS, fails the open.
+   */
+  async #joinWhenCoordinatorReady(): Promise<void> {
+    const deadline = Date.now() + COORDINATOR_WAIT_MS;
+    for (;;) {
+      try {
+        await this.#consumer.joinGroup({});
+        return;
+      } catch (error) {
+        const notReady = hasKafkaError(error, [
+          'COORDINATOR_NOT_AVAILABLE',
+          'COORDINATOR_LOAD_IN_PROGRESS',
+          'NOT_COORDINATOR',
+        ]);
+        if (!notReady || this.#closed || Date.now() + COORDINATOR_RETRY_MS > deadline) throw error;
+        this.#logger.info('The group coordinator is not ready yet; joining again.', {
+          retryInMs: COORDINATOR_RETRY_MS,
+        });
+        await sleep(COORDINATOR_RETRY_MS);
+      }
+    }
   }
 
   membership(): GroupMembership | null {
