@@ -270,8 +270,9 @@ export function sloRuleGroups(spec: SloSpec): RuleGroup[] {
         summary: `SLO ${spec.slo}${scope === '' ? '' : ` (${scope})`} is burning its error budget ${tier.burn}x too fast.`,
         description:
           `${spec.description} Objective ${round(spec.objective * 100)} % over ${spec.window}, so ` +
-          `${round(budget * 100)} % may be bad. Over the last ${tier.long} {{ $value | humanizePercentage }} ` +
-          `were bad, and over the last ${tier.short} too: a burn rate above ${tier.burn}, which ` +
+          `${round(budget * 100)} % may be bad. Over the last ${tier.long} more than ` +
+          `${round(tier.burn * budget * 100)} % were bad, and over the last ${tier.short} too: a burn ` +
+          `rate above ${tier.burn}, which ` +
           `spends ${spent} % of the ${spec.window} budget in ${tier.long}.`,
         runbook_url: `docs/runbooks/${spec.alert}.md`,
       },
