@@ -162,6 +162,7 @@ export async function startCollector(
       stage.readiness(() =>
         collectorReadiness({
           kafkaConnected: sender.connected,
+          kafkaRefusal: sender.refusal,
           spoolAccepting: spool.accepting,
           watcher: sources.watcher(),
           stall: sender.stall(),

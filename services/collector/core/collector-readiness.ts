@@ -1,9 +1,12 @@
 import type { Readiness } from '../../shared/core/readiness.ts';
+import type { Refusal } from '../../shared/kafka/core/refusal.ts';
 
 /** What the collector's readiness depends on, read from its parts at each /readyz. */
 export interface CollectorHealth {
   /** The last produce to Kafka succeeded. */
   readonly kafkaConnected: boolean;
+  /** Why Kafka refused the last attempt (authentication, authorization, TLS), if it did. */
+  readonly kafkaRefusal: Refusal | undefined;
   /** The spool takes new events (not full). */
   readonly spoolAccepting: boolean;
   /** The socket directory watched, and whether it can be listed; null without one. */
@@ -27,8 +30,12 @@ export function collectorReadiness(health: CollectorHealth): Readiness {
   const reasons: string[] = [];
   const kafkaOk = health.kafkaConnected || health.spoolAccepting;
   if (!health.kafkaConnected) {
+    const refusal = health.kafkaRefusal;
     reasons.push(
-      health.spoolAccepting ? 'kafka: unreachable, spooling' : 'kafka: unreachable and spool full',
+      (refusal === undefined
+        ? 'kafka: unreachable'
+        : `kafka: refused (${refusal.reason}: ${refusal.detail})`) +
+        (health.spoolAccepting ? ', spooling' : ' and spool full'),
     );
   }
   const watching = health.watcher === null || health.watcher.running;

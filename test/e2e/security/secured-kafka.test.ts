@@ -228,6 +228,8 @@ describe('secured Kafka (start.sh --secure)', { timeout: 900_000 }, () => {
       logger: quietLogger(),
     });
     t.after(() => simulator.close());
+    // Every log line, debug included: neither password may ever appear in one.
+    const logLines: string[] = [];
     const collector = await startCollector(
       parseCollectorConfig('secured-host', {
         env: { ...(await kafka.env('collector')), KAFKA_SASL_PASSWORD_FILE: passwordFile },
@@ -240,7 +242,7 @@ describe('secured Kafka (start.sh --secure)', { timeout: 900_000 }, () => {
           'kafka-retry-max-ms': '500',
         },
       }),
-      quietLogger(),
+      createLogger({ level: 'debug', write: (line) => logLines.push(line) }),
     );
     t.after(() => collector.stop(1000));
     await simulator.done;
@@ -282,5 +284,16 @@ describe('secured Kafka (start.sh --secure)', { timeout: 900_000 }, () => {
       sent,
       'every event in Kafka once',
     );
+    // The secrets stay in their files: not in a log line, /metrics or /readyz.
+    const rightPassword = (
+      await import('node:fs/promises').then((fs) =>
+        fs.readFile(kafka.tlsFile('collector.password'), 'utf8'),
+      )
+    ).trim();
+    assert.ok(logLines.length > 0, 'the collector logged');
+    const exposed = [logLines.join('\n'), await metrics(), readyz];
+    for (const secret of ['not-the-password', rightPassword]) {
+      for (const text of exposed) assert.ok(!text.includes(secret), 'a password was exposed');
+    }
   });
 });

@@ -7,6 +7,7 @@ import {
 
 const healthy: CollectorHealth = {
   kafkaConnected: true,
+  kafkaRefusal: undefined,
   spoolAccepting: true,
   watcher: { dir: '/run/vfio-telemetry', running: true },
   stall: null,
@@ -28,6 +29,25 @@ test('the collector readiness rule, case by case', () => {
       { kafkaConnected: false, spoolAccepting: false },
       false,
       ['kafka: unreachable and spool full'],
+    ],
+    [
+      'Kafka refused the login, spool taking events: ready, the reason named',
+      {
+        kafkaConnected: false,
+        kafkaRefusal: { reason: 'authentication', detail: 'the broker refused the SASL login' },
+      },
+      true,
+      ['kafka: refused (authentication: the broker refused the SASL login), spooling'],
+    ],
+    [
+      'Kafka refused by an ACL and spool full',
+      {
+        kafkaConnected: false,
+        spoolAccepting: false,
+        kafkaRefusal: { reason: 'authorization', detail: 'no WRITE on topic t', resource: 'topic t' },
+      },
+      false,
+      ['kafka: refused (authorization: no WRITE on topic t) and spool full'],
     ],
     ['Kafka up, spool full (it drains)', { spoolAccepting: false }, true, []],
     [
