@@ -44,7 +44,11 @@ test('the collector readiness rule, case by case', () => {
       {
         kafkaConnected: false,
         spoolAccepting: false,
-        kafkaRefusal: { reason: 'authorization', detail: 'no WRITE on topic t', resource: 'topic t' },
+        kafkaRefusal: {
+          reason: 'authorization',
+          detail: 'no WRITE on topic t',
+          resource: 'topic t',
+        },
       },
       false,
       ['kafka: refused (authorization: no WRITE on topic t) and spool full'],
