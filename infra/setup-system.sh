@@ -4,7 +4,9 @@
 # page), Java and Maven (the Kafka broker), binutils and lintian (the single executable and the
 # .deb); and, built once from the Go module proxy because Debian does not package them, the
 # Docker compose plugin (validates docker-compose.yml) and Prometheus 3 with its promtool (the
-# rules and dashboards are tested on both Prometheus versions). A no-op when everything is present.
+# rules and dashboards are tested on both Prometheus versions), and Helm and kubeconform with the
+# Kubernetes and prometheus-operator JSON schemas (the Helm chart is linted, rendered and
+# validated offline). A no-op when everything is present.
 set -euo pipefail
 
 COMPOSE_VERSION=v2.29.7
@@ -52,6 +54,62 @@ install_prometheus3() {
   rm -rf "$bin"
 }
 
+# Helm 4 and kubeconform, built once from the Go module proxy (about 4 minutes on 2 cores, most
+# of it Helm), and the JSON schemas kubeconform validates against, generated offline by
+# infra/helm/kube-schemas.ts from the Kubernetes OpenAPI v3 spec in the k8s.io/kubernetes module
+# and the prometheus-operator module's CRDs (ServiceMonitor, PrometheusRule), both fetched from
+# the module proxy. Kept in $KUBE_TOOLS_DIR (test/e2e/infra/helm.test.ts looks there).
+HELM_VERSION=v4.3.2
+KUBECONFORM_VERSION=v0.7.0
+KUBE_OPENAPI_VERSION=v1.34.2
+PROMETHEUS_OPERATOR_VERSION=v0.85.0
+KUBE_TOOLS_DIR="${VFIO_KUBE_TOOLS_DIR:-$HOME/.cache/vfio-telemetry/kube-tools}"
+
+install_kube_tools() {
+  local want="helm $HELM_VERSION kubeconform $KUBECONFORM_VERSION"
+  local schemas="$KUBE_TOOLS_DIR/schemas-$KUBE_OPENAPI_VERSION-$PROMETHEUS_OPERATOR_VERSION"
+  if [ "$(cat "$KUBE_TOOLS_DIR/VERSION" 2>/dev/null)" = "$want" ] &&
+    [ -x "$KUBE_TOOLS_DIR/helm" ] && [ -x "$KUBE_TOOLS_DIR/kubeconform" ] &&
+    [ -e "$schemas/.complete" ]; then
+    return 0
+  fi
+  if ! command -v go >/dev/null 2>&1; then
+    echo "setup: Go is needed once to build Helm and kubeconform and fetch the Kubernetes schemas" >&2
+    return 1
+  fi
+  local work
+  work=$(mktemp -d)
+  mkdir -p "$KUBE_TOOLS_DIR"
+  if [ "$(cat "$KUBE_TOOLS_DIR/VERSION" 2>/dev/null)" != "$want" ] ||
+    [ ! -x "$KUBE_TOOLS_DIR/helm" ] || [ ! -x "$KUBE_TOOLS_DIR/kubeconform" ]; then
+    echo "setup: building Helm $HELM_VERSION and kubeconform $KUBECONFORM_VERSION (once, about 4 minutes)" >&2
+    (cd "$work" && GOBIN="$work/bin" GOFLAGS=-mod=mod go install \
+      "helm.sh/helm/v4/cmd/helm@$HELM_VERSION" \
+      "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION")
+    mv "$work/bin/helm" "$work/bin/kubeconform" "$KUBE_TOOLS_DIR/"
+    echo "$want" >"$KUBE_TOOLS_DIR/VERSION"
+  fi
+  if [ ! -e "$schemas/.complete" ]; then
+    echo "setup: generating the Kubernetes $KUBE_OPENAPI_VERSION and prometheus-operator $PROMETHEUS_OPERATOR_VERSION JSON schemas (once)" >&2
+    local k8s operator
+    k8s=$(cd "$work" && go mod download -json "k8s.io/kubernetes@$KUBE_OPENAPI_VERSION" |
+      sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+    operator=$(cd "$work" && go mod download -json \
+      "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" |
+      sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+    local repo crds
+    repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+    crds="$operator/example/prometheus-operator-crd/monitoring.coreos.com"
+    rm -rf "$schemas"
+    (cd "$repo" && PATH="$repo/node_modules/.bin:$PATH" node --import tsx infra/helm/kube-schemas.ts \
+      --openapi "$k8s/api/openapi-spec/v3" \
+      --crd "${crds}_servicemonitors.yaml" --crd "${crds}_podmonitors.yaml" \
+      --crd "${crds}_prometheusrules.yaml" --out "$schemas")
+    touch "$schemas/.complete"
+  fi
+  rm -rf "$work"
+}
+
 declare -A needs=(
   [qemu-system-x86_64]=qemu-system-x86
   [promtool]=prometheus
@@ -77,6 +135,7 @@ done
 if [ ${#missing[@]} -eq 0 ]; then
   install_compose_plugin
   install_prometheus3
+  install_kube_tools
   exit 0
 fi
 
@@ -111,3 +170,4 @@ for cmd in "${!needs[@]}"; do
 done
 install_compose_plugin
 install_prometheus3
+install_kube_tools
