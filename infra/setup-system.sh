@@ -83,8 +83,9 @@ install_kube_tools() {
   if [ "$(cat "$KUBE_TOOLS_DIR/VERSION" 2>/dev/null)" != "$want" ] ||
     [ ! -x "$KUBE_TOOLS_DIR/helm" ] || [ ! -x "$KUBE_TOOLS_DIR/kubeconform" ]; then
     echo "setup: building Helm $HELM_VERSION and kubeconform $KUBECONFORM_VERSION (once, about 4 minutes)" >&2
+    # One module per `go install` when versions are given.
+    (cd "$work" && GOBIN="$work/bin" GOFLAGS=-mod=mod go install "helm.sh/helm/v4/cmd/helm@$HELM_VERSION")
     (cd "$work" && GOBIN="$work/bin" GOFLAGS=-mod=mod go install \
-      "helm.sh/helm/v4/cmd/helm@$HELM_VERSION" \
       "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION")
     mv "$work/bin/helm" "$work/bin/kubeconform" "$KUBE_TOOLS_DIR/"
     echo "$want" >"$KUBE_TOOLS_DIR/VERSION"
