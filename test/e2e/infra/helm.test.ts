@@ -482,6 +482,18 @@ describe('the Helm chart', () => {
     });
   });
 
+  test('values.schema.json refuses a misspelled value key and a broker without a port', async () => {
+    const typo = await run(HELM, ['template', 'vt', CHART, '--set', 'collector.spool.hostpath=/x']);
+    assert.notEqual(typo.code, 0);
+    assert.match(
+      typo.stderr,
+      /at '\/collector\/spool': additional properties 'hostpath' not allowed/,
+    );
+    const broker = await run(HELM, ['template', 'vt', CHART, '--set', 'kafka.brokers[0]=kafka']);
+    assert.notEqual(broker.code, 0);
+    assert.match(broker.stderr, /at '\/kafka\/brokers\/0': 'kafka' does not match pattern/);
+  });
+
   test('a collector with no source, or no brokers, is refused at render time', async () => {
     const none = await run(HELM, ['template', 'vt', CHART, '--set', 'collector.qmp.enabled=false']);
     assert.notEqual(none.code, 0);
