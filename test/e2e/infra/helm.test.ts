@@ -446,6 +446,20 @@ describe('the Helm chart', () => {
     }
   });
 
+  test('helm package carries the linked rules and dashboards in the chart archive', async (t) => {
+    const dir = await tempDir(t);
+    const packed = await run(HELM, ['package', CHART, '--destination', dir]);
+    assert.equal(packed.code, 0, packed.stderr);
+    const archive = join(dir, 'vfio-telemetry-0.1.0.tgz');
+    const r = await run(HELM, ['template', 'vt', archive, '--values', EVERYTHING]);
+    assert.equal(r.code, 0, r.stderr);
+    const kinds = parseAllDocuments(r.stdout).map((d) => (d.toJS() as Manifest | null)?.kind);
+    const rules = await readdir(join(ROOT, 'infra/prometheus/rules'));
+    const dashboards = await readdir(join(ROOT, 'infra/grafana/dashboards'));
+    assert.equal(kinds.filter((k) => k === 'PrometheusRule').length, rules.length);
+    assert.equal(kinds.filter((k) => k === 'ConfigMap').length, dashboards.length);
+  });
+
   test('the ServiceMonitor scrapes each stage under the job the rules and dashboards name', async () => {
     const { manifests } = await helmTemplate('--values', EVERYTHING);
     const alerts = await readFile(
