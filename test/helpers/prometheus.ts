@@ -20,6 +20,8 @@ import { parse, stringify } from 'yaml';
 /** A Prometheus to test against: its server and its promtool. */
 export interface PrometheusVersion {
   name: string;
+  /** 2 keeps a classic bucket's `le` as the target wrote it; 3 stores it float-formatted. */
+  major: 2 | 3;
   prometheus: string;
   promtool: string;
 }
@@ -32,9 +34,10 @@ const PROMETHEUS3_DIR =
  * Prometheus 3, which fleets run (built from the Go module proxy by infra/setup-system.sh).
  */
 export const PROMETHEUS_VERSIONS: readonly PrometheusVersion[] = Object.freeze([
-  { name: 'Prometheus 2.42 (Debian)', prometheus: 'prometheus', promtool: 'promtool' },
+  { name: 'Prometheus 2.42 (Debian)', major: 2, prometheus: 'prometheus', promtool: 'promtool' },
   {
     name: 'Prometheus 3',
+    major: 3,
     prometheus: join(PROMETHEUS3_DIR, 'prometheus'),
     promtool: join(PROMETHEUS3_DIR, 'promtool'),
   },
@@ -53,6 +56,8 @@ export interface PrometheusOptions {
   startTimeoutMs?: number;
   /** More command-line flags, e.g. `--enable-feature=exemplar-storage`. */
   extraArgs?: readonly string[];
+  /** More settings for every scrape job, e.g. `{ convert_classic_histograms_to_nhcb: true }`. */
+  scrapeSettings?: Readonly<Record<string, unknown>>;
 }
 
 export interface RunningPrometheus {
@@ -132,6 +137,7 @@ async function startOnce(options: PrometheusOptions, dir: string): Promise<Runni
     scrape_configs: Object.entries(options.targets).map(([job, targets]) => ({
       job_name: job,
       static_configs: [{ targets: [...targets] }],
+      ...options.scrapeSettings,
     })),
   };
   const configFile = join(dir, 'prometheus.yml');

@@ -155,7 +155,16 @@ describe('docker-compose.yml', () => {
       assert.deepEqual(service.command, ['node', 'bin/vfio-telemetry.js', stage.command]);
     }
     assert.match(compose.services.kafka?.image ?? '', /^apache\/kafka:/);
-    assert.match(compose.services.prometheus?.image ?? '', /^prom\/prometheus:v3\./);
+    // The Prometheus 3 the stack runs is the one the rules and dashboards are tested on: Go
+    // module v0.3MM.P is Prometheus 3.MM.P (infra/setup-system.sh builds it for the tests).
+    const setup = await readFile(join(ROOT, 'infra/setup-system.sh'), 'utf8');
+    const [, minor = '', patch = ''] =
+      /^PROMETHEUS3_VERSION=v0\.3(\d\d)\.(\d+)$/m.exec(setup) ?? [];
+    assert.equal(
+      compose.services.prometheus?.image,
+      `prom/prometheus:v3.${Number(minor)}.${patch}`,
+      'compose runs the Prometheus 3 that infra/setup-system.sh builds for the tests',
+    );
     assert.equal(compose.services.kafka?.environment?.KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR, 1);
   });
 

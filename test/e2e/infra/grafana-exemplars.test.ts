@@ -9,12 +9,8 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
-import { parseExporterConfig } from '../../../services/exporter/config.ts';
-import type { TransitionSink } from '../../../services/exporter/io/transition-sink.ts';
-import { startExporter } from '../../../services/exporter/main.ts';
 import type { TransitionRecord } from '../../../services/shared/core/transition-record.ts';
-import { createTransitionCodec } from '../../../services/shared/io/avro-codec.ts';
-import { createLogger } from '../../../services/shared/io/logger.ts';
+import { startFedExporter } from '../../helpers/fed-exporter.ts';
 import {
   pollUntil,
   PROMETHEUS_VERSIONS,
@@ -54,26 +50,9 @@ for (const version of PROMETHEUS_VERSIONS)
     const targets = await exemplarTargets();
     assert.ok(targets.length >= 4, `only ${targets.length} exemplar targets`);
 
-    let sink: TransitionSink | undefined;
-    const config = parseExporterConfig({
-      env: { KAFKA_BROKERS: 'unused:9092' },
-      flags: { 'http-port': '0' },
-    });
-    const exporter = await startExporter(config, createLogger({ level: 'warn' }), {
-      startConsumer: (s) => {
-        sink = s;
-        return Promise.resolve({
-          readiness: () => ({ ready: true, reasons: [] }),
-          stop: () => Promise.resolve(),
-        });
-      },
-    });
-    t.after(() => exporter.stop());
-    assert.ok(sink !== undefined);
-    const feed = sink;
-    const codec = createTransitionCodec();
+    const exporter = await startFedExporter(t);
     const record = (vm: string, deviceId: string, seconds: number, endMicros: number) =>
-      codec.encode({
+      ({
         type: 'prepare',
         host: `hv-${vm.length % 2}`,
         vm,
@@ -86,21 +65,15 @@ for (const version of PROMETHEUS_VERSIONS)
         seconds,
         startMicros: endMicros - Math.round(seconds * 1e6),
         endMicros,
-      } satisfies TransitionRecord);
+      }) satisfies TransitionRecord;
     // Keep observing while Prometheus scrapes, so rate() over the panels' ranges sees increases.
     let n = 0;
     const observe = () => {
       const now = Date.now() * 1000;
       for (let i = 0; i < 20; i++, n++) {
-        feed.observe(record(`vm-${n % 7}`, `vf${n % 3}`, 0.004 + (n % 9) / 1000, now), now, {
-          partition: 0,
-          offset: String(n),
-        });
+        exporter.feed(record(`vm-${n % 7}`, `vf${n % 3}`, 0.004 + (n % 9) / 1000, now), now);
       }
-      feed.observe(record('slow-vm', 'gpu-9', 2.25, now), now, {
-        partition: 0,
-        offset: String(n++),
-      });
+      exporter.feed(record('slow-vm', 'gpu-9', 2.25, now), now);
     };
     observe();
     const timer = setInterval(observe, 500);
@@ -109,7 +82,7 @@ for (const version of PROMETHEUS_VERSIONS)
     const prometheus = await startPrometheus({
       binary: version.prometheus,
       t,
-      targets: { 'vfio-exporter': [exporter.http.url.replace(/^http:\/\//, '')] },
+      targets: { 'vfio-exporter': [exporter.address] },
       extraArgs: ['--enable-feature=exemplar-storage'],
     });
 

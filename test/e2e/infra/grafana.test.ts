@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 import { parse } from 'yaml';
+import { BURN_TIERS, SLI_WINDOWS } from '../../../infra/slo/slo-rules.ts';
 import { dashboardExpressions, ruleExpressions, type Json } from '../../helpers/prometheus.ts';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -23,6 +24,7 @@ const EXPECTED = new Map([
     'vfio-pipeline-health.json',
     { uid: 'vfio-pipeline-health', title: 'vfio-telemetry pipeline health' },
   ],
+  ['vfio-slo.json', { uid: 'vfio-slo', title: 'vfio-telemetry SLOs' }],
 ]);
 
 async function datasourceUid(): Promise<string> {
@@ -184,5 +186,62 @@ describe('Grafana', () => {
       '/d/vfio-migration-latency/vfio-migration-latency?var-vm=$${__value.raw}&viewPanel=21',
     );
     assert.ok(links.some((l) => l.name === 'host'));
+  });
+
+  test('the SLO dashboard: budget remaining, burn rates over every window, worst, exemplars', async () => {
+    const [, slo] = (await dashboards()).find(([f]) => f === 'vfio-slo.json') ?? [];
+    const panels = (slo?.panels ?? []) as Record<string, Json>[];
+    const byTitle = (title: string) => {
+      const panel = panels.find((p) => p.title === title);
+      assert.ok(panel, title);
+      return { panel, targets: panel.targets as { expr: string; exemplar?: boolean }[] };
+    };
+    const exprs = (title: string) => byTitle(title).targets.map((t) => t.expr);
+
+    assert.match(exprs('Error budget remaining')[0] ?? '', /vfio:slo_error_budget_remaining:ratio/);
+    // One column per window the SLO rules record, each the error ratio over (1 - objective).
+    const perWindow = byTitle('Burn rate per window').targets;
+    assert.deepEqual(
+      perWindow.map((t) => /ratio_rate(\w+)\{/.exec(t.expr)?.[1]),
+      [...SLI_WINDOWS],
+    );
+    for (const t of perWindow) {
+      assert.match(t.expr, /\/ on \(slo\) group_left \(\)\n\(1 - vfio:slo_objective:ratio\)$/);
+    }
+    // The graphs draw the alerts' own thresholds on their long windows.
+    for (const [title, severity] of [
+      ['Burn rate, paging windows', 'page'],
+      ['Burn rate, ticket windows', 'ticket'],
+    ] as const) {
+      const { panel } = byTitle(title);
+      const tiers = BURN_TIERS.filter((tier) => tier.severity === severity);
+      assert.deepEqual(
+        exprs(title).map((e) => /ratio_rate(\w+)\{/.exec(e)?.[1]),
+        tiers.map((tier) => tier.long),
+      );
+      const steps = (
+        ((panel.fieldConfig as Record<string, Json>).defaults as Record<string, Json>)
+          .thresholds as { steps: { value: number | null }[] }
+      ).steps;
+      assert.deepEqual(
+        steps.map((step) => step.value).filter((v) => v !== null),
+        tiers.map((tier) => tier.burn).sort((a, b) => a - b),
+      );
+    }
+    assert.match(exprs('Worst target states (1d burn rate)')[0] ?? '', /^topk\(10,/);
+    const hosts = exprs('Worst hosts (1d burn rate)');
+    assert.equal(hosts.length, 2);
+    for (const e of hosts) assert.match(e, /^topk\(10,[^]*sum by \(host\)/);
+    // Exemplars name the devices; the table takes the budget from the rule, not a copy.
+    const exemplarPanels = panels
+      .filter((p) => (p.targets as Record<string, Json>[] | undefined)?.some((t) => t.exemplar))
+      .map((p) => p.title);
+    assert.deepEqual(exemplarPanels, [
+      'p99 by target state, with exemplars',
+      'Devices that spent the latency budget (exemplars)',
+    ]);
+    const table = byTitle('Devices that spent the latency budget (exemplars)');
+    assert.equal(table.targets[1]?.expr, 'vfio:rdma_budget_seconds');
+    assert.match(JSON.stringify(table.panel.transformations), /"configRefId":"B".*"threshold1"/);
   });
 });

@@ -1,9 +1,10 @@
 /**
  * The shipped rules and dashboards against the real thing: a running pipeline (simulated fleet →
- * collector → Kafka → processor → exporter, in-process) scraped by a real Prometheus. The services
- * must expose exactly the documented metric names, and every dashboard and recording-rule
- * expression must parse and return series from what the services really export. (Which alerts
- * can fire is checked against deliberately troubled stand-ins in promql.test.ts.)
+ * collector → Kafka → processor → exporter, in-process) scraped by a real Prometheus 2.42 and 3
+ * side by side. The services must expose exactly the documented metric names, and every dashboard
+ * and recording-rule expression must parse and return series from what the services really
+ * export, on both versions. (Which alerts can fire is checked against deliberately troubled
+ * stand-ins in promql.test.ts.)
  */
 import assert from 'node:assert/strict';
 import { readdir, readFile } from 'node:fs/promises';
@@ -15,6 +16,7 @@ import { brokersFromEnv, testKafkaPort } from '../../helpers/kafka.ts';
 import {
   dashboardExpressions,
   pollUntil,
+  PROMETHEUS_VERSIONS,
   ruleExpressions,
   startPrometheus,
   substituteGrafanaVariables,
@@ -33,7 +35,7 @@ async function files(dir: string, suffix: string): Promise<string[]> {
     .map((f) => join(ROOT, dir, f));
 }
 
-test('a running pipeline scraped by Prometheus: documented names, and every panel and recording rule returns series', async (t) => {
+test('a running pipeline scraped by Prometheus 2.42 and 3: documented names, and every panel and recording rule returns series', async (t) => {
   const brokers = brokersFromEnv();
   const topics = await pipelineTopics(t, brokers);
   const pipeline = await startPipeline({
@@ -85,15 +87,22 @@ test('a running pipeline scraped by Prometheus: documented names, and every pane
 
   const address = (url: string): string => url.replace(/^http:\/\//, '');
   const ruleFiles = await files('infra/prometheus/rules', '.rules.yml');
-  const prometheus = await startPrometheus({
-    t,
-    targets: {
-      'vfio-collector': [address(pipeline.collector.http.url)],
-      'vfio-processor': [address(pipeline.processor.http.url)],
-      'vfio-exporter': [address(pipeline.exporter.http.url)],
-    },
-    ruleFiles,
-  });
+  // Prometheus 2.42 and 3 scrape the same pipeline side by side: one pipeline, both versions.
+  const prometheuses = await Promise.all(
+    PROMETHEUS_VERSIONS.map(async (version) => ({
+      version,
+      prometheus: await startPrometheus({
+        binary: version.prometheus,
+        t,
+        targets: {
+          'vfio-collector': [address(pipeline.collector.http.url)],
+          'vfio-processor': [address(pipeline.processor.http.url)],
+          'vfio-exporter': [address(pipeline.exporter.http.url)],
+        },
+        ruleFiles,
+      }),
+    })),
+  );
 
   const expressions: PromqlSource[] = (await ruleExpressions(ruleFiles)).filter(
     (s) => !/ Vfio\w+$/.test(s.where),
@@ -106,26 +115,33 @@ test('a running pipeline scraped by Prometheus: documented names, and every pane
   }
   assert.ok(expressions.length >= 40, `only ${expressions.length} expressions`);
   const empty: string[] = [];
-  const pending = new Set(expressions);
+  const pending = new Set(
+    prometheuses.flatMap(({ version, prometheus }) =>
+      expressions.map((source) => ({ version, prometheus, source })),
+    ),
+  );
   await pollUntil(
     'every expression to return series',
     async () => {
-      for (const source of [...pending]) {
+      for (const item of [...pending]) {
+        const { prometheus, source } = item;
         const response = await prometheus.query(source.expr);
         assert.equal(
           response.status,
           'success',
-          `${source.where}: ${response.error ?? ''}\n${source.expr}`,
+          `${item.version.name} ${source.where}: ${response.error ?? ''}\n${source.expr}`,
         );
         if (((response.data as { result: unknown[] }).result ?? []).length > 0)
-          pending.delete(source);
+          pending.delete(item);
       }
       return pending.size === 0 ? true : undefined;
     },
     90_000,
     1000,
   ).catch(() => {
-    for (const s of pending) empty.push(`${s.where}: ${s.expr}`);
+    for (const { version, source } of pending) {
+      empty.push(`${version.name} ${source.where}: ${source.expr}`);
+    }
   });
   assert.deepEqual(
     empty,
