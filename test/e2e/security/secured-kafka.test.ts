@@ -1,11 +1,7 @@
 /**
- * Against a real secured broker (`infra/kafka/start.sh --secure`): each kind of refusal with its
- * clear reason, and nothing lost by a collector refused until its password file is fixed.
- *
- * Not here yet: the whole pipeline on per-stage principals. @platformatic/kafka 2.12.1 sends
- * AddPartitionsToTxn v5 (KIP-890's broker-to-coordinator version), which Kafka 4.1 authorizes
- * as CLUSTER_ACTION: the processor's transactions are refused on a least-privilege cluster
- * (CLUSTER_AUTHORIZATION_FAILED) until the client sends v3 to the coordinator.
+ * Against a real secured broker (`infra/kafka/start.sh --secure`): the whole pipeline with each
+ * stage on its own principal and only its ACLs, each kind of refusal with its clear reason, and
+ * nothing lost by a stage refused until its credentials or ACLs are fixed.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -22,10 +18,15 @@ import { createKafkaPort } from '../../../services/shared/kafka/io/client.ts';
 import { createRefusalDiagnosis } from '../../../services/shared/kafka/io/security.ts';
 import { createLogger } from '../../../services/shared/io/logger.ts';
 import { startSimulator } from '../../../services/simulator/io/simulator.ts';
+import { startPipeline } from '../../../services/cli/demo/pipeline.ts';
 import { startSecureKafka, type SecureKafka } from '../../helpers/secure-kafka.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
 import { quietLogger, tempDir } from '../collector/collector-harness.ts';
-import { counterValue, type PipelineTopics } from '../pipeline/pipeline-harness.ts';
+import {
+  assertExporterMatchesReplay,
+  counterValue,
+  type PipelineTopics,
+} from '../pipeline/pipeline-harness.ts';
 import { BROKER_TIME_CONFIGS } from '../../../services/shared/core/topics.ts';
 
 let kafka: SecureKafka;
@@ -88,6 +89,41 @@ describe('secured Kafka (start.sh --secure)', { timeout: 900_000 }, () => {
     kafka = await startSecureKafka();
   });
   after(() => kafka?.stop());
+
+  test('the whole pipeline, each stage on its own principal with only its ACLs: the exporter equals replay', async (t) => {
+    const topics = await secureTopics(t);
+    const suffix = `-${randomUUID().slice(0, 8)}`;
+    await kafka.grant(stageAcls(aclNames(topics, suffix), ['collector', 'processor', 'exporter']));
+    const envs = {
+      collector: await kafka.env('collector'),
+      // The processor on its client certificate (the SSL listener), the others on SCRAM.
+      processor: await kafka.env('processor', 'mtls'),
+      exporter: await kafka.env('exporter'),
+    };
+    const transcripts = tempDir(t, 'secured-transcripts-');
+    const pipeline = await startPipeline({
+      brokers: kafka.brokers,
+      topics,
+      fleet: {
+        vms: 6,
+        devicesPerVm: 2,
+        migrationsPerVmPerMinute: 30,
+        failureRate: 0.1,
+        prepareFailureRate: 0.2,
+        seed: 17,
+      },
+      speed: 'max',
+      maxMigrations: 60,
+      transcriptsDir: transcripts,
+      exporterPort: 0,
+      groupSuffix: suffix,
+      kafkaEnv: (stage) => envs[stage],
+      logger: quietLogger(),
+    });
+    t.after(() => pipeline.stop());
+    await pipeline.simulator.done;
+    await assertExporterMatchesReplay(`${pipeline.exporter.http.url}/metrics`, transcripts);
+  });
 
   test('refusals name their reason: no TLS, untrusted CA, client certificate from another CA, a topic not granted', async (t) => {
     const topics = await secureTopics(t);

@@ -25,15 +25,25 @@
  * - `Transaction.addOffset` commits `message.offset + 1` for one partition per TxnOffsetCommit
  *   request, deduplicated under the fixed key 'commit' (producer.js kTransactionCommitOffset):
  *   concurrent calls would be merged into the first one, so offsets are added one at a time.
+ * - The client sends each request at the highest version both sides implement (base.js
+ *   kGetApi). For AddPartitionsToTxn that is v5 on Kafka 4, the broker-to-coordinator form,
+ *   which the broker authorizes as CLUSTER_ACTION: the client is refused under least-privilege
+ *   ACLs. `ClientFormProducer` hands it the library's own v3 (the client form; the request
+ *   builder takes the one transaction the producer passes), see kafka/core/client-versions.ts.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   Producer as PlatformaticProducer,
+  addPartitionsToTxnV3,
+  kGetApi,
+  type API,
+  type Callback,
   type Consumer,
   type Message,
   type MessageToProduce,
   type ProduceResult,
 } from '@platformatic/kafka';
+import { clientApiVersion } from '../core/client-versions.ts';
 import { TelemetryError, isTelemetryError } from '../../core/errors.ts';
 import { planProduceRequests, type RecordSize } from '../core/produce-requests.ts';
 import { baseOptions, observeClient, type KafkaClientOptions } from './base-options.ts';
@@ -55,6 +65,33 @@ import type {
   TopicPartitionOffset,
 } from './port.ts';
 import type { Logger } from '../../io/logger.ts';
+
+/** The library's implementations of the client forms `clientApiVersion` may choose. */
+const CLIENT_FORMS: Readonly<Record<string, Readonly<Record<number, unknown>>>> = {
+  AddPartitionsToTxn: { 3: addPartitionsToTxnV3.api },
+};
+
+/** The client's producer, sending requests in their client form (see the file comment). */
+class ClientFormProducer extends PlatformaticProducer {
+  override [kGetApi]<RequestArguments extends unknown[], ResponseType>(
+    name: string,
+    callback: Callback<API<RequestArguments, ResponseType>>,
+  ): void {
+    super[kGetApi]<RequestArguments, ResponseType>(name, (error, api) => {
+      if (error !== null || api === undefined) {
+        callback(error, api);
+        return;
+      }
+      const version = clientApiVersion(name, api.version);
+      const form = version === api.version ? api : CLIENT_FORMS[name]?.[version];
+      if (form === undefined) {
+        callback(new Error(`No client form of ${name} v${version}.`));
+        return;
+      }
+      callback(null, form as API<RequestArguments, ResponseType>);
+    });
+  }
+}
 
 /** The client's `Transaction` class is not exported by name. */
 type Transaction = Awaited<ReturnType<PlatformaticProducer['beginTransaction']>>;
@@ -254,7 +291,7 @@ export class PortProducer implements Producer {
     if (this.#client !== undefined) return this.#client;
     const base = baseOptions(this.#deps.client, 'producer');
     const transactional = this.#options.transactionalId !== undefined;
-    const client = new PlatformaticProducer({
+    const client = new ClientFormProducer({
       ...base,
       idempotent: true,
       // InitProducerId with -1/-1 asks for a new producer id (or, transactional, the next epoch of
