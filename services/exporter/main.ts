@@ -10,6 +10,9 @@ import { createTransitionCodec } from '../shared/io/avro-codec.ts';
 import { cacheFor, type RunningHttpServer } from '../shared/io/http-server.ts';
 import type { Logger } from '../shared/io/logger.ts';
 import { kafkaSecurityOf } from '../shared/kafka/core/options.ts';
+import { describeRefusal } from '../shared/kafka/core/refusal.ts';
+import { createKafkaRefusals } from '../shared/kafka/io/kafka-refusals.ts';
+import { createRefusalDiagnosis } from '../shared/kafka/io/security.ts';
 import { startStage, type KafkaPortFactory } from '../shared/io/stage.ts';
 import type { ExporterConfig } from './config.ts';
 import {
@@ -26,6 +29,7 @@ import {
   classicRegistryOf,
   createExporterTelemetry,
   createOpenMetricsRegistry,
+  PROCESS_METRIC_PREFIX,
   type ExporterTelemetry,
 } from './io/exporter-telemetry.ts';
 import { livePageRoutes } from './io/live-page.ts';
@@ -79,6 +83,13 @@ export async function startExporter(
       ...(deps.kafkaPortFactory === undefined ? {} : { kafkaPortFactory: deps.kafkaPortFactory }),
     },
     async (stage) => {
+      const refusals = createKafkaRefusals({
+        registry: openMetricsRegistry,
+        metricPrefix: PROCESS_METRIC_PREFIX,
+        stage: 'exporter',
+        logger,
+        diagnose: createRefusalDiagnosis(config.brokers, kafkaSecurityOf(config)),
+      });
       // After the stage registered its HTTP metrics: the classic view lists the metrics it finds.
       const registry = classicRegistryOf(openMetricsRegistry);
       const guards = createLabelGuards({
@@ -103,7 +114,15 @@ export async function startExporter(
 
       let consumer: RunningTransitionConsumer | undefined = undefined;
       stage.readiness(
-        () => consumer?.readiness() ?? { ready: false, reasons: ['kafka: consumer not started'] },
+        () =>
+          consumer?.readiness() ?? {
+            ready: false,
+            reasons: [
+              refusals.current === undefined
+                ? 'kafka: consumer not started'
+                : describeRefusal(refusals.current),
+            ],
+          },
       );
 
       const latencyByOutcome = async () =>
@@ -182,6 +201,7 @@ export async function startExporter(
             sink: s,
             logger,
             onFatal,
+            refusals,
           });
           return {
             readiness: () => running.readiness(),

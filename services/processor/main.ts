@@ -9,7 +9,10 @@ import {
   type AvroCodec,
 } from '../shared/io/avro-codec.ts';
 import type { RunningHttpServer } from '../shared/io/http-server.ts';
-import type { KafkaPort, TopicDescription } from '../shared/kafka/io/port.ts';
+import type { GroupConsumer, KafkaPort, TopicDescription } from '../shared/kafka/io/port.ts';
+import { describeRefusal } from '../shared/kafka/core/refusal.ts';
+import { createKafkaRefusals } from '../shared/kafka/io/kafka-refusals.ts';
+import { createRefusalDiagnosis } from '../shared/kafka/io/security.ts';
 import type { Logger } from '../shared/io/logger.ts';
 import { kafkaSecurityOf } from '../shared/kafka/core/options.ts';
 import { startStage, type KafkaPortFactory } from '../shared/io/stage.ts';
@@ -17,7 +20,7 @@ import type { ProcessorConfig } from './config.ts';
 import { processorKafkaIds } from './core/instance-identity.ts';
 import type { PublishedTransition } from './core/published-transition.ts';
 import { transactionPipeline } from './io/batch-pipeline.ts';
-import { createProcessorTelemetry } from './io/processor-telemetry.ts';
+import { createProcessorTelemetry, METRIC_PREFIX } from './io/processor-telemetry.ts';
 import { claimIdentity } from './io/state-dir.ts';
 import { TransactionRunner } from './io/transaction-runner.ts';
 
@@ -79,6 +82,42 @@ export async function startProcessor(
       });
       stage.started('identity', () => identity.release());
       const ids = processorKafkaIds(config.groupId, identity.instanceId, config.transactionalId);
+      const refusals = createKafkaRefusals({
+        registry,
+        metricPrefix: METRIC_PREFIX,
+        stage: 'processor',
+        logger,
+        diagnose: createRefusalDiagnosis(config.brokers, kafkaSecurityOf(config)),
+      });
+      /** The parts readiness asks, once they started. */
+      const parts: { consumer?: GroupConsumer; runner?: TransactionRunner } = {};
+      stage.readiness(() => {
+        const { consumer, runner } = parts;
+        const refused = refusals.current === undefined ? [] : [describeRefusal(refusals.current)];
+        if (consumer === undefined || runner === undefined) {
+          return { ready: false, reasons: refused.length > 0 ? refused : ['starting'] };
+        }
+        const membership = consumer.membership();
+        if (membership === null) {
+          return { ready: false, reasons: ['not in the consumer group', ...refused] };
+        }
+        if (runner.commitHung(Date.now())) {
+          return {
+            ready: false,
+            reasons: [
+              `a commit has hung longer than the transaction timeout (${config.transactionTimeoutMs} ms)`,
+            ],
+          };
+        }
+        if (!runner.healthy) {
+          return {
+            ready: false,
+            reasons: refused.length > 0 ? refused : ['transactions are failing'],
+          };
+        }
+        const partitions = membership.assigned.map((p) => p.partition).join(',') || 'none';
+        return { ready: true, reasons: [`consuming partitions ${partitions}`] };
+      });
       logger.info('The processor has its identity.', {
         instanceId: identity.instanceId,
         stateDir: identity.stateDir ?? undefined,
@@ -86,6 +125,8 @@ export async function startProcessor(
         tookOverLockOfPid: identity.tookOverFrom?.pid,
         transactionalId: ids.transactionalId,
       });
+      // Served before Kafka is asked anything: /readyz says why while Kafka refuses the start.
+      const http = await stage.serve({ registry });
       const port =
         kafka ??
         stage.kafkaPort({
@@ -103,21 +144,30 @@ export async function startProcessor(
       // InitProducerId now, before joining the group and restoring: a predecessor with this
       // transactional id (this instance before a crash) is fenced and its open transaction aborted
       // at once, so neither our restore nor any read_committed reader waits for the broker's
-      // transaction timeout.
-      await producer.initTransactions();
-      const consumer = await port.groupConsumer({
-        groupId: config.groupId,
-        groupInstanceId: ids.groupInstanceId,
-        topics: [config.eventsTopic],
-        isolation: 'read_committed',
-        startWith: 'earliest',
-        sessionTimeoutMs: config.sessionTimeoutMs,
-        heartbeatIntervalMs: Math.min(3000, Math.floor(config.sessionTimeoutMs / 3)),
-        maxWaitMs: Math.max(10, Math.min(500, config.commitIntervalMs)),
+      // transaction timeout. Refused (no WRITE on the transactional id, no READ on the group):
+      // wait until granted, saying so in the log, /metrics and /readyz.
+      await refusals.retryWhileRefused('InitProducerId', () => producer.initTransactions(), {
+        transactionalId: ids.transactionalId,
       });
-      stage.started('consumer', () => consumer.close());
+      const joined = await refusals.retryWhileRefused(
+        'joining the consumer group',
+        () =>
+          port.groupConsumer({
+            groupId: config.groupId,
+            groupInstanceId: ids.groupInstanceId,
+            topics: [config.eventsTopic],
+            isolation: 'read_committed',
+            startWith: 'earliest',
+            sessionTimeoutMs: config.sessionTimeoutMs,
+            heartbeatIntervalMs: Math.min(3000, Math.floor(config.sessionTimeoutMs / 3)),
+            maxWaitMs: Math.max(10, Math.min(500, config.commitIntervalMs)),
+          }),
+        { groupId: config.groupId },
+      );
+      parts.consumer = joined;
+      stage.started('consumer', () => joined.close());
       const eventCodec = createEventCodec();
-      const runner = new TransactionRunner(
+      const loop = new TransactionRunner(
         {
           eventsTopic: config.eventsTopic,
           transitionsTopic: config.transitionsTopic,
@@ -135,15 +185,18 @@ export async function startProcessor(
         },
         {
           port,
-          consumer,
+          consumer: joined,
           producer,
           telemetry,
+          refusals,
+          transactionalId: ids.transactionalId,
           decodeEvent: (value) => eventCodec.decode(value),
           transitionCodec: createTransitionCodec() as unknown as AvroCodec<PublishedTransition>,
         },
       );
-      consumer.onMembershipChange((membership) => {
-        runner.membershipChanged(membership);
+      parts.runner = loop;
+      joined.onMembershipChange((membership) => {
+        loop.membershipChanged(membership);
         logger.info(
           membership === null ? 'Left the consumer group.' : 'Joined the consumer group.',
           {
@@ -155,19 +208,19 @@ export async function startProcessor(
 
       let finished: () => void = () => {};
       const done = new Promise<void>((resolve) => (finished = resolve));
-      const subscription: Subscription = transactionPipeline(runner).subscribe({
+      const subscription: Subscription = transactionPipeline(loop).subscribe({
         error: (error: unknown) => {
           // A programmer error (processBatch throws only for those) or a broken consumer: not
           // ready any more, and the command exits non-zero rather than limp on.
           logger.error('The processor loop failed; nothing is consumed any more.', { error });
-          runner.healthy = false;
+          loop.healthy = false;
           finished();
           hooks.onLoopFailed?.(error);
         },
         complete: () => finished(),
       });
       stage.started('transaction loop', async () => {
-        runner.stop();
+        loop.stop();
         // The loop commits what it holds and ends; then leave the group and close.
         await done;
         subscription.unsubscribe();
@@ -177,14 +230,14 @@ export async function startProcessor(
         let vms = 0;
         let devices = 0;
         let open = 0;
-        for (const processor of runner.owned.values()) {
+        for (const processor of loop.owned.values()) {
           const s = processor.stats();
           vms += s.vms;
           devices += s.devices;
           open += s.openPrepares;
         }
         telemetry.engineSize(vms, devices, open);
-        const owned = [...runner.owned.values()];
+        const owned = [...loop.owned.values()];
         if (owned.length === 0) return;
         port
           .endOffsets(
@@ -193,7 +246,7 @@ export async function startProcessor(
           )
           .then((ends) => {
             for (const end of ends) {
-              const processor = runner.owned.get(end.partition);
+              const processor = loop.owned.get(end.partition);
               if (processor === undefined) continue;
               telemetry.partitionLag(
                 end.partition,
@@ -205,22 +258,6 @@ export async function startProcessor(
       }, config.tickIntervalMs);
       stage.started('gauges', () => clearInterval(gauges));
 
-      stage.readiness(() => {
-        const membership = consumer.membership();
-        if (membership === null) return { ready: false, reasons: ['not in the consumer group'] };
-        if (runner.commitHung(Date.now())) {
-          return {
-            ready: false,
-            reasons: [
-              `a commit has hung longer than the transaction timeout (${config.transactionTimeoutMs} ms)`,
-            ],
-          };
-        }
-        if (!runner.healthy) return { ready: false, reasons: ['transactions are failing'] };
-        const partitions = membership.assigned.map((p) => p.partition).join(',') || 'none';
-        return { ready: true, reasons: [`consuming partitions ${partitions}`] };
-      });
-      const http = await stage.serve({ registry });
       logger.info('The processor is running.', {
         metrics: `${http.url}/metrics`,
         groupId: config.groupId,

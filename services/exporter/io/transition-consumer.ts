@@ -12,7 +12,9 @@
  * "Delivery semantics"). A fetch is bounded by `maxBytes` and a batch by `maxRecords`, so a large
  * backlog is observed in slices rather than held in memory at once.
  *
- * Ready means: a member of the group holding at least one partition of the topic.
+ * Ready means: a member of the group holding at least one partition of the topic. While Kafka
+ * refuses the consumer (no READ on the group or the topic, a login or certificate refused), it
+ * waits and tries again, and `/readyz` says why (kafka/io/kafka-refusals.ts).
  */
 import { isTelemetryError } from '../../shared/core/errors.ts';
 import { nowMicros as wallClockMicros } from '../../shared/io/clock.ts';
@@ -24,6 +26,8 @@ import type {
   TopicPartitionOffset,
 } from '../../shared/kafka/io/port.ts';
 import type { Logger } from '../../shared/io/logger.ts';
+import { describeRefusal } from '../../shared/kafka/core/refusal.ts';
+import type { KafkaRefusals } from '../../shared/kafka/io/kafka-refusals.ts';
 import type { TransitionSink } from './transition-sink.ts';
 
 export interface TransitionConsumerOptions {
@@ -43,6 +47,8 @@ export interface TransitionConsumerOptions {
   nowMicros?: () => number;
   /** Background commit period (default 1000 ms). */
   commitIntervalMs?: number;
+  /** Kafka's refusals, told and waited out (without: a refusal fails as any error). */
+  refusals?: KafkaRefusals;
 }
 
 export interface RunningTransitionConsumer {
@@ -53,6 +59,7 @@ export interface RunningTransitionConsumer {
 type ConsumerState =
   | { kind: 'member'; membership: GroupMembership | null }
   | { kind: 'retrying'; error: string }
+  | { kind: 'refused'; reason: string }
   | { kind: 'failed'; error: string }
   | { kind: 'stopped' };
 
@@ -66,13 +73,21 @@ export async function startTransitionConsumer(
 ): Promise<RunningTransitionConsumer> {
   const { topic, groupId, sink, logger } = options;
   const nowMicros = options.nowMicros ?? wallClockMicros;
-  const consumer: GroupConsumer = await options.port.groupConsumer({
-    groupId,
-    topics: [topic],
-    isolation: 'read_committed',
-    startWith: options.fromBeginning ? 'earliest' : 'latest',
-    maxBytes: options.maxBytes,
-  });
+  const join = (): Promise<GroupConsumer> =>
+    options.port.groupConsumer({
+      groupId,
+      topics: [topic],
+      isolation: 'read_committed',
+      startWith: options.fromBeginning ? 'earliest' : 'latest',
+      maxBytes: options.maxBytes,
+    });
+  const consumer: GroupConsumer =
+    options.refusals === undefined
+      ? await join()
+      : await options.refusals.retryWhileRefused('joining the consumer group', join, {
+          groupId,
+          topics: [topic],
+        });
   let state: ConsumerState = { kind: 'member', membership: consumer.membership() };
   /** Partition → offset of the last observed record, not committed yet. */
   const observed = new Map<number, bigint>();
@@ -132,9 +147,18 @@ export async function startTransitionConsumer(
         batch = await consumer.nextBatch(options.maxRecords, BATCH_WAIT_MS);
       } catch (error) {
         if (!running) return;
-        if (isTelemetryError(error) && error.retriable) {
-          state = { kind: 'retrying', error: error.message };
-          logger.warn('Fetching transitions failed; retrying.', { groupId, topic, error });
+        const refusal = await options.refusals?.observe(error, {
+          what: 'fetching transitions',
+          details: { groupId, topics: [topic] },
+        });
+        const retriable = isTelemetryError(error) && error.retriable;
+        if (refusal !== undefined || retriable) {
+          state =
+            refusal === undefined
+              ? { kind: 'retrying', error: (error as Error).message }
+              : { kind: 'refused', reason: describeRefusal(refusal) };
+          if (refusal === undefined)
+            logger.warn('Fetching transitions failed; retrying.', { groupId, topic, error });
           await new Promise<void>((resolve) => {
             const timer = setTimeout(resolve, RETRY_DELAY_MS);
             wakeRetry = () => {
@@ -151,6 +175,7 @@ export async function startTransitionConsumer(
         return;
       }
       if (batch === null) return;
+      options.refusals?.cleared();
       const now = nowMicros();
       for (const record of batch.records) {
         sink.observe(record.value, now, {
@@ -180,6 +205,8 @@ export async function startTransitionConsumer(
         }
         case 'retrying':
           return { ready: false, reasons: [`kafka: fetching failed, retrying: ${state.error}`] };
+        case 'refused':
+          return { ready: false, reasons: [state.reason] };
         case 'failed':
           return { ready: false, reasons: [`kafka: consumer failed: ${state.error}`] };
         case 'stopped':

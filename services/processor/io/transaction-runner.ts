@@ -23,6 +23,7 @@ import {
   type FailureKind,
   type UnknownCommit,
 } from '../core/transaction-policy.ts';
+import type { KafkaRefusals } from '../../shared/kafka/io/kafka-refusals.ts';
 import type { ProcessorTelemetry } from './processor-telemetry.ts';
 import { restorePartitions } from './state-restore.ts';
 
@@ -69,6 +70,10 @@ export interface RunnerDeps {
   readonly telemetry: ProcessorTelemetry;
   readonly decodeEvent: (value: Uint8Array) => EventDecodeResult;
   readonly transitionCodec: AvroCodec<PublishedTransition>;
+  /** Where a failed transaction's refusal (an ACL revoked, a certificate expired) is told. */
+  readonly refusals?: KafkaRefusals;
+  /** Named by a refusal of the transactional id. */
+  readonly transactionalId?: string;
 }
 
 export interface PendingTransaction {
@@ -211,6 +216,7 @@ export class TransactionRunner {
       this.failures = 0;
       this.holeRestores = 0;
       this.healthy = true;
+      this.deps.refusals?.cleared();
       // A partition that came again from where it was sought needs no hole check any more.
       for (const { partition } of output.offsets) this.sought.delete(partition);
       count(result.refused);
@@ -298,6 +304,15 @@ export class TransactionRunner {
     );
     if (!decision.retry && this.pending === pending) this.pending = null;
     if (decision.reinitProducer) this.reinitProducer = true;
+    await this.deps.refusals?.observe(error, {
+      what: 'a transaction',
+      details: {
+        groupId: this.options.groupId,
+        ...(this.deps.transactionalId === undefined
+          ? {}
+          : { transactionalId: this.deps.transactionalId }),
+      },
+    });
     this.deps.telemetry.transactionFailed(error, kind, decision.retry, decision.delayMs);
     if (decision.delayMs > 0) await sleep(decision.delayMs);
     return { kind: 'failed', fenced: kind === 'fenced', retrying: decision.retry };

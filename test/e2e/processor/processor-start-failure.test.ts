@@ -1,30 +1,25 @@
 /**
- * The stage contract for the processor (services/shared/io/stage.ts): its HTTP port is taken, so
- * start-up fails after the producer and the group consumer have started against a real broker;
- * both are closed (the consumer leaves its group), then the port, in reverse order, and no socket
- * or timer is left running.
+ * The stage contract for the processor (services/shared/io/stage.ts): start-up fails after the
+ * HTTP server, the producer and the group consumer have started against a real broker (the
+ * consumer breaks as the loop is wired); the consumer (leaving its group), the producer and the
+ * port are closed in reverse order, then the HTTP server, and no socket or timer is left running.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { createServer } from 'node:net';
 import { setImmediate as tick } from 'node:timers/promises';
 import { test } from 'node:test';
 import { parseProcessorConfig } from '../../../services/processor/config.ts';
 import { startProcessor } from '../../../services/processor/main.ts';
-import { isTelemetryError } from '../../../services/shared/core/errors.ts';
+import { isTelemetryError, TelemetryError } from '../../../services/shared/core/errors.ts';
 import type { KafkaPort } from '../../../services/shared/kafka/io/port.ts';
 import { brokersFromEnv, kafkaPortFor } from '../../helpers/kafka.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
 import { quietLogger } from '../collector/collector-harness.ts';
 import { pipelineTopics, processorFlags } from '../pipeline/pipeline-harness.ts';
 
-test('processor: the HTTP port is taken → consumer, producer and Kafka port closed in reverse order, nothing left running', async (t) => {
+test('processor: start-up fails after the consumer joined → consumer, producer, Kafka port and HTTP server closed in reverse order, nothing left running', async (t) => {
   const brokers = brokersFromEnv();
   const topics = await pipelineTopics(t, brokers, 1);
-  const blocker = createServer();
-  await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
-  t.after(() => new Promise<void>((resolve) => blocker.close(() => resolve())));
-  const taken = (blocker.address() as { port: number }).port;
 
   // A fresh broker loads its group coordinator lazily (COORDINATOR_LOAD_IN_PROGRESS): join a
   // throwaway group first, so that the processor's start fails where this test wants it to.
@@ -53,9 +48,18 @@ test('processor: the HTTP port is taken → consumer, producer and Kafka port cl
     .filter((r) => r.endsWith('Wrap') || r === 'Timeout');
   const closed: string[] = [];
   /** `target` with its close recorded (a Proxy: the port's objects are class instances). */
-  const recordingClose = <T extends { close(): Promise<void> }>(target: T, name: string): T =>
+  const recordingClose = <T extends { close(): Promise<void> }>(
+    target: T,
+    name: string,
+    broken?: string,
+  ): T =>
     new Proxy(target, {
       get: (object, key) => {
+        if (key === broken) {
+          return () => {
+            throw new TelemetryError('KAFKA_UNAVAILABLE', `${String(key)} broke (injected).`);
+          };
+        }
         if (key === 'close') {
           return () => {
             closed.push(name);
@@ -74,7 +78,7 @@ test('processor: the HTTP port is taken → consumer, producer and Kafka port cl
       return recordingClose(await real.producer(options), 'producer');
     },
     groupConsumer: async (options) => {
-      return recordingClose(await real.groupConsumer(options), 'consumer');
+      return recordingClose(await real.groupConsumer(options), 'consumer', 'onMembershipChange');
     },
     close: () => (closed.push('port'), real.close()),
   };
@@ -84,10 +88,9 @@ test('processor: the HTTP port is taken → consumer, producer and Kafka port cl
     flags[(list[i] as string).slice(2)] = list[i + 1] as string;
   flags['brokers'] = [...brokers];
   flags['http-host'] = '127.0.0.1';
-  flags['http-port'] = String(taken);
   await assert.rejects(
     startProcessor(parseProcessorConfig({ env: {}, flags }), quietLogger(), port),
-    (error) => isTelemetryError(error, 'HTTP_LISTEN_FAILED'),
+    (error) => isTelemetryError(error, 'KAFKA_UNAVAILABLE'),
   );
   assert.deepEqual(closed, ['consumer', 'producer', 'port']);
   const left = (): string[] => {

@@ -7,9 +7,15 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { parseCollectorConfig } from '../../../services/collector/config.ts';
+import { parseExporterConfig } from '../../../services/exporter/config.ts';
+import { startExporter } from '../../../services/exporter/main.ts';
+import { parseProcessorConfig } from '../../../services/processor/config.ts';
+import { startProcessor } from '../../../services/processor/main.ts';
 import { startCollector } from '../../../services/collector/main.ts';
 import { isTelemetryError } from '../../../services/shared/core/errors.ts';
 import { stageAcls, type AclNames } from '../../../services/shared/kafka/core/acls.ts';
@@ -69,6 +75,22 @@ function aclNames(topics: PipelineTopics, suffix: string): AclNames {
   };
 }
 
+/** A TCP port nobody listens on now (a stage refused at start has no handle to ask yet). */
+async function freePort(): Promise<number> {
+  const server = createServer().listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  server.close();
+  await once(server, 'close');
+  return port;
+}
+
+/** A logger at info that keeps its lines. */
+function keptLogger(): { logger: ReturnType<typeof createLogger>; lines: string[] } {
+  const lines: string[] = [];
+  return { logger: createLogger({ level: 'info', write: (line) => lines.push(line) }), lines };
+}
+
 /** The error `fn` rejects with. */
 async function failure(fn: () => Promise<unknown>): Promise<unknown> {
   try {
@@ -123,6 +145,149 @@ describe('secured Kafka (start.sh --secure)', { timeout: 900_000 }, () => {
     t.after(() => pipeline.stop());
     await pipeline.simulator.done;
     await assertExporterMatchesReplay(`${pipeline.exporter.http.url}/metrics`, transcripts);
+  });
+
+  test('a processor without its transactional-id ACL and an exporter without its group ACL wait, refused and saying why; granted, they go on and lose nothing', async (t) => {
+    const topics = await secureTopics(t);
+    const suffix = `-${randomUUID().slice(0, 8)}`;
+    const names = aclNames(topics, suffix);
+    const acls = stageAcls(names, ['collector', 'processor', 'exporter']);
+    const withheld = acls.filter(
+      (a) =>
+        a.resourceType === 'TRANSACTIONAL_ID' ||
+        (a.stage === 'exporter' && a.resourceType === 'GROUP'),
+    );
+    assert.equal(withheld.length, 2);
+    await kafka.grant(acls.filter((a) => !withheld.includes(a)));
+
+    // Events first: the collector on its principal publishes a small fleet.
+    const sockets = tempDir(t, 'refused-vms-');
+    const transcripts = tempDir(t, 'refused-transcripts-');
+    const simulator = await startSimulator({
+      dir: sockets,
+      fleet: {
+        vms: 4,
+        devicesPerVm: 1,
+        migrationsPerVmPerMinute: 30,
+        prepareFailureRate: 0.3,
+        seed: 9,
+      },
+      speed: 'max',
+      maxMigrations: 30,
+      transcriptsDir: transcripts,
+      waitForClients: true,
+      logger: quietLogger(),
+    });
+    t.after(() => simulator.close());
+    const collector = await startCollector(
+      parseCollectorConfig('refused-host', {
+        env: await kafka.env('collector'),
+        flags: {
+          topic: topics.events,
+          'socket-dir': sockets,
+          'spool-dir': tempDir(t, 'refused-spool-'),
+          'http-port': '0',
+          'rescan-interval-ms': '100',
+          'linger-ms': '2',
+        },
+      }),
+      quietLogger(),
+    );
+    t.after(() => collector.stop(1000));
+
+    const processorLog = keptLogger();
+    const processorPort = await freePort();
+    const instanceId = 'refused-1';
+    const transactionalId = `${names.processorGroup}-${instanceId}`;
+    const processorStarted = startProcessor(
+      parseProcessorConfig({
+        env: await kafka.env('processor'),
+        flags: {
+          'events-topic': topics.events,
+          'transitions-topic': topics.transitions,
+          'state-topic': topics.state,
+          'dead-letter-topic': topics.deadLetter,
+          'group-id': names.processorGroup ?? '',
+          'instance-id': instanceId,
+          'state-dir': tempDir(t, 'refused-state-'),
+          'http-host': '127.0.0.1',
+          'http-port': String(processorPort),
+        },
+      }),
+      processorLog.logger,
+    );
+    t.after(async () => (await processorStarted).stop());
+    const exporterLog = keptLogger();
+    const exporterPort = await freePort();
+    const exporterStarted = startExporter(
+      parseExporterConfig({
+        env: await kafka.env('exporter'),
+        flags: {
+          topic: topics.transitions,
+          'group-id': names.exporterGroup ?? '',
+          'http-host': '127.0.0.1',
+          'http-port': String(exporterPort),
+        },
+      }),
+      exporterLog.logger,
+    );
+    t.after(async () => (await exporterStarted).stop());
+
+    const processorUrl = `http://127.0.0.1:${processorPort}`;
+    const exporterUrl = `http://127.0.0.1:${exporterPort}`;
+    const text = async (url: string): Promise<string> => {
+      try {
+        return await (await fetch(url)).text();
+      } catch {
+        return '';
+      }
+    };
+    // Each refused, naming what it may not use: /readyz, the counter and one log line.
+    const cases = [
+      {
+        url: processorUrl,
+        lines: processorLog.lines,
+        counter: 'vfio_processor_kafka_refused_total{reason="authorization"}',
+        readyz: `kafka: refused (authorization: no ACL allows WRITE on transactional id ${transactionalId})`,
+        resource: `transactional id ${transactionalId}`,
+      },
+      {
+        url: exporterUrl,
+        lines: exporterLog.lines,
+        counter: 'vfio_exporter_kafka_refused_total{reason="authorization"}',
+        readyz: `kafka: refused (authorization: no ACL allows READ on group ${names.exporterGroup})`,
+        resource: `group ${names.exporterGroup}`,
+      },
+    ];
+    for (const c of cases) {
+      await waitFor(async () => (await text(`${c.url}/readyz`)).includes(c.readyz), {
+        timeoutMs: 30_000,
+        description: `/readyz of ${c.url} saying: ${c.readyz}`,
+      });
+      const readyz = await fetch(`${c.url}/readyz`);
+      assert.equal(readyz.status, 503);
+      const metrics = await text(`${c.url}/metrics`);
+      assert.ok(counterValue(metrics, c.counter.split('{')[0]!) >= 1, `${c.counter} counted`);
+      assert.match(metrics, new RegExp(`${c.counter.replace(/[{}]/g, '\\$&')} [1-9]`));
+      const refusals = c.lines
+        .map((line) => JSON.parse(line) as Record<string, unknown>)
+        .filter((entry) => entry['reason'] === 'authorization');
+      assert.ok(refusals.length >= 1, 'a log line says it was refused');
+      assert.equal(refusals[0]?.['level'], 'error');
+      assert.equal(refusals[0]?.['resource'], c.resource);
+    }
+
+    await kafka.grant(withheld);
+    const [processor, exporter] = await Promise.all([processorStarted, exporterStarted]);
+    await simulator.done;
+    await assertExporterMatchesReplay(`${exporter.http.url}/metrics`, transcripts);
+    assert.equal(processor.http.url, processorUrl);
+    for (const url of [processorUrl, exporterUrl]) {
+      await waitFor(async () => (await fetch(`${url}/readyz`)).status === 200, {
+        timeoutMs: 30_000,
+        description: `${url} ready once granted`,
+      });
+    }
   });
 
   test('refusals name their reason: no TLS, untrusted CA, client certificate from another CA, a topic not granted', async (t) => {

@@ -125,3 +125,8 @@ export function classifyRefusal(facts: RefusalFacts): Refusal | undefined {
     };
   return undefined;
 }
+
+/** The refusal as a `/readyz` reason: `kafka: refused (authorization: no ACL allows ...)`. */
+export function describeRefusal(refusal: Refusal): string {
+  return `kafka: refused (${refusal.reason}: ${refusal.detail})`;
+}

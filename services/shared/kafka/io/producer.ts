@@ -53,6 +53,7 @@ import {
   hasKafkaError,
   kafkaError,
   kafkaErrorNames,
+  kafkaRefusal,
 } from './errors.ts';
 import type {
   GroupMembership,
@@ -519,8 +520,16 @@ export class PortProducer implements Producer {
         return;
       } catch (error) {
         await this.#dropClient();
-        if (hasKafkaError(error, FENCING_ERRORS) || attempt >= INIT_ATTEMPTS || this.#closed) {
-          throw transactionError('Initializing the transactional producer failed.', error);
+        if (
+          hasKafkaError(error, FENCING_ERRORS) ||
+          // Refused (an ACL, the login, a certificate): the caller decides when to try again.
+          kafkaRefusal(error) !== undefined ||
+          attempt >= INIT_ATTEMPTS ||
+          this.#closed
+        ) {
+          throw transactionError('Initializing the transactional producer failed.', error, {
+            transactionalId: this.#options.transactionalId,
+          });
         }
         this.#logger.warn('Initializing the transactional producer failed; retrying.', { error });
       }
@@ -750,13 +759,18 @@ export class PortProducer implements Producer {
 }
 
 /** `KAFKA_FENCED` for a zombie (see FENCING_ERRORS), `KAFKA_PUBLISH_FAILED` otherwise. */
-function transactionError(message: string, error: unknown): TelemetryError {
+function transactionError(
+  message: string,
+  error: unknown,
+  details: Record<string, unknown> = {},
+): TelemetryError {
   if (isTelemetryError(error)) return error;
   // INVALID_TXN_STATE is what the coordinator answers a producer whose epoch was bumped under it.
   if (hasKafkaError(error, FENCING_ERRORS) || kafkaErrorNames(error).has('INVALID_TXN_STATE')) {
     return kafkaError('KAFKA_FENCED', 'This producer or group member is fenced.', error, {
+      ...details,
       written: [],
     });
   }
-  return kafkaError('KAFKA_PUBLISH_FAILED', message, error, { written: [] });
+  return kafkaError('KAFKA_PUBLISH_FAILED', message, error, { ...details, written: [] });
 }

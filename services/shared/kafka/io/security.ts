@@ -191,7 +191,8 @@ export function probeTlsAlert(
 }
 
 /**
- * `error`'s refusal (kafka/io/errors.ts); when it only says a TLS connection closed and we
+ * `error`'s refusal (kafka/io/errors.ts; `details` names what the call was about, e.g.
+ * `transactionalId`, `groupId`); when it only says a TLS connection closed and we
  * present a client certificate, the broker's alert read by `probeTlsAlert` (at most once per
  * `probeEveryMs`; the last answer is reused meanwhile).
  */
@@ -199,10 +200,10 @@ export function createRefusalDiagnosis(
   brokers: readonly string[],
   security: KafkaSecurity | undefined,
   probeEveryMs = 10_000,
-): (error: unknown) => Promise<Refusal | undefined> {
+): (error: unknown, details?: Record<string, unknown>) => Promise<Refusal | undefined> {
   let last: { atMs: number; refusal: Refusal | undefined } | undefined;
-  return async (error) => {
-    const refusal = kafkaRefusal(error);
+  return async (error, details = {}) => {
+    const refusal = kafkaRefusal(error, details);
     if (refusal !== undefined || security?.tls?.certFile === undefined) return refusal;
     if (!/Connection closed/.test(String(collectMessages(error)))) return undefined;
     const broker = brokers[0];

@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { classifyRefusal } from '../../../../../services/shared/kafka/core/refusal.ts';
+import {
+  classifyRefusal,
+  describeRefusal,
+} from '../../../../../services/shared/kafka/core/refusal.ts';
 
 const facts = (over: Partial<Parameters<typeof classifyRefusal>[0]>) => ({
   kafkaErrors: [],
@@ -62,4 +65,15 @@ test('TLS: untrusted or misnamed broker, our certificate refused, TLS required',
 test('a broker that is down is no refusal', () => {
   assert.equal(classifyRefusal(facts({ codes: ['ECONNREFUSED', 'PLT_KFK_NETWORK'] })), undefined);
   assert.equal(classifyRefusal(facts({ kafkaErrors: ['NOT_LEADER_OR_FOLLOWER'] })), undefined);
+});
+
+test('the /readyz reason names the reason and what to check', () => {
+  const refusal = classifyRefusal(
+    facts({ kafkaErrors: ['TRANSACTIONAL_ID_AUTHORIZATION_FAILED'], transactionalId: 'p-1' }),
+  );
+  assert.ok(refusal !== undefined);
+  assert.equal(
+    describeRefusal(refusal),
+    'kafka: refused (authorization: no ACL allows WRITE on transactional id p-1)',
+  );
 });
