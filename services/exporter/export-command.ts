@@ -38,8 +38,15 @@ export function runExport(
       spec: exporterConfigSpec(),
       help: exportHelp,
       parseConfig: parseExporterConfig,
-      start: (config, { logger, fail }) =>
-        startExporter(config, logger, { onFatal: () => fail('consumer crashed') }),
+      start: (config, { logger, fail, onClose }) => {
+        // A stop while Kafka refuses the start ends the wait (the start then fails).
+        const starting = new AbortController();
+        onClose('refused start', () => starting.abort());
+        return startExporter(config, logger, {
+          onFatal: () => fail('consumer crashed'),
+          signal: starting.signal,
+        });
+      },
     },
     args,
     io,

@@ -59,6 +59,8 @@ export interface ExporterDeps {
   startConsumer?: (sink: TransitionSink) => Promise<RunningTransitionConsumer>;
   /** Called when the consumer dies for good; the command shuts the process down. */
   onFatal?: (error: unknown) => void;
+  /** Aborted when the command stops: a start waiting while Kafka refuses it gives up. */
+  signal?: AbortSignal;
   /** Replaces how the stage makes Kafka ports. */
   kafkaPortFactory?: KafkaPortFactory;
 }
@@ -89,6 +91,7 @@ export async function startExporter(
         stage: 'exporter',
         logger,
         diagnose: createRefusalDiagnosis(config.brokers, kafkaSecurityOf(config)),
+        ...(deps.signal === undefined ? {} : { signal: deps.signal }),
       });
       // After the stage registered its HTTP metrics: the classic view lists the metrics it finds.
       const registry = classicRegistryOf(openMetricsRegistry);

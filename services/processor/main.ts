@@ -49,6 +49,8 @@ export interface ProcessorHooks {
    * records in flight were never committed, so the restart loses nothing.
    */
   onLoopFailed?: (error: unknown) => void;
+  /** Aborted when the command stops: a start waiting while Kafka refuses it gives up. */
+  signal?: AbortSignal;
 }
 
 const IDLE_WAIT_MS = 500;
@@ -88,6 +90,7 @@ export async function startProcessor(
         stage: 'processor',
         logger,
         diagnose: createRefusalDiagnosis(config.brokers, kafkaSecurityOf(config)),
+        ...(hooks.signal === undefined ? {} : { signal: hooks.signal }),
       });
       /** The parts readiness asks, once they started. */
       const parts: { consumer?: GroupConsumer; runner?: TransactionRunner } = {};

@@ -37,10 +37,15 @@ export function runProcess(args: readonly string[], io: CommandIo): Promise<numb
       spec: processorConfigSpec(),
       help: processHelp,
       parseConfig: parseProcessorConfig,
-      start: (config, { logger, fail }) =>
-        startProcessor(config, logger, undefined, {
+      start: (config, { logger, fail, onClose }) => {
+        // A stop while Kafka refuses the start ends the wait (the start then fails).
+        const starting = new AbortController();
+        onClose('refused start', () => starting.abort());
+        return startProcessor(config, logger, undefined, {
           onLoopFailed: () => fail('the processor loop failed'),
-        }),
+          signal: starting.signal,
+        });
+      },
     },
     args,
     io,

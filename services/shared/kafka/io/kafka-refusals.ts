@@ -30,7 +30,7 @@ export interface KafkaRefusals {
   cleared(): void;
   /**
    * Runs `attempt` until it succeeds, again after a back-off while Kafka refuses it; any other
-   * failure is thrown at once.
+   * failure is thrown at once, and so is the refusal once `signal` aborts (the stage stops).
    */
   retryWhileRefused<T>(
     what: string,
@@ -50,6 +50,8 @@ export function createKafkaRefusals(options: {
   readonly logger: Logger;
   readonly diagnose: RefusalDiagnosis;
   readonly retry?: BackoffPolicy;
+  /** Aborted when the stage stops: a wait for a refused start gives up. */
+  readonly signal?: AbortSignal;
 }): KafkaRefusals {
   const counter = new Counter({
     name: `${options.metricPrefix}kafka_refused_total`,
@@ -102,7 +104,14 @@ export function createKafkaRefusals(options: {
           return result;
         } catch (error) {
           if ((await observe(error, { what, details })) === undefined) throw error;
-          await sleep(backoffDelayMs(retry, failures, Math.random()));
+          if (options.signal?.aborted === true) throw error;
+          try {
+            await sleep(backoffDelayMs(retry, failures, Math.random()), undefined, {
+              signal: options.signal,
+            });
+          } catch {
+            throw error;
+          }
         }
       }
     },
