@@ -103,9 +103,15 @@ describe('processor: live transitions equal replay of the same events', () => {
     const actual = await readTransitions(t, brokers, topics.transitions, expected.length);
     assert.deepEqual(actual, expected);
     await assertEqualsRecomputation(t, brokers, topics);
-    // The newcomer really took partitions over.
-    const metrics = await (await fetch(`${secondUrl}/metrics`)).text();
-    assert.match(metrics, /vfio_processor_consumer_lag\{partition="\d"\}/);
+    // The newcomer really took partitions over (on a loaded machine its join may finish after the
+    // fleet's last event: wait for it rather than read once).
+    await waitFor(
+      async () =>
+        /vfio_processor_consumer_lag\{partition="\d"\}/.test(
+          await (await fetch(`${secondUrl}/metrics`)).text(),
+        ),
+      { timeoutMs: 60_000, description: 'the second processor owning a partition' },
+    );
   });
 
   test('a poison record goes to the dead-letter topic with its origin, and the pipeline goes on', async (t) => {
