@@ -80,7 +80,11 @@ export function otlpRecordingsOf(observations: readonly Observation[]): OtlpReco
  * `minValue` to `maxValue` (both > 0): the largest scale at which both fall in `maxBuckets`
  * consecutive buckets (bucket index ⌈log2(v)·2^scale⌉ − 1, OpenTelemetry's data model).
  */
-export function exponentialScaleFor(minValue: number, maxValue: number, maxBuckets: number): number {
+export function exponentialScaleFor(
+  minValue: number,
+  maxValue: number,
+  maxBuckets: number,
+): number {
   if (!(minValue > 0) || !(maxValue >= minValue)) {
     throw new RangeError(`need 0 < minValue ≤ maxValue, got ${minValue} and ${maxValue}`);
   }

@@ -128,11 +128,13 @@ export function startOtlpOutput(options: OtlpOutputOptions): OtlpOutput {
       }
     },
     close: () =>
-      (closing ??= provider.shutdown({ timeoutMillis: options.timeoutMs }).catch((error: unknown) => {
-        logger.warn('The last OTLP export did not finish.', {
-          endpoint: options.endpoint,
-          error,
-        });
-      })),
+      (closing ??= provider
+        .shutdown({ timeoutMillis: options.timeoutMs })
+        .catch((error: unknown) => {
+          logger.warn('The last OTLP export did not finish.', {
+            endpoint: options.endpoint,
+            error,
+          });
+        })),
   };
 }
