@@ -151,6 +151,31 @@ test('the OTLP output gives Prometheus 3 a native histogram whose quantiles are 
     COUNT,
   );
 
+  // The buckets Prometheus stored are those of the scale the bound assumes.
+  const stored = await pollUntil(
+    'the native histogram',
+    async () => {
+      const response = await prometheus.query(`sum(${histogram})`);
+      const result = (
+        response.data as { result: { histogram?: [number, { buckets: string[][] }] }[] }
+      ).result;
+      return result[0]?.histogram?.[1].buckets;
+    },
+    30_000,
+    200,
+  );
+  assert.ok(stored.length > 100, `${stored.length} buckets`);
+  for (const [, lower, upper] of stored) {
+    const ratio = Number(upper) / Number(lower);
+    assert.ok(Math.abs(ratio - (1 + bound)) < 1e-9, `bucket (${lower}, ${upper}]`);
+  }
+
+  // The share within the RDMA budget: off by at most the values of the bucket holding 50 ms.
+  const within = fed.filter((s) => s <= 0.05).length / COUNT;
+  const fraction = await scalar(`histogram_fraction(0, 0.05, sum(${histogram}))`);
+  assert.ok(Math.abs(fraction - within) <= 0.005, `${fraction} within 50 ms, exactly ${within}`);
+  t.diagnostic(`within 50 ms: exact ${within}, Prometheus ${fraction.toFixed(4)}`);
+
   const sorted = [...fed].sort((a, b) => a - b);
   for (const q of [0.01, 0.5, 0.99, 0.999]) {
     const exact = exactQuantile(sorted, q);
