@@ -9,7 +9,11 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
 import { createSlowestPrepares } from '../services/exporter/core/slowest-prepares.ts';
-import { createLabelGuards } from '../services/exporter/core/transition-observations.ts';
+import {
+  createLabelGuards,
+  observationsOf,
+  type Observation,
+} from '../services/exporter/core/transition-observations.ts';
 import {
   createExporterTelemetry,
   createOpenMetricsRegistry,
@@ -81,6 +85,31 @@ export async function runExporterOtlp(): Promise<BenchSection> {
     without.push(measure('without', encoded.length, feed(withoutSink), { runs: 3 }));
     withOtlp.push(measure('with', encoded.length, feed(withSink), { runs: 3 }));
   }
+  // The recording alone: the same observations into prom-client and into the SDK.
+  const guards = createLabelGuards({ maxLabelValues: 16, maxHosts: 64 });
+  const observations: Observation[][] = records.flatMap((r) => {
+    const mapped = observationsOf(r, now, guards);
+    return mapped.kind === 'observations' ? [mapped.observations] : [];
+  });
+  const telemetry = createExporterTelemetry({
+    registry: createOpenMetricsRegistry(),
+    logger,
+    hostLabel: true,
+  });
+  const promClient: RunResult[] = [];
+  const sdk: RunResult[] = [];
+  for (let round = 0; round < 3; round++) {
+    promClient.push(
+      measure('prom-client', observations.length, () => {
+        for (const o of observations) telemetry.observed(o);
+      }),
+    );
+    sdk.push(
+      measure('sdk', observations.length, () => {
+        for (const o of observations) otlp.record(o);
+      }),
+    );
+  }
   const best = (runs: RunResult[]): number => Math.max(...runs.map((r) => r.perSecond));
   const start = process.hrtime.bigint();
   await otlp.close();
@@ -100,6 +129,12 @@ export async function runExporterOtlp(): Promise<BenchSection> {
         `${perSecond(a)} (${ns(a)} each)`,
         `${perSecond(b)} (${ns(b)} each)`,
         `${(a / b).toFixed(2)}x the time`,
+      ],
+      [
+        "recording one record's observations alone (prom-client with exemplars; the SDK)",
+        ns(best(promClient)),
+        `${ns(best(sdk))} added`,
+        `+${((best(promClient) / best(sdk)) * 100).toFixed(0)} % of prom-client's`,
       ],
       [
         'one OTLP export of the fleet (collect, protobuf, HTTP to loopback)',
