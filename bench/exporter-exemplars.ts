@@ -87,7 +87,7 @@ function observeCost(): { plain: RunResult; exemplars: RunResult } {
 }
 
 /** Every device: 3 prepares (one failed in ten) and 2 dwells, closed a second apart. */
-function fleetRecords(): TransitionRecord[] {
+export function fleetRecords(): TransitionRecord[] {
   const records: TransitionRecord[] = [];
   const t0 = 1_733_150_000_000_000;
   for (let d = 0; d < DEVICES; d++) {

@@ -26,6 +26,7 @@ interface Entry {
 const ENTRIES: Entry[] = [
   { name: 'core', file: 'bench/core-throughput.ts', pinned: true, kafka: false },
   { name: 'exporter', file: 'bench/exporter-exemplars.ts', pinned: true, kafka: false },
+  { name: 'exporter-otlp', file: 'bench/exporter-otlp.ts', pinned: true, kafka: false },
   { name: 'collector', file: 'bench/collector-throughput.ts', pinned: false, kafka: true },
   {
     name: 'collector-footprint',

@@ -136,6 +136,24 @@ export function exporterConfigSpec() {
       flag: 'slowest-rows',
       doc: 'rows of the slowest-prepares table (kept per minute: memory is minutes × rows)',
     }),
+    otlpEndpoint: option({
+      type: 'string',
+      optional: true,
+      env: 'VFIO_EXPORTER_OTLP_ENDPOINT',
+      flag: 'otlp-endpoint',
+      metavar: 'URL',
+      doc: 'also push the latencies as OTLP exponential histograms to this OTLP/HTTP metrics URL (off when unset)',
+      check: httpUrlProblem,
+    }),
+    otlpIntervalMs: option({
+      type: 'integer',
+      default: 15_000,
+      min: 100,
+      max: 600_000,
+      env: 'VFIO_EXPORTER_OTLP_INTERVAL_MS',
+      flag: 'otlp-interval-ms',
+      doc: 'how often the OTLP output exports (and the longest one export may take)',
+    }),
     ...serviceOptions({
       envPrefix: EXPORTER_ENV_PREFIX,
       httpPort: 9466,
@@ -144,6 +162,17 @@ export function exporterConfigSpec() {
       shutdownDoc: 'how long SIGTERM may take to commit offsets and leave the group',
     }),
   } as const;
+}
+
+function httpUrlProblem(value: string): string | null {
+  try {
+    const url = new URL(value);
+    return url.protocol === 'http:' || url.protocol === 'https:'
+      ? null
+      : 'must be an http:// or https:// URL';
+  } catch {
+    return 'must be an http:// or https:// URL';
+  }
 }
 
 export type ExporterConfigSpec = ReturnType<typeof exporterConfigSpec>;

@@ -1,9 +1,12 @@
 /**
  * Wires the exporter: transitions topic → decode → observations → prom-client, plus the HTTP
- * server (/metrics, /healthz, /readyz, the live page) and the quantile-history timer. The only
+ * server (/metrics, /healthz, /readyz, the live page), the quantile-history timer and, when
+ * `otlpEndpoint` is set, the OTLP output (closed after the consumer: its last export holds every
+ * record the consumer observed). The only
  * place that opens sockets and starts timers; `startExporter` is the in-process API the `export`
  * command and the tests use.
  */
+import { hostname } from 'node:os';
 import type { OpenMetricsContentType, Registry } from 'prom-client';
 import { DURATION_BUCKETS_SECONDS, RDMA_BUDGET_SECONDS } from '../shared/core/bucket-policy.ts';
 import { createTransitionCodec } from '../shared/io/avro-codec.ts';
@@ -33,6 +36,7 @@ import {
   type ExporterTelemetry,
 } from './io/exporter-telemetry.ts';
 import { livePageRoutes } from './io/live-page.ts';
+import { startOtlpOutput } from './io/otlp-output.ts';
 import {
   startTransitionConsumer,
   type RunningTransitionConsumer,
@@ -63,6 +67,8 @@ export interface ExporterDeps {
   signal?: AbortSignal;
   /** Replaces how the stage makes Kafka ports. */
   kafkaPortFactory?: KafkaPortFactory;
+  /** The OTLP output's `service.instance.id`; default `HOSTNAME:HTTP_PORT`. */
+  instanceId?: string;
 }
 
 export async function startExporter(
@@ -93,7 +99,21 @@ export async function startExporter(
         diagnose: createRefusalDiagnosis(config.brokers, kafkaSecurityOf(config)),
         ...(deps.signal === undefined ? {} : { signal: deps.signal }),
       });
-      // After the stage registered its HTTP metrics: the classic view lists the metrics it finds.
+      const otlp =
+        config.otlpEndpoint === undefined
+          ? undefined
+          : startOtlpOutput({
+              endpoint: config.otlpEndpoint,
+              intervalMs: config.otlpIntervalMs,
+              timeoutMs: Math.min(config.otlpIntervalMs, config.shutdownTimeoutMs),
+              serviceName: 'vfio-exporter',
+              instanceId: deps.instanceId ?? `${hostname()}:${config.httpPort}`,
+              registry: openMetricsRegistry,
+              logger,
+            });
+      if (otlp !== undefined) stage.started('otlp output', () => otlp.close());
+      // After the stage, the refusal counters and the OTLP output registered their metrics: the
+      // classic view lists the metrics it finds.
       const registry = classicRegistryOf(openMetricsRegistry);
       const guards = createLabelGuards({
         maxLabelValues: config.maxLabelValues,
@@ -106,7 +126,7 @@ export async function startExporter(
         slots: config.slowestWindowMinutes,
         keep: config.slowestRows,
       });
-      const sink = createTransitionSink(createTransitionCodec(), guards, telemetry, slowest);
+      const sink = createTransitionSink(createTransitionCodec(), guards, telemetry, slowest, otlp);
       const bounds = DURATION_BUCKETS_SECONDS;
       const history = createQuantileHistory({
         bounds,
@@ -229,6 +249,7 @@ export async function startExporter(
         topic: config.topic,
         groupId: config.groupId,
         hostLabel: config.hostLabel,
+        otlpEndpoint: config.otlpEndpoint ?? null,
         metrics: `${http.url}/metrics`,
         page: `${http.url}/`,
       });

@@ -9,6 +9,7 @@ import { deviceLabel } from '../core/exemplar-labels.ts';
 import type { SlowestPrepares } from '../core/slowest-prepares.ts';
 import { observationsOf, type LabelGuards } from '../core/transition-observations.ts';
 import type { ExporterTelemetry } from './exporter-telemetry.ts';
+import type { OtlpOutput } from './otlp-output.ts';
 
 export interface MessageRef {
   partition: number;
@@ -26,6 +27,8 @@ export function createTransitionSink(
   telemetry: ExporterTelemetry,
   /** Where completed and failed prepares go for the live page's slowest-prepares table. */
   slowest?: SlowestPrepares,
+  /** The optional OTLP output: the same observations, as exponential histograms. */
+  otlp?: Pick<OtlpOutput, 'record'>,
 ): TransitionSink {
   return {
     observe(value, nowMicros, where) {
@@ -51,6 +54,7 @@ export function createTransitionSink(
       }
       if (mapped.folds.length > 0) telemetry.labelsFolded(mapped.folds);
       telemetry.observed(mapped.observations);
+      otlp?.record(mapped.observations);
       const r = decoded.value;
       if (slowest !== undefined && r.type === 'prepare' && r.seconds !== null) {
         slowest.add({

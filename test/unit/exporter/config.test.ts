@@ -83,3 +83,29 @@ test('the quantile window must cover an interval', () => {
     (e: unknown) => isTelemetryError(e, 'CONFIG_INVALID'),
   );
 });
+
+test('the OTLP output is off unless --otlp-endpoint names an http(s) URL', () => {
+  const off = parseExporterConfig({ env: { KAFKA_BROKERS: 'k:9092' } });
+  assert.equal(off.otlpEndpoint, undefined);
+  assert.equal(off.otlpIntervalMs, 15_000);
+  const on = parseExporterConfig({
+    env: {
+      KAFKA_BROKERS: 'k:9092',
+      VFIO_EXPORTER_OTLP_ENDPOINT: 'http://prometheus:9090/api/v1/otlp/v1/metrics',
+    },
+    flags: { 'otlp-interval-ms': '5000' },
+  });
+  assert.equal(on.otlpEndpoint, 'http://prometheus:9090/api/v1/otlp/v1/metrics');
+  assert.equal(on.otlpIntervalMs, 5000);
+  assert.throws(
+    () =>
+      parseExporterConfig({
+        env: { KAFKA_BROKERS: 'k:9092' },
+        flags: { 'otlp-endpoint': 'prometheus:9090', 'otlp-interval-ms': '10' },
+      }),
+    (e: unknown) =>
+      isTelemetryError(e, 'CONFIG_INVALID') &&
+      /--otlp-endpoint: must be an http/.test(e.message) &&
+      /--otlp-interval-ms/.test(e.message),
+  );
+});
