@@ -36,6 +36,8 @@ import {
 import { BROKER_TIME_CONFIGS } from '../../../services/shared/core/topics.ts';
 
 let kafka: SecureKafka;
+/** Replicas of each test topic: the cluster's node count. */
+let replicas = 1;
 
 /** The four topics under a fresh prefix, created by the super user. */
 async function secureTopics(t: TestContext): Promise<PipelineTopics> {
@@ -52,13 +54,12 @@ async function secureTopics(t: TestContext): Promise<PipelineTopics> {
     Object.entries(topics).map(([key, name]) => ({
       name,
       numPartitions: key === 'deadLetter' ? 1 : 3,
-      replicationFactor: 1,
-      configs:
-        key === 'state'
-          ? { 'cleanup.policy': 'compact' }
-          : key === 'events'
-            ? { ...BROKER_TIME_CONFIGS }
-            : {},
+      replicationFactor: replicas,
+      configs: {
+        ...(replicas > 1 ? { 'min.insync.replicas': '2' } : {}),
+        ...(key === 'state' ? { 'cleanup.policy': 'compact' } : {}),
+        ...(key === 'events' ? BROKER_TIME_CONFIGS : {}),
+      },
     })),
   );
   return topics;
@@ -106,46 +107,53 @@ function refusalOf(error: unknown): { reason?: string; resource?: string; detail
   return error.details['refused'] ?? {};
 }
 
+/**
+ * Simulator → collector → processor → exporter, each stage on its own principal with only its
+ * ACLs (the processor on its client certificate, the others on SCRAM): the exporter equals replay.
+ */
+async function wholePipelineOnLeastPrivilege(t: TestContext): Promise<void> {
+  const topics = await secureTopics(t);
+  const suffix = `-${randomUUID().slice(0, 8)}`;
+  await kafka.grant(stageAcls(aclNames(topics, suffix), ['collector', 'processor', 'exporter']));
+  const envs = {
+    collector: await kafka.env('collector'),
+    // The processor on its client certificate (the SSL listener), the others on SCRAM.
+    processor: await kafka.env('processor', 'mtls'),
+    exporter: await kafka.env('exporter'),
+  };
+  const transcripts = tempDir(t, 'secured-transcripts-');
+  const pipeline = await startPipeline({
+    brokers: kafka.brokers,
+    topics,
+    fleet: {
+      vms: 6,
+      devicesPerVm: 2,
+      migrationsPerVmPerMinute: 30,
+      failureRate: 0.1,
+      prepareFailureRate: 0.2,
+      seed: 17,
+    },
+    speed: 'max',
+    maxMigrations: 60,
+    transcriptsDir: transcripts,
+    exporterPort: 0,
+    groupSuffix: suffix,
+    kafkaEnv: (stage) => envs[stage],
+    logger: quietLogger(),
+  });
+  t.after(() => pipeline.stop());
+  await pipeline.simulator.done;
+  await assertExporterMatchesReplay(`${pipeline.exporter.http.url}/metrics`, transcripts);
+}
+
 describe('secured Kafka (start.sh --secure)', { timeout: 900_000 }, () => {
   before(async () => {
     kafka = await startSecureKafka();
   });
   after(() => kafka?.stop());
 
-  test('the whole pipeline, each stage on its own principal with only its ACLs: the exporter equals replay', async (t) => {
-    const topics = await secureTopics(t);
-    const suffix = `-${randomUUID().slice(0, 8)}`;
-    await kafka.grant(stageAcls(aclNames(topics, suffix), ['collector', 'processor', 'exporter']));
-    const envs = {
-      collector: await kafka.env('collector'),
-      // The processor on its client certificate (the SSL listener), the others on SCRAM.
-      processor: await kafka.env('processor', 'mtls'),
-      exporter: await kafka.env('exporter'),
-    };
-    const transcripts = tempDir(t, 'secured-transcripts-');
-    const pipeline = await startPipeline({
-      brokers: kafka.brokers,
-      topics,
-      fleet: {
-        vms: 6,
-        devicesPerVm: 2,
-        migrationsPerVmPerMinute: 30,
-        failureRate: 0.1,
-        prepareFailureRate: 0.2,
-        seed: 17,
-      },
-      speed: 'max',
-      maxMigrations: 60,
-      transcriptsDir: transcripts,
-      exporterPort: 0,
-      groupSuffix: suffix,
-      kafkaEnv: (stage) => envs[stage],
-      logger: quietLogger(),
-    });
-    t.after(() => pipeline.stop());
-    await pipeline.simulator.done;
-    await assertExporterMatchesReplay(`${pipeline.exporter.http.url}/metrics`, transcripts);
-  });
+  test('the whole pipeline, each stage on its own principal with only its ACLs: the exporter equals replay', (t) =>
+    wholePipelineOnLeastPrivilege(t));
 
   test('a processor without its transactional-id ACL and an exporter without its group ACL wait, refused and saying why; granted, they go on and lose nothing', async (t) => {
     const topics = await secureTopics(t);
@@ -497,4 +505,18 @@ describe('secured Kafka (start.sh --secure)', { timeout: 900_000 }, () => {
       for (const text of exposed) assert.ok(!text.includes(secret), 'a password was exposed');
     }
   });
+});
+
+describe('secured three-node Kafka (start.sh --secure --nodes 3)', { timeout: 900_000 }, () => {
+  before(async () => {
+    kafka = await startSecureKafka({ nodes: 3 });
+    replicas = 3;
+  });
+  after(async () => {
+    replicas = 1;
+    await kafka?.stop();
+  });
+
+  test('the whole pipeline on least privilege, topics replicated three times (min.insync.replicas 2): the exporter equals replay', (t) =>
+    wholePipelineOnLeastPrivilege(t));
 });
