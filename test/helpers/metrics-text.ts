@@ -96,14 +96,17 @@ export function metricSamples(
 
 /**
  * The sum of the samples named `name` whose labels include `labels` (every label set when none
- * are given), 0 when there are none: a counter's total across its labels, or one labelled series.
+ * are given): a counter's total across its labels, or one labelled series. `whenAbsent` (0
+ * unless given; NaN makes a missing metric fail any equality) when there are none.
  */
 export function metricValue(
   text: string,
   name: string,
   labels: Readonly<Record<string, string>> = {},
+  whenAbsent = 0,
 ): number {
-  return metricSamples(text, name, labels).reduce((sum, s) => sum + s.value, 0);
+  const samples = metricSamples(text, name, labels);
+  return samples.length === 0 ? whenAbsent : samples.reduce((sum, s) => sum + s.value, 0);
 }
 
 /** A series' canonical key: the name and its labels sorted by name, `name{a="1",b="2"}`. */

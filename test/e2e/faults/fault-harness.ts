@@ -575,43 +575,27 @@ export class Scenario {
   }
 
   /**
-   * Samples `collector`'s /metrics every 100 ms for `ms` and returns the longest stretch in which
-   * produce requests were pending: its spool held unacknowledged events while no acknowledgement
-   * arrived (`events_published_total` did not move). A sample that fails ends a stretch.
+   * How many events `collector` had acknowledged by Kafka more than `seconds` after it received
+   * them (its publish latency histogram above that bucket): produce requests left pending that
+   * long, as for a partition whose leader hangs until the controller moves the leadership.
    */
-  async watchProduceStalls(
-    collector: StageProcess,
-    ms: number,
-  ): Promise<{ longestMs: number; maxPending: number; samples: number }> {
-    const until = Date.now() + ms;
-    let longestMs = 0;
-    let maxPending = 0;
-    let samples = 0;
-    let stalledSince: number | undefined;
-    let published = -1;
-    while (Date.now() < until) {
-      const at = Date.now();
-      try {
-        const page = await collector.metrics();
-        const value = (name: string) =>
-          page.filter((m) => m.name === name).reduce((sum, m) => sum + m.value, 0);
-        const pending = value('vfio_collector_spool_events');
-        const now = value('vfio_collector_events_published_total');
-        samples++;
-        maxPending = Math.max(maxPending, pending);
-        if (pending > 0 && now === published) {
-          stalledSince ??= at;
-          longestMs = Math.max(longestMs, Date.now() - stalledSince);
-        } else {
-          stalledSince = pending > 0 ? at : undefined;
-        }
-        published = now;
-      } catch {
-        stalledSince = undefined;
-      }
-      await new Promise((resolve) => setTimeout(resolve, Math.max(0, 100 - (Date.now() - at))));
-    }
-    return { longestMs, maxPending, samples };
+  async slowPublishes(collector: StageProcess, seconds = 5): Promise<number> {
+    const page = await collector.metrics();
+    const value = (name: string, le?: string) =>
+      page
+        .filter((m) => m.name === name && (le === undefined || m.labels['le'] === le))
+        .reduce((sum, m) => sum + m.value, 0);
+    const name = 'vfio_collector_publish_latency_seconds';
+    return value(`${name}_count`) - value(`${name}_bucket`, String(seconds));
+  }
+
+  /** The JSON lines `stage` logged so far. */
+  async logRecords(stage: StageProcess): Promise<Record<string, unknown>[]> {
+    const text = await readFile(join(this.logDir, `${stage.name}.log`), 'utf8');
+    return text
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
   }
 
   /** Every node of the cluster in the ISR of every partition (after a node came back). */

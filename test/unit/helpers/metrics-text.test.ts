@@ -47,6 +47,8 @@ test('metricValue sums every label set, or the series that have the labels asked
   assert.equal(metricValue(PAGE, 'vfio_x_total', { zone: 'z1' }), 4.5);
   assert.equal(metricValue(PAGE, 'vfio_x_total', { kind: 'c' }), 0);
   assert.equal(metricValue(PAGE, 'vfio_absent_total'), 0);
+  assert.equal(metricValue(PAGE, 'vfio_absent_total', {}, NaN), NaN);
+  assert.equal(metricValue(PAGE, 'vfio_x_total', { kind: 'a' }, NaN), 3);
   // A name is matched whole: vfio_x_total is not a prefix match of vfio_x_total_created.
   assert.equal(metricSamples(PAGE, 'vfio_x').length, 0);
 });
