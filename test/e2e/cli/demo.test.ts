@@ -49,8 +49,7 @@ test('`npm run demo` starts Kafka and the whole pipeline, serves the page with d
   assert.match(html, /<html/i);
   await waitFor(
     async () =>
-      metricValue(await (await fetch(`${page}/metrics`)).text(), 'vfio_prepare_outcomes_total') >
-      0,
+      metricValue(await (await fetch(`${page}/metrics`)).text(), 'vfio_prepare_outcomes_total') > 0,
     { timeoutMs: 60_000, intervalMs: 500, description: 'prepares counted by the exporter' },
   );
   child.kill('SIGINT');

@@ -245,7 +245,6 @@ export async function startProcessorInProcess(
   return { ...processor, stop };
 }
 
-
 export interface ChildProcessor {
   child: ChildProcess;
   /** Resolves with the metrics URL the process printed. */

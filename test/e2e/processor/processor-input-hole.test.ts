@@ -13,10 +13,7 @@ import { createEventCodec } from '../../../services/shared/io/avro-codec.ts';
 import type { OutgoingRecord } from '../../../services/shared/kafka/io/port.ts';
 import { brokersFromEnv, testKafkaPort } from '../../helpers/kafka.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
-import {
-  pipelineTopics,
-  startProcessorInProcess,
-} from '../pipeline/pipeline-harness.ts';
+import { pipelineTopics, startProcessorInProcess } from '../pipeline/pipeline-harness.ts';
 import { publishedAndRecomputed } from './processor-e2e.ts';
 import { metricValue } from '../../helpers/metrics-text.ts';
 
