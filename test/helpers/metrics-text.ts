@@ -4,7 +4,7 @@
  *
  *   metric_name [ "{" label_name "=" `"` label_value `"` { "," ... } [ "," ] "}" ] value [ timestamp ]
  *
- * Label values escape `\\`, `\"` and `\n`; values are Go floats (`NaN`, `+Inf`, `-Inf`). `#` lines
+ * Label values escape `\\`, `\"` and `\n`; values are Go floats (`NaN`, `+Inf`, `-Inf`, in any case). `#` lines
  * (HELP, TYPE, EOF) are comments; an OpenMetrics exemplar (` # {...} value`) after a sample is
  * dropped. A line that is none of these throws: a page the tests cannot read is a failure, not 0.
  */
@@ -18,10 +18,12 @@ export interface Sample {
 const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*/;
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*/;
 
+/** A Go float, as Prometheus reads it: `NaN` and `Inf` in any case (prom-client writes `Nan`). */
 function parseValue(text: string, line: string): number {
-  if (text === '+Inf' || text === 'Inf') return Infinity;
-  if (text === '-Inf') return -Infinity;
-  if (text === 'NaN') return NaN;
+  const lower = text.toLowerCase();
+  if (lower === 'nan') return NaN;
+  if (/^\+?inf(inity)?$/.test(lower)) return Infinity;
+  if (/^-inf(inity)?$/.test(lower)) return -Infinity;
   const value = Number(text);
   if (text === '' || Number.isNaN(value)) throw new Error(`unparsable metrics value in: ${line}`);
   return value;

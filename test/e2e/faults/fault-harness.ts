@@ -231,6 +231,8 @@ export class Scenario {
   readonly exporterGroup = `fault-exporter-${randomUUID()}`;
   readonly stages: StageProcess[] = [];
   simulator: Simulator | undefined;
+  /** The fleet has sent everything (or failed). */
+  fleetDone = false;
   private failed = false;
   private readonly started = Date.now();
   private readonly counts = new Map<string, number>();
@@ -311,7 +313,7 @@ export class Scenario {
   /** The seeded fleet, in process; its schedule starts once the collector negotiated every VM. */
   async startFleet(): Promise<Simulator> {
     const { seed, speed, seconds, ...fleet } = this.options.fleet;
-    this.simulator = await startSimulator({
+    const simulator = await startSimulator({
       dir: this.socketDir,
       fleet: { ...fleet, seed },
       speed,
@@ -319,7 +321,12 @@ export class Scenario {
       waitForClients: true,
       logger: createLogger({ level: verbose ? 'info' : 'error' }),
     });
-    return this.simulator;
+    this.simulator = simulator;
+    void simulator.done.then(
+      () => (this.fleetDone = true),
+      () => (this.fleetDone = true),
+    );
+    return simulator;
   }
 
   private spawnStage(
@@ -533,9 +540,11 @@ export class Scenario {
       }
       processor.signal('SIGCONT');
     }
+    const fleet = this.simulator?.stats();
     throw new Error(
       `fault did not happen: ${processor.name} (${id}) never stopped inside an open transaction ` +
-        `in ${timeoutMs} ms (${tries} tries; last state ${last})`,
+        `in ${timeoutMs} ms (${tries} tries; last state ${last}; the fleet had sent ` +
+        `${fleet?.eventsSent ?? 0} events${this.fleetDone ? ' and ended' : ''})`,
     );
   }
 
