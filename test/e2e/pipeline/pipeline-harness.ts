@@ -400,15 +400,10 @@ export async function assertExporterMatchesReplay(url: string, transcripts: stri
   );
   for (const [key, count] of outcomeCounts) {
     const [target, outcome] = key.split(' ');
-    const total = metrics
-      .split('\n')
-      .filter(
-        (l) =>
-          l.startsWith('vfio_prepare_outcomes_total{') &&
-          l.includes(`target="${target}"`) &&
-          l.includes(`outcome="${outcome}"`),
-      )
-      .reduce((sum, l) => sum + Number(l.split(' ').at(-1)), 0);
+    const total = metricValue(metrics, 'vfio_prepare_outcomes_total', {
+      target: target ?? '',
+      outcome: outcome ?? '',
+    });
     assert.equal(total, count, `outcomes ${key}`);
   }
 }
