@@ -244,14 +244,14 @@ describe('secured Kafka (start.sh --secure)', { timeout: 900_000 }, () => {
       {
         url: processorUrl,
         lines: processorLog.lines,
-        counter: 'vfio_processor_kafka_refused_total{reason="authorization"}',
+        counter: 'vfio_processor_kafka_refused_total',
         readyz: `kafka: refused (authorization: no ACL allows WRITE on transactional id ${transactionalId})`,
         resource: `transactional id ${transactionalId}`,
       },
       {
         url: exporterUrl,
         lines: exporterLog.lines,
-        counter: 'vfio_exporter_kafka_refused_total{reason="authorization"}',
+        counter: 'vfio_exporter_kafka_refused_total',
         readyz: `kafka: refused (authorization: no ACL allows READ on group ${names.exporterGroup})`,
         resource: `group ${names.exporterGroup}`,
       },
@@ -264,8 +264,10 @@ describe('secured Kafka (start.sh --secure)', { timeout: 900_000 }, () => {
       const readyz = await fetch(`${c.url}/readyz`);
       assert.equal(readyz.status, 503);
       const metrics = await text(`${c.url}/metrics`);
-      assert.ok(metricValue(metrics, c.counter.split('{')[0]!) >= 1, `${c.counter} counted`);
-      assert.match(metrics, new RegExp(`${c.counter.replace(/[{}]/g, '\\$&')} [1-9]`));
+      assert.ok(
+        metricValue(metrics, c.counter, { reason: 'authorization' }) >= 1,
+        `${c.counter}{reason="authorization"} counted`,
+      );
       const refusals = c.lines
         .map((line) => JSON.parse(line) as Record<string, unknown>)
         .filter((entry) => entry['reason'] === 'authorization');
