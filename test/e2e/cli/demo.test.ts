@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { waitFor } from '../../helpers/wait-for.ts';
 import { tempDir } from '../collector/collector-harness.ts';
-import { counterValue } from '../pipeline/pipeline-harness.ts';
+import { metricValue } from '../../helpers/metrics-text.ts';
 
 const BIN = fileURLToPath(new URL('../../../bin/vfio-telemetry.js', import.meta.url));
 
@@ -49,8 +49,7 @@ test('`npm run demo` starts Kafka and the whole pipeline, serves the page with d
   assert.match(html, /<html/i);
   await waitFor(
     async () =>
-      counterValue(await (await fetch(`${page}/metrics`)).text(), 'vfio_prepare_outcomes_total') >
-      0,
+      metricValue(await (await fetch(`${page}/metrics`)).text(), 'vfio_prepare_outcomes_total') > 0,
     { timeoutMs: 60_000, intervalMs: 500, description: 'prepares counted by the exporter' },
   );
   child.kill('SIGINT');

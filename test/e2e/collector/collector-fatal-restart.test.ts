@@ -18,6 +18,7 @@ import {
   tempDir,
   type Emitted,
 } from './collector-harness.ts';
+import { fetchMetricsText, metricValue } from '../../helpers/metrics-text.ts';
 
 const BIN = fileURLToPath(new URL('../../../bin/vfio-telemetry.js', import.meta.url));
 const FAULT = fileURLToPath(new URL('./fault-injection.ts', import.meta.url));
@@ -61,9 +62,7 @@ async function spawnCollector(
 
 /** The sum of a metric's samples over all its labels; NaN when it has none. */
 async function metric(url: string, name: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  const samples = [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))];
-  return samples.length === 0 ? NaN : samples.reduce((sum, m) => sum + Number(m[1]), 0);
+  return metricValue(await fetchMetricsText(url), name, {}, NaN);
 }
 
 function exited(child: ChildProcess): Promise<void> {

@@ -11,6 +11,7 @@ import {
   startFakeFleet,
   tempDir,
 } from './collector-harness.ts';
+import { fetchMetricsText, metricValue } from '../../helpers/metrics-text.ts';
 
 const BIN = fileURLToPath(new URL('../../../bin/vfio-telemetry.js', import.meta.url));
 
@@ -46,8 +47,7 @@ async function spawnCollector(t: TestContext, args: string[]): Promise<Child> {
 }
 
 async function metric(url: string, name: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  return Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+  return metricValue(await fetchMetricsText(url), name, {}, NaN);
 }
 
 function exited(child: ChildProcess): Promise<void> {

@@ -21,6 +21,7 @@ import {
   tempDir,
   type ConsumedRecord,
 } from './collector-harness.ts';
+import { fetchMetricsText, metricValue } from '../../helpers/metrics-text.ts';
 
 const WATCHED = new Set(['VFIO_MIGRATION', 'MIGRATION', 'STOP', 'RESUME', 'SHUTDOWN']);
 
@@ -78,9 +79,7 @@ async function startWitness(t: TestContext, libvirtd: Libvirtd, probe: string): 
 }
 
 async function metric(collector: RunningCollector, name: string): Promise<number> {
-  const text = await (await fetch(`${collector.http.url}/metrics`)).text();
-  const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
-  return m === null ? NaN : Number(m[1]);
+  return metricValue(await fetchMetricsText(collector.http.url), name, {}, NaN);
 }
 
 async function startLibvirtCollector(

@@ -16,6 +16,7 @@ import { startCollector } from '../../../services/collector/main.ts';
 import { brokersFromEnv, uniqueTopic } from '../../helpers/kafka.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
 import { byVm, collectorConfig, consumeUntil, quietLogger, tempDir } from './collector-harness.ts';
+import { fetchMetricsText, metricValue } from '../../helpers/metrics-text.ts';
 
 const QEMU = 'qemu-system-x86_64';
 const WATCHED = new Set(['STOP', 'RESUME', 'MIGRATION', 'MIGRATION_PASS']);
@@ -163,10 +164,9 @@ test(
     );
     t.after(() => collector.stop());
     await waitFor(
-      async () => {
-        const text = await (await fetch(`${collector.http.url}/metrics`)).text();
-        return /^vfio_collector_vms_connected 2$/m.test(text);
-      },
+      async () =>
+        metricValue(await fetchMetricsText(collector.http.url), 'vfio_collector_vms_connected') ===
+        2,
       { description: 'collector negotiated with both QEMUs', timeoutMs: 30_000 },
     );
 

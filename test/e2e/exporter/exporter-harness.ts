@@ -14,6 +14,7 @@ import { createLogger } from '../../../services/shared/io/logger.ts';
 import { createKafkaPort } from '../../../services/shared/kafka/io/client.ts';
 import type { KafkaPort } from '../../../services/shared/kafka/io/port.ts';
 import { brokersFromEnv } from '../../helpers/kafka.ts';
+import { fetchMetricsText, metricsBySeries, seriesKey } from '../../helpers/metrics-text.ts';
 
 const device = { vm: 'vm-a', qomPath: '/machine/peripheral/nic0', deviceId: 'nic0' };
 
@@ -109,33 +110,9 @@ export async function startTestExporter(
   return exporter;
 }
 
-/** `/metrics` as a map from series (labels sorted by name) to value. */
+/** `/metrics` as a map from series (`series`: labels sorted by name) to value. */
 export async function scrape(url: string): Promise<Map<string, number>> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  const out = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const match = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (match === null) throw new Error(`unparsable metrics line: ${line}`);
-    const [, name, labelText, value] = match as unknown as [
-      string,
-      string,
-      string | undefined,
-      string,
-    ];
-    const labels: Record<string, string | undefined> = {};
-    for (const m of (labelText ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) {
-      labels[m[1] as string] = m[2];
-    }
-    out.set(series(name, labels), Number(value));
-  }
-  return out;
+  return metricsBySeries(await fetchMetricsText(url));
 }
 
-export function series(name: string, labels: Record<string, string | undefined> = {}): string {
-  const parts = Object.entries(labels)
-    .filter(([, v]) => v !== undefined)
-    .sort(([a], [b]) => a.localeCompare(b))
-    .map(([k, v]) => `${k}="${v}"`);
-  return `${name}{${parts.join(',')}}`;
-}
+export { seriesKey as series };

@@ -34,9 +34,20 @@ import type { FleetConfig } from '../../../services/simulator/core/fleet-config.
 import { startSimulator, type Simulator } from '../../../services/simulator/io/simulator.ts';
 import { createEventCodec, createTransitionCodec } from '../../../services/shared/io/avro-codec.ts';
 import { createKafkaPort } from '../../../services/shared/kafka/io/client.ts';
-import type { KafkaPort, TopicPartition } from '../../../services/shared/kafka/io/port.ts';
+import type {
+  KafkaPort,
+  TopicPartition,
+  TransactionDescription,
+} from '../../../services/shared/kafka/io/port.ts';
 import { createLogger } from '../../../services/shared/io/logger.ts';
 import { startCluster, type KafkaCluster } from '../../helpers/kafka-cluster.ts';
+import {
+  fetchMetricsText,
+  metricValue,
+  parseMetricsText,
+  seriesKey,
+  type Sample,
+} from '../../helpers/metrics-text.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
 import { checkSequences, type SequenceCheck } from './sequence-gaps.ts';
 
@@ -167,8 +178,13 @@ export interface StageProcess {
   signal(signal: NodeJS.Signals): void;
   /** SIGKILL and wait for the exit. */
   kill(): Promise<void>;
-  /** Sum of a metric's samples on /metrics (every label set), 0 when absent. */
-  metric(name: string): Promise<number>;
+  /**
+   * Sum of a metric's samples on /metrics (every label set, or those with `labels`), 0 when
+   * absent.
+   */
+  metric(name: string, labels?: Readonly<Record<string, string>>): Promise<number>;
+  /** The stage's /metrics page, parsed. */
+  metrics(): Promise<Sample[]>;
 }
 
 export interface ScenarioOptions {
@@ -177,16 +193,6 @@ export interface ScenarioOptions {
   readonly eventsConfigs?: Readonly<Record<string, string>>;
   /** Extra collector flags (after the defaults, so they win). */
   readonly collectorFlags?: readonly string[];
-}
-
-/** Sums every sample of `name` (any labels) in Prometheus text; 0 when absent. */
-export function metricValue(text: string, name: string): number {
-  let total = 0;
-  for (const line of text.split('\n')) {
-    if (line.startsWith(`${name} `) || line.startsWith(`${name}{`))
-      total += Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return total;
 }
 
 export interface Pipeline {
@@ -225,6 +231,8 @@ export class Scenario {
   readonly exporterGroup = `fault-exporter-${randomUUID()}`;
   readonly stages: StageProcess[] = [];
   simulator: Simulator | undefined;
+  /** The fleet has sent everything (or failed). */
+  fleetDone = false;
   private failed = false;
   private readonly started = Date.now();
   private readonly counts = new Map<string, number>();
@@ -305,7 +313,7 @@ export class Scenario {
   /** The seeded fleet, in process; its schedule starts once the collector negotiated every VM. */
   async startFleet(): Promise<Simulator> {
     const { seed, speed, seconds, ...fleet } = this.options.fleet;
-    this.simulator = await startSimulator({
+    const simulator = await startSimulator({
       dir: this.socketDir,
       fleet: { ...fleet, seed },
       speed,
@@ -313,7 +321,12 @@ export class Scenario {
       waitForClients: true,
       logger: createLogger({ level: verbose ? 'info' : 'error' }),
     });
-    return this.simulator;
+    this.simulator = simulator;
+    void simulator.done.then(
+      () => (this.fleetDone = true),
+      () => (this.fleetDone = true),
+    );
+    return simulator;
   }
 
   private spawnStage(
@@ -359,11 +372,9 @@ export class Scenario {
         process.kill(pid, 'SIGKILL');
         await exited;
       },
-      metric: async (metricName) =>
-        metricValue(
-          await (await fetch(`${base}/metrics`, { signal: AbortSignal.timeout(5000) })).text(),
-          metricName,
-        ),
+      metric: async (metricName, labels) =>
+        metricValue(await fetchMetricsText(base, 5000), metricName, labels),
+      metrics: async () => parseMetricsText(await fetchMetricsText(base, 5000)),
     });
     const placeholder = stage('');
     this.stages.push(placeholder);
@@ -475,6 +486,125 @@ export class Scenario {
       },
       { timeoutMs: 10_000, intervalMs: 50, description: `a line in ${stage.name}.log` },
     );
+  }
+
+  /** The `transactional.id` `processor` logged when it claimed its identity. */
+  async transactionalIdOf(processor: StageProcess): Promise<string> {
+    return waitFor(
+      async () => {
+        const text = await readFile(join(this.logDir, `${processor.name}.log`), 'utf8');
+        for (const line of text.split('\n')) {
+          if (!line.includes('The processor has its identity.')) continue;
+          const id = (JSON.parse(line) as { transactionalId?: unknown }).transactionalId;
+          if (typeof id === 'string') return id;
+        }
+        return null;
+      },
+      { timeoutMs: 30_000, intervalMs: 50, description: `${processor.name}'s transactional id` },
+    );
+  }
+
+  /**
+   * SIGSTOPs `processor` while the broker says it has a transaction open: polls its transaction
+   * coordinator (DescribeTransactions) until the state is `Ongoing`, stops the process, and asks
+   * again; if the transaction ended in between, SIGCONT and try again. Resolves with the open
+   * transaction, the process stopped inside it; rejects "fault did not happen" when no open
+   * transaction was caught within `timeoutMs`.
+   */
+  async stopInsideTransaction(
+    processor: StageProcess,
+    timeoutMs = 60_000,
+  ): Promise<TransactionDescription> {
+    const id = await this.transactionalIdOf(processor);
+    const open = async (): Promise<TransactionDescription | undefined> => {
+      const txn = (await this.fc.port.describeTransactions([id])).get(id);
+      return txn?.state === 'Ongoing' && txn.partitions.length > 0 ? txn : undefined;
+    };
+    let tries = 0;
+    let last = 'never described';
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      tries++;
+      if ((await open()) === undefined) {
+        last = (await this.fc.port.describeTransactions([id])).get(id)?.state ?? 'unknown id';
+        continue;
+      }
+      processor.signal('SIGSTOP');
+      const caught = await open();
+      if (caught !== undefined) {
+        this.log(
+          `${processor.name} stopped inside transaction ${id} (producer ${caught.producerId} ` +
+            `epoch ${caught.producerEpoch}, ${caught.partitions.length} partitions, ${tries} tries)`,
+        );
+        return caught;
+      }
+      processor.signal('SIGCONT');
+    }
+    const fleet = this.simulator?.stats();
+    throw new Error(
+      `fault did not happen: ${processor.name} (${id}) never stopped inside an open transaction ` +
+        `in ${timeoutMs} ms (${tries} tries; last state ${last}; the fleet had sent ` +
+        `${fleet?.eventsSent ?? 0} events${this.fleetDone ? ' and ended' : ''})`,
+    );
+  }
+
+  /** Partition → leader broker id of `topic` now, as the admin port describes the topic. */
+  async leaders(topic: string): Promise<readonly number[]> {
+    const description = (await this.fc.port.describeTopics([topic])).get(topic);
+    assert.ok(description !== undefined, `${topic} is described`);
+    return description.leaders;
+  }
+
+  /**
+   * Resolves with the new leader once `topic/partition` is led by a node other than `from`;
+   * rejects "fault did not happen" when the leadership has not moved within `timeoutMs`.
+   */
+  async awaitLeaderMoved(
+    topic: string,
+    partition: number,
+    from: number,
+    timeoutMs = 60_000,
+  ): Promise<number> {
+    let leader = from;
+    try {
+      return await waitFor(
+        async () => {
+          leader = (await this.leaders(topic))[partition] ?? -1;
+          return leader >= 0 && leader !== from ? leader : null;
+        },
+        { timeoutMs, intervalMs: 250, description: `a new leader of ${topic}/${partition}` },
+      );
+    } catch (error) {
+      throw new Error(
+        `fault did not happen: ${topic}/${partition} still led by ${leader} (was ${from}) ` +
+          `${timeoutMs} ms later`,
+        { cause: error },
+      );
+    }
+  }
+
+  /**
+   * How many events `collector` had acknowledged by Kafka more than `seconds` after it received
+   * them (its publish latency histogram above that bucket): produce requests left pending that
+   * long, as for a partition whose leader hangs until the controller moves the leadership.
+   */
+  async slowPublishes(collector: StageProcess, seconds = 5): Promise<number> {
+    const page = await collector.metrics();
+    const value = (name: string, le?: string) =>
+      page
+        .filter((m) => m.name === name && (le === undefined || m.labels['le'] === le))
+        .reduce((sum, m) => sum + m.value, 0);
+    const name = 'vfio_collector_publish_latency_seconds';
+    return value(`${name}_count`) - value(`${name}_bucket`, String(seconds));
+  }
+
+  /** The JSON lines `stage` logged so far. */
+  async logRecords(stage: StageProcess): Promise<Record<string, unknown>[]> {
+    const text = await readFile(join(this.logDir, `${stage.name}.log`), 'utf8');
+    return text
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
   }
 
   /** Every node of the cluster in the ISR of every partition (after a node came back). */
@@ -750,13 +880,10 @@ export class Scenario {
       let counters = 'not running';
       if (stage.running() && stage.url !== '') {
         try {
-          const text = await (
-            await fetch(`${stage.url}/metrics`, { signal: AbortSignal.timeout(3000) })
-          ).text();
-          counters = text
-            .split('\n')
-            .filter((l) => /^vfio_(collector|processor|exporter)_\w+(\{[^}]*\})? /.test(l))
-            .filter((l) => !/_(process|nodejs)_/.test(l))
+          counters = parseMetricsText(await fetchMetricsText(stage.url, 3000))
+            .filter((m) => /^vfio_(collector|processor|exporter)_/.test(m.name))
+            .filter((m) => !/_(process|nodejs)_/.test(m.name))
+            .map((m) => `${seriesKey(m.name, m.labels)} ${m.value}`)
             .join('\n  ');
         } catch (error) {
           counters = `metrics unavailable: ${String(error)}`;

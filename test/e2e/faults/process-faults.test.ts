@@ -1,14 +1,17 @@
 /**
  * The fault matrix, process faults: one three-node cluster for the file; per scenario a seeded
  * fleet streams through collector → processor(s) → exporter (child processes of the CLI) while a
- * stage is hung, killed or fed a record Kafka refuses; then the pipeline drains and `verify`
- * checks every accepted event arrived, the transitions topic equals its recomputation (nothing a
- * zombie or a killed transaction wrote is visible), and the exporter saw each transition once.
+ * stage is hung, killed or fed a record Kafka refuses; each scenario checks its fault took effect
+ * (the broker held the killed processor's transaction open; the zombie's late commit was fenced)
+ * or fails as "fault did not happen"; then the pipeline drains and `verify` checks every accepted
+ * event arrived, the transitions topic equals its recomputation (nothing a zombie or a killed
+ * transaction wrote is visible), and the exporter saw each transition once.
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { FENCING_ERRORS } from '../../../services/shared/kafka/io/errors.ts';
 import { startFakeQmpServer } from '../../helpers/qmp-server.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
 import {
@@ -37,6 +40,8 @@ const fleet = (seed: number, seconds: number, speed = FLEET.speed): FleetOptions
   speed,
 });
 const SIGKILLS = 3;
+const TRANSACTION_FAILURES = 'vfio_processor_transaction_failures_total';
+
 const MAX_MESSAGE_BYTES = 4096;
 
 async function awaitPublishing(stage: StageProcess, counter: string): Promise<void> {
@@ -51,18 +56,23 @@ test('process faults while data flows', { timeout: 900_000 }, async (t) => {
   const fc = await startFaultCluster(t);
 
   await t.test(
-    'zombie processor: SIGSTOP past the session timeout, the other takes over, SIGCONT',
+    'zombie processor: SIGSTOP inside a transaction past the session timeout, the other takes over, SIGCONT: fenced, rejoins',
     SCENARIO,
     async (t) => {
       const s = await Scenario.create(t, fc, { fleet: fleet(201, 40) });
       await s.run(async () => {
-        const { processors } = await s.startPipeline(2);
+        const { processors, simulator } = await s.startPipeline(2);
         const [zombie, survivor] = processors as [StageProcess, StageProcess];
         await Promise.all(
           processors.map((p) => awaitPublishing(p, 'vfio_processor_transitions_published_total')),
         );
-        s.log(`SIGSTOP ${zombie.name}`);
-        zombie.signal('SIGSTOP');
+        const fenced = { kind: 'fenced' };
+        const fencedBefore = await zombie.metric(TRANSACTION_FAILURES, fenced);
+        // Stopped with a transaction open: once it runs again, it goes on to commit it.
+        const open = await s.stopInsideTransaction(zombie);
+        s.log(
+          `SIGSTOP ${zombie.name} inside its transaction on ${open.partitions.length} partitions`,
+        );
         await sleep(2 * PROCESSOR_SESSION_TIMEOUT_MS + 3000);
         const before = await survivor.metric('vfio_processor_transitions_published_total');
         await waitFor(
@@ -70,13 +80,50 @@ test('process faults while data flows', { timeout: 900_000 }, async (t) => {
             (await survivor.metric('vfio_processor_transitions_published_total')) > before,
           { timeoutMs: 30_000, description: `${survivor.name} publishing alone` },
         );
-        s.log(`SIGCONT ${zombie.name}`);
-        zombie.signal('SIGCONT');
-        await s.verify();
-        s.log(
-          `${zombie.name}: ${await zombie.metric('vfio_processor_transaction_failures_total')} ` +
-            'failed transactions after SIGCONT',
+        assert.ok(
+          simulator.stats().migrations > 0 && !s.fleetDone,
+          'fault did not happen: the fleet had stopped before the zombie came back',
         );
+        s.log(`SIGCONT ${zombie.name}`);
+        const continuedAt = Date.now();
+        zombie.signal('SIGCONT');
+        // Its late commit is refused: fenced (producer epoch or group generation), not committed.
+        await waitFor(
+          async () => (await zombie.metric(TRANSACTION_FAILURES, fenced)) > fencedBefore,
+          {
+            timeoutMs: 60_000,
+            intervalMs: 100,
+            description: `${zombie.name}'s late commit fenced`,
+          },
+        ).catch((error: unknown) => {
+          throw new Error(`fault did not happen: ${zombie.name}'s late commit was not fenced`, {
+            cause: error,
+          });
+        });
+        const errors = (await zombie.metrics())
+          .filter((m) => m.name === 'vfio_processor_transaction_errors_total' && m.value > 0)
+          .map((m) => m.labels['kafka_error'] ?? '');
+        s.log(
+          `${zombie.name} fenced; Kafka errors of its failed transactions: ${errors.join(', ')}`,
+        );
+        assert.ok(
+          errors.some((e) => FENCING_ERRORS.has(e)),
+          `fault did not happen: ${zombie.name} was not fenced by Kafka (errors: ${errors.join(', ')})`,
+        );
+        // It rejoins the group: a new generation with partitions assigned.
+        await waitFor(
+          async () =>
+            (await s.logRecords(zombie)).some(
+              (r) =>
+                r['msg'] === 'Joined the consumer group.' &&
+                Date.parse(String(r['time'])) >= continuedAt &&
+                Array.isArray(r['assignments']) &&
+                r['assignments'].length > 0,
+            ),
+          { timeoutMs: 60_000, intervalMs: 200, description: `${zombie.name} rejoined the group` },
+        );
+        s.log(`${zombie.name} rejoined the group`);
+        await s.verify();
       });
     },
   );
@@ -94,10 +141,21 @@ test('process faults while data flows', { timeout: 900_000 }, async (t) => {
           await awaitPublishing(processor, 'vfio_processor_transitions_published_total');
           const delayMs = Math.round(200 + random() * 2500);
           await sleep(delayMs);
+          const id = await s.transactionalIdOf(processor);
+          const open = await s.stopInsideTransaction(processor);
           s.log(
-            `SIGKILL ${processor.name} ${delayMs} ms after it first published (${kill}/${SIGKILLS})`,
+            `SIGKILL ${processor.name} inside a transaction, ${delayMs} ms after it first ` +
+              `published (${kill}/${SIGKILLS})`,
           );
-          await processor.kill();
+          processor.signal('SIGKILL');
+          await processor.exited;
+          // The broker still holds the dead processor's transaction open: it died inside it.
+          const dead = (await s.fc.port.describeTransactions([id])).get(id);
+          assert.ok(
+            dead?.state === 'Ongoing' && dead.producerEpoch === open.producerEpoch,
+            `fault did not happen: ${processor.name}'s transaction ${id} was not open at the kill ` +
+              `(${dead?.state ?? 'unknown'} epoch ${dead?.producerEpoch})`,
+          );
           processors = [await s.startProcessor()];
         }
         await s.verify();

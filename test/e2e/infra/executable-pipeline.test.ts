@@ -18,6 +18,7 @@ import { builtArtifacts, type Artifacts } from '../../helpers/artifacts.ts';
 import { brokersFromEnv, uniqueTopic } from '../../helpers/kafka.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
 import { tempDir } from '../collector/collector-harness.ts';
+import { fetchMetricsText, metricValue } from '../../helpers/metrics-text.ts';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const run = promisify(execFile);
@@ -58,11 +59,7 @@ function startStage(t: TestContext, executable: string, args: string[]): Stage {
 }
 
 async function metric(url: string, name: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  return [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))].reduce(
-    (sum, m) => sum + Number(m[1]),
-    0,
-  );
+  return metricValue(await fetchMetricsText(url), name);
 }
 
 describe('the single executable runs every stage against the real broker', () => {

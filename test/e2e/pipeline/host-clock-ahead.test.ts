@@ -20,13 +20,13 @@ import { brokersFromEnv, tailTopic, testKafkaPort } from '../../helpers/kafka.ts
 import { waitFor } from '../../helpers/wait-for.ts';
 import { tempDir } from '../collector/collector-harness.ts';
 import {
-  counterValue,
   describeTransition,
   expectedTransitions,
   pipelineTopics,
   runFleet,
   startProcessorInProcess,
 } from './pipeline-harness.ts';
+import { metricValue } from '../../helpers/metrics-text.ts';
 
 const BIN = fileURLToPath(new URL('../../../bin/vfio-telemetry.js', import.meta.url));
 const LIBFAKETIME = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
@@ -167,8 +167,8 @@ test('a host a year ahead delivers every event and times out no other host: the 
     assert.ok(Math.abs(offsetMs / 1000 - YEAR_SECONDS) < 60, `offset ${offsetMs} ms`);
   }
   const collectorMetrics = await (await fetch(`${collectorUrl}/metrics`)).text();
-  assert.equal(counterValue(collectorMetrics, 'vfio_collector_events_published_total'), aheadSent);
-  assert.equal(counterValue(collectorMetrics, 'vfio_collector_publish_errors_total'), 0);
+  assert.equal(metricValue(collectorMetrics, 'vfio_collector_events_published_total'), aheadSent);
+  assert.equal(metricValue(collectorMetrics, 'vfio_collector_publish_errors_total'), 0);
 
   // Both hosts' transitions are exactly what replay computes from their own transcripts.
   const expected = {
@@ -201,7 +201,7 @@ test('a host a year ahead delivers every event and times out no other host: the 
   assert.equal(seen, total);
 
   const metrics = (await processor?.registry.metrics()) ?? '';
-  assert.equal(counterValue(metrics, 'vfio_processor_silent_vm_timeouts_total'), 0);
+  assert.equal(metricValue(metrics, 'vfio_processor_silent_vm_timeouts_total'), 0);
   const ahead = /^vfio_processor_host_clock_offset_seconds\{host="ahead"\} (\S+)$/m.exec(metrics);
   assert.ok(Math.abs(Number(ahead?.[1]) - YEAR_SECONDS) < 60, `host ahead's offset: ${ahead?.[1]}`);
   const right = /^vfio_processor_host_clock_offset_seconds\{host="test-host"\} (\S+)$/m.exec(

@@ -27,6 +27,7 @@ import {
   DURATION_BUCKETS_SECONDS,
   bucketIndex,
 } from '../../../services/shared/core/bucket-policy.ts';
+import { metricValue, parseMetricsText } from '../../helpers/metrics-text.ts';
 
 const BIN = fileURLToPath(new URL('../../../bin/vfio-telemetry.js', import.meta.url));
 
@@ -244,16 +245,6 @@ export async function startProcessorInProcess(
   return { ...processor, stop };
 }
 
-/** A counter's value from Prometheus text (0 when absent). */
-export function counterValue(metrics: string, name: string): number {
-  let total = 0;
-  for (const line of metrics.split('\n')) {
-    if (line.startsWith(name + ' ') || line.startsWith(name + '{'))
-      total += Number(line.split(' ').at(-1));
-  }
-  return total;
-}
-
 export interface ChildProcessor {
   child: ChildProcess;
   /** Resolves with the metrics URL the process printed. */
@@ -313,19 +304,13 @@ function histograms(metrics: string, name: string, keyLabels: string[]): Map<str
     }
     return e;
   };
-  for (const line of metrics.split('\n')) {
-    const m = new RegExp(`^${name}_(bucket|sum|count)\\{([^}]*)\\} (\\S+)$`).exec(line);
-    if (m === null) continue;
-    const labels = Object.fromEntries(
-      [...(m[2] as string).matchAll(/(\w+)="([^"]*)"/g)].map((x) => [
-        x[1] as string,
-        x[2] as string,
-      ]),
-    );
+  for (const sample of parseMetricsText(metrics)) {
+    const part = /^(?:bucket|sum|count)$/.exec(sample.name.slice(name.length + 1))?.[0];
+    if (!sample.name.startsWith(`${name}_`) || part === undefined) continue;
+    const { labels, value } = sample;
     const e = get(keyLabels.map((l) => labels[l]).join(' '));
-    const value = Number(m[3]);
-    if (m[1] === 'count') e.count += value;
-    else if (m[1] === 'sum') e.sum += value;
+    if (part === 'count') e.count += value;
+    else if (part === 'sum') e.sum += value;
     else if (labels['le'] !== '+Inf')
       e.buckets[DURATION_BUCKETS_SECONDS.indexOf(Number(labels['le']))]! += value;
   }
@@ -392,7 +377,7 @@ export async function assertExporterMatchesReplay(url: string, transcripts: stri
   const metrics = await waitFor(
     async () => {
       const text = await (await fetch(url)).text();
-      return counterValue(text, 'vfio_exporter_records_consumed_total') >= records.length
+      return metricValue(text, 'vfio_exporter_records_consumed_total') >= records.length
         ? text
         : null;
     },
@@ -402,7 +387,7 @@ export async function assertExporterMatchesReplay(url: string, transcripts: stri
       description: `${records.length} transitions in the exporter`,
     },
   );
-  assert.equal(counterValue(metrics, 'vfio_exporter_records_consumed_total'), records.length);
+  assert.equal(metricValue(metrics, 'vfio_exporter_records_consumed_total'), records.length);
   assertSameHistograms(
     histograms(metrics, 'vfio_prepare_duration_seconds', ['target', 'outcome']),
     expectFrom(prepareValues),
@@ -415,15 +400,10 @@ export async function assertExporterMatchesReplay(url: string, transcripts: stri
   );
   for (const [key, count] of outcomeCounts) {
     const [target, outcome] = key.split(' ');
-    const total = metrics
-      .split('\n')
-      .filter(
-        (l) =>
-          l.startsWith('vfio_prepare_outcomes_total{') &&
-          l.includes(`target="${target}"`) &&
-          l.includes(`outcome="${outcome}"`),
-      )
-      .reduce((sum, l) => sum + Number(l.split(' ').at(-1)), 0);
+    const total = metricValue(metrics, 'vfio_prepare_outcomes_total', {
+      target: target ?? '',
+      outcome: outcome ?? '',
+    });
     assert.equal(total, count, `outcomes ${key}`);
   }
 }

@@ -13,12 +13,9 @@ import { createEventCodec } from '../../../services/shared/io/avro-codec.ts';
 import type { OutgoingRecord } from '../../../services/shared/kafka/io/port.ts';
 import { brokersFromEnv, testKafkaPort } from '../../helpers/kafka.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
-import {
-  counterValue,
-  pipelineTopics,
-  startProcessorInProcess,
-} from '../pipeline/pipeline-harness.ts';
+import { pipelineTopics, startProcessorInProcess } from '../pipeline/pipeline-harness.ts';
 import { publishedAndRecomputed } from './processor-e2e.ts';
+import { metricValue } from '../../helpers/metrics-text.ts';
 
 const VMS = 6;
 const WALK = ['running', 'pre-copy-prepare', 'pre-copy', 'stop-copy-prepare', 'stop-copy', 'stop'];
@@ -61,7 +58,7 @@ test('a group offset past the restored state: the hole is read again, no transit
     return records;
   };
   const consumed = async (processor: { registry: { metrics(): Promise<string> } }) =>
-    counterValue(await processor.registry.metrics(), 'vfio_processor_records_consumed_total');
+    metricValue(await processor.registry.metrics(), 'vfio_processor_records_consumed_total');
 
   // 1. 20 events per VM processed and committed (state meta: nextOffset 120), then stopped.
   assert.deepEqual((await producer.send(events(1, 20))).refused, []);
@@ -86,13 +83,13 @@ test('a group offset past the restored state: the hole is read again, no transit
 
   // 3. The restarted processor starts at offset 300 with state saying 120.
   const second = await startProcessorInProcess(t, brokers, topics, groupId);
-  const holes = async (result: string): Promise<number> => {
-    const text = await second.registry.metrics();
-    const line = text
-      .split('\n')
-      .find((l) => l.startsWith(`vfio_processor_input_holes_total{result="${result}"}`));
-    return Number(line?.split(' ').at(-1) ?? NaN);
-  };
+  const holes = async (result: string): Promise<number> =>
+    metricValue(
+      await second.registry.metrics(),
+      'vfio_processor_input_holes_total',
+      { result },
+      NaN,
+    );
   await waitFor(async () => (await holes('filled')) + (await holes('accepted')) >= 1, {
     timeoutMs: 60_000,
     intervalMs: 200,

@@ -1,6 +1,7 @@
 /**
  * The port's cluster-level operations over one @platformatic/kafka `Admin`: topic description and
- * management, end offsets, committed offsets (asked for as stable, KIP-447) and broker ids.
+ * management, end offsets, committed offsets (asked for as stable, KIP-447), broker ids and the
+ * transaction coordinator's view of transactional ids.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
@@ -9,6 +10,7 @@ import {
   FindCoordinatorKeyTypes,
   IncrementalAlterConfigOperationTypes,
   ListOffsetTimestamps,
+  describeTransactionsV0,
   type Admin,
 } from '@platformatic/kafka';
 import { TelemetryError } from '../../core/errors.ts';
@@ -19,6 +21,7 @@ import type {
   TopicPartition,
   TopicPartitionOffset,
   TopicToCreate,
+  TransactionDescription,
 } from './port.ts';
 
 const LEADER_WAIT_MS = 30_000;
@@ -351,5 +354,62 @@ export async function groupCoordinator(admin: Admin, groupId: string): Promise<n
       return coordinator.nodeId;
     },
     { groupId },
+  );
+}
+
+/**
+ * The transactions of `transactionalIds` as their coordinators know them (DescribeTransactions,
+ * KIP-664): state (`Ongoing`, `PrepareCommit`, `CompleteCommit`, `CompleteAbort`, `Empty`...),
+ * producer id and epoch, and the partitions of an open transaction. An id its coordinator has
+ * never seen (TRANSACTIONAL_ID_NOT_FOUND) is absent from the map.
+ */
+export async function describeTransactions(
+  admin: Admin,
+  transactionalIds: readonly string[],
+): Promise<Map<string, TransactionDescription>> {
+  return mapKafkaFailure(
+    'Describing transactions failed.',
+    async () => {
+      const result = new Map<string, TransactionDescription>();
+      for (const id of new Set(transactionalIds)) {
+        const [found] = await admin.findCoordinator({
+          keyType: FindCoordinatorKeyTypes.TRANSACTION,
+          keys: [id],
+        });
+        if (found === undefined || found.nodeId < 0) {
+          throw new TelemetryError(
+            'KAFKA_UNAVAILABLE',
+            'The transactional id has no coordinator.',
+            {
+              details: { transactionalId: id },
+            },
+          );
+        }
+        const connection = (await admin.connectToBrokers([found.nodeId])).get(found.nodeId);
+        if (connection === undefined) {
+          throw new TelemetryError('KAFKA_UNAVAILABLE', 'No connection to the coordinator.', {
+            details: { transactionalId: id, coordinator: found.nodeId },
+          });
+        }
+        try {
+          const response = await describeTransactionsV0.api.async(connection, [id]);
+          for (const state of response.transactionStates) {
+            result.set(state.transactionalId, {
+              transactionalId: state.transactionalId,
+              state: state.transactionState,
+              producerId: state.producerId,
+              producerEpoch: state.producerEpoch,
+              partitions: state.topics.flatMap(({ topic, partitions }) =>
+                partitions.map((partition) => ({ topic, partition })),
+              ),
+            });
+          }
+        } catch (error) {
+          if (!hasKafkaError(error, ['TRANSACTIONAL_ID_NOT_FOUND'])) throw error;
+        }
+      }
+      return result;
+    },
+    { transactionalIds },
   );
 }

@@ -260,6 +260,7 @@ export function createKafkaPort(options: KafkaClientOptions): KafkaPort {
       for (const name of names) limits.delete(name);
     },
     brokerIds: () => admin.brokerIds(adminClient),
+    describeTransactions: (ids) => admin.describeTransactions(adminClient, ids),
     async close() {
       if (closed) return;
       closed = true;

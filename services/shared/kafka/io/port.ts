@@ -73,6 +73,17 @@ export interface TopicDescription {
   readonly leaders: readonly number[];
 }
 
+/** A transactional id as its transaction coordinator describes it (DescribeTransactions). */
+export interface TransactionDescription {
+  readonly transactionalId: string;
+  /** Kafka's state name: `Empty`, `Ongoing`, `PrepareCommit`, `CompleteCommit`, `PrepareAbort`... */
+  readonly state: string;
+  readonly producerId: bigint;
+  readonly producerEpoch: number;
+  /** The partitions of the open transaction (none once it ended). */
+  readonly partitions: readonly TopicPartition[];
+}
+
 export interface TopicToCreate {
   readonly name: string;
   readonly numPartitions: number;
@@ -212,5 +223,9 @@ export interface KafkaPort {
   deleteTopics(names: readonly string[]): Promise<void>;
   /** Ids of the brokers the cluster metadata lists now. */
   brokerIds(): Promise<number[]>;
+  /** Transactional ids as their coordinators know them; ids never seen are absent. */
+  describeTransactions(
+    transactionalIds: readonly string[],
+  ): Promise<Map<string, TransactionDescription>>;
   close(): Promise<void>;
 }

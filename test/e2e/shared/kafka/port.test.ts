@@ -513,7 +513,7 @@ test('a transaction is split like send; a record too large is refused and not pa
   );
 });
 
-test('endOffsets: the high watermark counts an open transaction, the last stable offset stops before it', async (t) => {
+test('endOffsets: the high watermark counts an open transaction, the last stable offset stops before it; describeTransactions shows it open, then committed', async (t) => {
   const port = openPort(t);
   const topic = await newTopic(port, 1);
   const producer = await port.producer();
@@ -521,11 +521,12 @@ test('endOffsets: the high watermark counts an open transaction, the last stable
   await producer.send([record(topic, 0, 'a'), record(topic, 0, 'b')]);
 
   // An open transaction can only be left open from outside the port.
+  const transactionalId = `txn-${randomUUID()}`;
   const raw = new PlatformaticProducer({
     clientId: 'kafka-port-test-open-txn',
     bootstrapBrokers: brokersFromEnv(),
     idempotent: true,
-    transactionalId: `txn-${randomUUID()}`,
+    transactionalId,
     producerId: -1n,
     producerEpoch: -1,
   });
@@ -549,8 +550,21 @@ test('endOffsets: the high watermark counts an open transaction, the last stable
   );
   assert.deepEqual(values(stable), ['a', 'b']);
   assert.deepEqual(reached, [{ topic, partition: 0, offset: 2n }]);
+  // The coordinator's view: the transaction is open, on that partition; an unknown id is absent.
+  const unknown = `txn-${randomUUID()}`;
+  const open = await port.describeTransactions([transactionalId, unknown]);
+  assert.equal(open.get(transactionalId)?.state, 'Ongoing');
+  assert.deepEqual(open.get(transactionalId)?.partitions, partitions);
+  assert.equal(open.has(unknown), false);
 
   await txn.commit();
+  // PrepareCommit until the coordinator has written the markers.
+  await waitFor(
+    async () =>
+      (await port.describeTransactions([transactionalId])).get(transactionalId)?.state ===
+      'CompleteCommit',
+    { description: 'the transaction described as CompleteCommit' },
+  );
   // The commit marker takes an offset: the LSO moves past it.
   await waitFor(
     async () => (await port.endOffsets(partitions, 'read_committed'))[0]!.offset === 4n,
