@@ -24,8 +24,10 @@ interface VmEventBase {
   /**
    * The collector's wall clock when it read the event (the record's `receivedMicros`); absent
    * when unknown (a QMP transcript replayed offline). The engine's timestamp rule uses it.
+   * Events built here always carry the member (`undefined` when unknown), so every event of a
+   * kind has one shape: deleting it left each transcript event a slow dictionary-mode object.
    */
-  receivedMicros?: number;
+  receivedMicros?: number | undefined;
 }
 
 export interface VfioMigrationEvent extends VmEventBase {
@@ -78,7 +80,14 @@ export const KNOWN_PREPARE_TARGETS: readonly string[] = VFIO_MIGRATION_STATES.fi
  * engine on the same input.
  */
 export function vmEventFromRecord(record: EventRecord): VmEvent | QmpInvalid {
-  const { host, vm, qemuTimestampMicros: timestampMicros, receivedMicros } = record;
+  return eventFromRecord(record, record.receivedMicros);
+}
+
+function eventFromRecord(
+  record: EventRecord,
+  receivedMicros: number | undefined,
+): VmEvent | QmpInvalid {
+  const { host, vm, qemuTimestampMicros: timestampMicros } = record;
   if (!Number.isInteger(timestampMicros) || timestampMicros < 0) {
     return invalid('bad_timestamp', `${record.event}: timestamp ${timestampMicros}`);
   }
@@ -112,8 +121,5 @@ export function toVmEvent(host: string, vm: string, event: QmpEvent): VmEvent | 
     { host, vm, sessionId: '', sequence: 0, receivedMicros: 0 },
     event,
   );
-  if ('kind' in record) return record;
-  const vmEvent = vmEventFromRecord(record);
-  if (vmEvent.kind !== 'invalid') delete vmEvent.receivedMicros;
-  return vmEvent;
+  return 'kind' in record ? record : eventFromRecord(record, undefined);
 }

@@ -29,7 +29,12 @@ test('the known prepare targets are the QEMU states that are not prepare states'
 });
 
 test('a QMP event of one VM in the event model', () => {
-  const at = { host: 'h', vm: 'vm-1', timestampMicros: 1_700_000_000_000_123 };
+  const at = {
+    host: 'h',
+    vm: 'vm-1',
+    timestampMicros: 1_700_000_000_000_123,
+    receivedMicros: undefined,
+  };
   const cases: Array<[QmpEvent, unknown]> = [
     [
       event('VFIO_MIGRATION', { 'qom-path': '/m/vf0', 'device-state': 'stop' }),
