@@ -21,8 +21,17 @@ import { classifyQmp, excerpt, invalid, type QmpMessage } from './qmp-message.ts
  *   they arrive, never buffered whole.
  *
  * Bytes are copied only when a message spans chunks, so callers may reuse their buffers.
+ *
+ * Speed: the common case, whole one-line messages, costs one UTF-8 decode per chunk rather than
+ * one per line. The chunk's complete lines are decoded at once (up to `BLOCK_BYTES`); when that
+ * text is all ASCII (as long as its bytes, with no U+FFFD), a character offset in it is a byte
+ * offset, so each line is parsed from a slice of it and anything unusual falls back to the byte
+ * scanner at the same offset. Any other chunk is decoded line by line, as valid UTF-8 or not.
  */
 export const MAX_MESSAGE_BYTES = 1024 * 1024;
+
+/** Bytes of complete lines decoded at once on the fast path. */
+const BLOCK_BYTES = 1024 * 1024;
 
 const LF = 0x0a;
 const CR = 0x0d;
@@ -59,6 +68,13 @@ export class QmpDecoder {
   private escape = false;
   private lineStart = false;
   private highBit = false;
+  /**
+   * Bytes [blockFrom, blockTo) of the chunk being pushed: complete lines, decoded into `block`
+   * when they are all ASCII, or `null` when they are not (decoded line by line instead).
+   */
+  private block: string | null = null;
+  private blockFrom = 0;
+  private blockTo = 0;
 
   constructor(maxBytes: number = MAX_MESSAGE_BYTES) {
     this.maxBytes = maxBytes;
@@ -75,6 +91,8 @@ export class QmpDecoder {
       ? chunk
       : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
     const out: QmpMessage[] = [];
+    this.block = null;
+    this.blockFrom = this.blockTo = 0;
     let i = 0;
     while (i < buf.length) {
       switch (this.mode) {
@@ -92,6 +110,7 @@ export class QmpDecoder {
           break;
       }
     }
+    this.block = null;
     return out;
   }
 
@@ -135,6 +154,10 @@ export class QmpDecoder {
    * after its newline, or -1 to let the structural scanner handle it.
    */
   private decodeWholeLine(buf: Buffer, start: number, out: QmpMessage[]): number {
+    if (start >= this.blockTo) this.decodeBlock(buf, start);
+    if (this.block !== null && start >= this.blockFrom && start < this.blockTo) {
+      return this.decodeAsciiLine(this.block, start, out);
+    }
     const newline = buf.indexOf(LF, start);
     if (newline === -1 || newline - start > this.maxBytes) return -1;
     let end = newline;
@@ -153,6 +176,41 @@ export class QmpDecoder {
     }
     out.push(classifyQmp(value as Record<string, unknown>, text.length));
     return newline + 1;
+  }
+
+  /** Decodes the complete lines from `start` (a `{`) on, up to `BLOCK_BYTES`, into `block`. */
+  private decodeBlock(buf: Buffer, start: number): void {
+    const last = buf.lastIndexOf(LF, Math.min(buf.length, start + BLOCK_BYTES) - 1);
+    this.block = null;
+    if (last < start) {
+      this.blockFrom = this.blockTo = 0;
+      return;
+    }
+    this.blockFrom = start;
+    this.blockTo = last + 1;
+    const text = buf.toString('utf8', start, last + 1);
+    // Equal lengths: each byte became one character, an ASCII one unless it was replaced.
+    if (text.length === last + 1 - start && !text.includes(REPLACEMENT_CHAR)) this.block = text;
+  }
+
+  /** `decodeWholeLine` for a line of the ASCII block: character offsets are byte offsets. */
+  private decodeAsciiLine(block: string, start: number, out: QmpMessage[]): number {
+    const from = start - this.blockFrom;
+    // The block ends with a newline, so there is one.
+    const newline = block.indexOf('\n', from);
+    if (newline - from > this.maxBytes) return -1;
+    let end = newline;
+    if (block.charCodeAt(end - 1) === CR) end--;
+    if (block.charCodeAt(end - 1) !== CLOSE_BRACE) return -1;
+    const text = block.slice(from, end);
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      return -1;
+    }
+    out.push(classifyQmp(value as Record<string, unknown>, text.length));
+    return this.blockFrom + newline + 1;
   }
 
   private scanObject(buf: Buffer, start: number, out: QmpMessage[]): number {

@@ -170,6 +170,19 @@ describe('QMP decoder: framing', () => {
     assert.ok(maxPending <= 1024 * 1024, `held ${maxPending} bytes`);
   });
 
+  test('a one-line message over the limit is rejected whole in one chunk or byte by byte', () => {
+    const big = `{"return": "${'x'.repeat(200)}"}\r\n${STOP}\r\n`;
+    const whole = new QmpDecoder(100);
+    assert.deepEqual(kinds([...whole.push(enc(big)), ...whole.end()]), [
+      'invalid:too_large',
+      'event',
+    ]);
+    const bytes = new QmpDecoder(100);
+    const out: QmpMessage[] = [];
+    for (const byte of enc(big)) out.push(...bytes.push(Buffer.from([byte])));
+    assert.deepEqual(kinds([...out, ...bytes.end()]), ['invalid:too_large', 'event']);
+  });
+
   test('a garbage line over the limit is rejected as too large', () => {
     const decoder = new QmpDecoder(1000);
     const messages = [...decoder.push(enc('y'.repeat(5000) + `\n${STOP}\n`)), ...decoder.end()];
@@ -243,6 +256,83 @@ describe('QMP decoder: properties', () => {
       ),
       { numRuns: 2000 },
     );
+  });
+});
+
+describe('QMP decoder: the per-chunk fast path', () => {
+  const asciiLine = fc.oneof(
+    fc
+      .record({
+        event: fc.constantFrom('STOP', 'VFIO_MIGRATION'),
+        seconds: fc.integer({ min: 0, max: 4_000_000_000 }),
+        state: fc.string({ unit: 'binary-ascii', maxLength: 8 }),
+      })
+      .map(({ event, seconds, state }) =>
+        enc(
+          `{"timestamp": {"seconds": ${seconds}, "microseconds": 1}, "event": "${event}", "data": ${JSON.stringify({ s: state })}}`,
+        ),
+      ),
+    fc
+      .constantFrom(
+        '{"return": {}} {"return": {}}',
+        '{"event": "X"}}',
+        '{"a": [1, 2}',
+        '{\r\n  "return": {}\r\n}',
+        '{"return": "\\uFFFD"}',
+        'not json',
+        '[1]',
+        '   ',
+        '{',
+        '}',
+      )
+      .map(enc),
+    fc.uint8Array({ max: 0x7f, maxLength: 12 }).map((bytes) => Buffer.from(bytes)),
+  );
+  const otherLine = fc.oneof(
+    fc.constantFrom('{"return": "déjà vu ✓"}', '{"return": "\uFFFD"}').map(enc),
+    fc.uint8Array({ maxLength: 12 }).map((bytes) => Buffer.from(bytes)),
+  );
+  const streamOf = (line: fc.Arbitrary<Buffer>): fc.Arbitrary<Buffer[]> =>
+    fc
+      .array(fc.tuple(line, fc.constantFrom('\n', '\r\n')), { maxLength: 30 })
+      .map((lines) => lines.map(([l, end]) => Buffer.concat([l, enc(end)])));
+
+  test('ASCII input decodes to the same messages whole, in any chunking and byte by byte', () => {
+    fc.assert(
+      fc.property(streamOf(asciiLine), fc.integer({ min: 1, max: 400 }), (lines, size) => {
+        const bytes = Buffer.concat(lines);
+        const byteByByte = decodeInChunks(bytes, 1);
+        assert.deepEqual(decodeQmpBytes(bytes), byteByByte);
+        assert.deepEqual(decodeInChunks(bytes, size), byteByByte);
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  test('input with non-ASCII bytes decodes whole as it does pushed one line at a time', () => {
+    fc.assert(
+      fc.property(streamOf(fc.oneof(asciiLine, otherLine)), (lines) => {
+        // A line of random bytes may hold newlines of its own: push what lies between them.
+        const bytes = Buffer.concat(lines);
+        const decoder = new QmpDecoder();
+        const lineByLine: QmpMessage[] = [];
+        for (let i = 0; i < bytes.length;) {
+          const next = bytes.indexOf(0x0a, i) + 1 || bytes.length;
+          lineByLine.push(...decoder.push(bytes.subarray(i, next)));
+          i = next;
+        }
+        lineByLine.push(...decoder.end());
+        assert.deepEqual(decodeQmpBytes(bytes), lineByLine);
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  test('an ASCII chunk and the same lines with one non-ASCII line decode alike', () => {
+    const ascii = `${STOP}\r\n{"return": {}}\r\n${STOP}\r\n`;
+    assert.deepEqual(kinds(decodeQmpBytes(enc(ascii))), ['event', 'return', 'event']);
+    const mixed = `${STOP}\r\n{"return": "ü"}\r\n${STOP}\r\n`;
+    assert.deepEqual(kinds(decodeQmpBytes(enc(mixed))), ['event', 'return', 'event']);
   });
 });
 
