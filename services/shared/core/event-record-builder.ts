@@ -58,23 +58,10 @@ export function buildEventRecord(origin: EventOrigin, event: QmpEvent): EventRec
   if (hasLoneSurrogate(event.name)) {
     return invalid('invalid_utf8', 'event name with a lone surrogate (\\uD800-\\uDFFF) escape');
   }
-  const base = {
-    host: origin.host,
-    vm: origin.vm,
-    sessionId: origin.sessionId,
-    sequence: origin.sequence,
-    qemuTimestampMicros: event.timestampMicros,
-    receivedMicros: origin.receivedMicros,
-    event: event.name,
-    qomPath: null,
-    deviceId: null,
-    deviceState: null,
-    migrationStatus: null,
-    data: null,
-  };
   if (event.name === VFIO_MIGRATION) {
     const fields = readVfioData(event.data);
-    return 'kind' in fields ? fields : { ...base, ...fields };
+    if ('kind' in fields) return fields;
+    return record(origin, event, fields.qomPath, fields.deviceId, fields.deviceState, null, null);
   }
   const status = event.data['status'];
   if (
@@ -83,9 +70,34 @@ export function buildEventRecord(origin: EventOrigin, event: QmpEvent): EventRec
     !hasLoneSurrogate(status) &&
     Object.keys(event.data).length === 1
   ) {
-    return { ...base, migrationStatus: status };
+    return record(origin, event, null, null, null, status, null);
   }
-  return Object.keys(event.data).length === 0
-    ? base
-    : { ...base, data: JSON.stringify(event.data) };
+  const data = Object.keys(event.data).length === 0 ? null : JSON.stringify(event.data);
+  return record(origin, event, null, null, null, null, data);
+}
+
+/** Every record built with the same members in the same order: one object shape for V8. */
+function record(
+  origin: EventOrigin,
+  event: QmpEvent,
+  qomPath: string | null,
+  deviceId: string | null,
+  deviceState: string | null,
+  migrationStatus: string | null,
+  data: string | null,
+): EventRecord {
+  return {
+    host: origin.host,
+    vm: origin.vm,
+    sessionId: origin.sessionId,
+    sequence: origin.sequence,
+    qemuTimestampMicros: event.timestampMicros,
+    receivedMicros: origin.receivedMicros,
+    event: event.name,
+    qomPath,
+    deviceId,
+    deviceState,
+    migrationStatus,
+    data,
+  };
 }
