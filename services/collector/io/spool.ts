@@ -24,8 +24,11 @@
  * Reads: the sender reads batches from the acknowledged position in order and calls `ack` with
  * the longest prefix of a batch that Kafka has stored (one position, not a set: an entry is only
  * acknowledged with everything before it); the position is persisted (temp file, fdatasync,
- * rename, fsync of the directory) at most once per fsync interval, so a crash resends at most
- * that much (at-least-once; the processor dedupes by session and sequence). Segments wholly
+ * rename, fsync of the directory) by the sync timer at most once a second (once per fsync
+ * interval when that is longer; `ACK_PERSIST_INTERVAL_MS`), so a crash resends at most that much
+ * of what Kafka already stored (at-least-once; the processor dedupes by session and sequence).
+ * Writing it costs eight system calls with two fsyncs, ten times a second at a trickle before
+ * this bound; the data's own fdatasync still runs every fsync interval. Segments wholly
  * before the acknowledged position are deleted, and only once that position is on disk: `ack`
  * persists it at once when a segment is to go.
  *
@@ -125,6 +128,14 @@ const nothingUnsynced = (): Segment['unsynced'] => ({ events: 0, keys: new Set()
 const READ_CHUNK_BYTES = 256 * 1024;
 const MAX_READ_BYTES = ENTRY_HEADER_BYTES + MAX_ENTRY_BODY_BYTES;
 const ACK_FILE = 'ack';
+/**
+ * The sync timer persists a moved acknowledged position at most this often (see the file
+ * comment). A position that lets a segment go is persisted at once (`ack`), and `close` and an
+ * explicit `syncNow()` persist it too.
+ */
+const ACK_PERSIST_INTERVAL_MS = 1000;
+/** A timer may fire a little before `performance.now()` says its delay has passed. */
+const TIMER_SLACK_MS = 5;
 
 const segmentName = (id: number): string => `${String(id).padStart(20, '0')}.seg`;
 
@@ -142,6 +153,10 @@ export class Spool {
   /** A segment file was created since the directory was last fsynced. */
   private dirDirty = false;
   private syncTimer: NodeJS.Timeout | undefined;
+  /** When the armed sync timer fires (`performance.now()` ms). */
+  private syncDueAtMs = 0;
+  /** When the acknowledged position was last written (`performance.now()` ms). */
+  private ackPersistedAtMs = Number.NEGATIVE_INFINITY;
   private unackedEvents = 0;
   private diskBytes = 0;
   private waiters: (() => void)[] = [];
@@ -225,7 +240,7 @@ export class Spool {
     this.flushScheduled = false;
     if (this.queue.length === 0 || this.closed) return;
     // Written or not, this may leave something to sync (data, or a new segment's directory entry).
-    this.scheduleSync();
+    this.scheduleSync(this.options.fsyncIntervalMs);
     const entries = this.queue;
     this.queue = [];
     this.queueBytes = 0;
@@ -355,7 +370,7 @@ export class Spool {
       count >= batch.entries.length ? batch.end : (batch.ends[count - 1] as SpoolPosition);
     this.ackPos = end;
     this.ackDirty = true;
-    this.scheduleSync();
+    this.scheduleSync(this.ackDelayMs());
     this.unackedEvents = Math.max(0, this.unackedEvents - Math.min(count, batch.entries.length));
     const last = this.lastSegment();
     if (
@@ -395,17 +410,18 @@ export class Spool {
 
   /**
    * fdatasync of the written segment, fsync of the directory after a segment was created, and
-   * persistence of the acknowledged position. A failed directory fsync or position is reported
-   * and tried again next time; a failed fdatasync is not (`syncSegment`).
+   * (unless `persistAck` is false) persistence of the acknowledged position. A failed directory
+   * fsync or position is reported and tried again next time; a failed fdatasync is not
+   * (`syncSegment`).
    */
-  syncNow(): void {
+  syncNow(persistAck = true): void {
     if (this.syncDirty) {
       this.syncDirty = false;
       const segment = this.lastSegment();
       if (segment.fd !== null) this.syncSegment(segment, segment.fd, () => {});
     }
     // Writing the acknowledged position fsyncs the directory anyway.
-    if (this.dirDirty && !this.ackDirty) {
+    if (this.dirDirty && !(this.ackDirty && persistAck)) {
       this.dirDirty = false;
       try {
         fsyncDirectory(this.fs, this.options.dir);
@@ -414,18 +430,35 @@ export class Spool {
         this.options.events.ioFailed?.('fsync of the spool directory', error);
       }
     }
-    this.persistAck();
-    if (this.syncDirty || this.dirDirty || this.ackDirty) this.scheduleSync();
+    if (persistAck) this.persistAck();
+    if (this.syncDirty || this.dirDirty) this.scheduleSync(this.options.fsyncIntervalMs);
+    else if (this.ackDirty) this.scheduleSync(this.ackDelayMs());
   }
 
-  /** One sync `fsyncIntervalMs` from now, unless one is already due. */
-  private scheduleSync(): void {
-    if (this.syncTimer !== undefined || this.closed) return;
+  /**
+   * One sync `delayMs` from now, unless one is due sooner. The timer's sync persists the
+   * acknowledged position only once `ACK_PERSIST_INTERVAL_MS` has passed since it last did.
+   */
+  private scheduleSync(delayMs: number): void {
+    if (this.closed) return;
+    const dueAtMs = performance.now() + delayMs;
+    if (this.syncTimer !== undefined) {
+      if (dueAtMs >= this.syncDueAtMs) return;
+      clearTimeout(this.syncTimer);
+    }
+    this.syncDueAtMs = dueAtMs;
     this.syncTimer = setTimeout(() => {
       this.syncTimer = undefined;
-      this.syncNow();
-    }, this.options.fsyncIntervalMs);
+      const sincePersisted = performance.now() - this.ackPersistedAtMs;
+      this.syncNow(sincePersisted >= ACK_PERSIST_INTERVAL_MS - TIMER_SLACK_MS);
+    }, delayMs);
     this.syncTimer.unref();
+  }
+
+  /** When the timer may next persist the acknowledged position: at least one sync interval. */
+  private ackDelayMs(): number {
+    const sincePersisted = performance.now() - this.ackPersistedAtMs;
+    return Math.max(this.options.fsyncIntervalMs, ACK_PERSIST_INTERVAL_MS - sincePersisted);
   }
 
   /**
@@ -616,6 +649,7 @@ export class Spool {
   /** Temp file, fdatasync, rename, fsync of the directory: the new position or the old one. */
   private writeAck(): void {
     this.ackDirty = false;
+    this.ackPersistedAtMs = performance.now();
     const position = this.ackPos;
     const tmp = join(this.options.dir, `${ACK_FILE}.tmp`);
     const fd = this.fs.openSync(tmp, 'w');
