@@ -39,6 +39,61 @@ export function measure(
   return { name, items, perSecond: median(rates), runs: rates };
 }
 
+/** Two workloads timed in turn (A B A B ...), with the CPU time each run cost the process. */
+export interface PairedResult {
+  a: RunResult;
+  b: RunResult;
+  /** Median over rounds of (A's CPU time / B's CPU time) for the same items. */
+  cpuRatio: number;
+  /** Each round's CPU ratio, in round order. */
+  cpuRatios: number[];
+}
+
+/**
+ * Times `a` and `b` alternately, so a machine whose speed drifts (a shared VM) slows both alike,
+ * and takes their ratio per round from process CPU time (`process.cpuUsage`), which the other
+ * processes on the machine do not add to. The wall-clock rates are kept as well.
+ */
+export function measurePaired(
+  names: [string, string],
+  items: number,
+  a: () => void,
+  b: () => void,
+  options: { warmup?: number; runs?: number } = {},
+): PairedResult {
+  for (let i = 0; i < (options.warmup ?? 2); i++) {
+    a();
+    b();
+  }
+  const rates: [number[], number[]] = [[], []];
+  const cpuRatios: number[] = [];
+  const timed = (run: () => void, into: number[]): number => {
+    const cpu = process.cpuUsage();
+    const start = process.hrtime.bigint();
+    run();
+    into.push(items / (Number(process.hrtime.bigint() - start) / 1e9));
+    const used = process.cpuUsage(cpu);
+    return used.user + used.system;
+  };
+  for (let i = 0; i < (options.runs ?? 7); i++) {
+    const cpuA = timed(a, rates[0]);
+    const cpuB = timed(b, rates[1]);
+    cpuRatios.push(cpuA / cpuB);
+  }
+  const result = (name: string, runs: number[]): RunResult => ({
+    name,
+    items,
+    perSecond: median(runs),
+    runs,
+  });
+  return {
+    a: result(names[0], rates[0]),
+    b: result(names[1], rates[1]),
+    cpuRatio: median(cpuRatios),
+    cpuRatios,
+  };
+}
+
 export function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;

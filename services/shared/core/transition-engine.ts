@@ -56,7 +56,7 @@ export const MAX_AHEAD_OF_RECEIPT_MICROS = 60_000_000;
 /** Whether an event's timestamp is too far ahead of its receive time to move the watermark. */
 export function isAheadOfReceipt(event: {
   timestampMicros: number;
-  receivedMicros?: number;
+  receivedMicros?: number | undefined;
 }): boolean {
   return (
     event.receivedMicros !== undefined &&

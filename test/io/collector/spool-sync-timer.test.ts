@@ -71,10 +71,10 @@ test('a steady trickle: data synced every interval, the acknowledged position at
       if (String(from).endsWith('ack.tmp')) ackWrites.push(performance.now());
       nodeSpoolFs.renameSync(from, to);
     },
-    fdatasync: (fd, callback) => {
+    fdatasync: ((fd: number, callback: (error: NodeJS.ErrnoException | null) => void) => {
       dataSyncs++;
       nodeSpoolFs.fdatasync(fd, callback);
-    },
+    }) as SpoolFs['fdatasync'],
   };
   const spool = Spool.open({
     dir,
