@@ -12,6 +12,9 @@
 # for USER in admin and each stage's principal (collector, processor, exporter, audit).
 # STATE_DIR/clients.env names the bootstrap of each listener and the CA file.
 #
+# The SASL_SSL listener also takes OAUTHBEARER with unsigned JWTs (alg "none", principal = sub),
+# validated by Kafka's unsecured validator: a test setup, see secure_properties.
+#
 # ssl.principal.mapping.rules takes a certificate's CN as the principal, so User:collector is
 # the same principal whether it logs in with SCRAM or with its certificate, and one set of ACLs
 # (infra/kafka/acls.ts) covers both listeners.
@@ -107,8 +110,16 @@ secure_properties() { # TLS_DIR
 # controllers over SSL with their own certificate (CN=admin, the super user).
 listener.security.protocol.map=SASL_SSL:SASL_SSL,SSL:SSL,CONTROLLER:SSL
 inter.broker.listener.name=SSL
-sasl.enabled.mechanisms=SCRAM-SHA-512
+sasl.enabled.mechanisms=SCRAM-SHA-512,OAUTHBEARER
 listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+# OAUTHBEARER for TESTS ONLY: with no sasl.server.callback.handler.class (and no
+# sasl.oauthbearer.jwks.endpoint.url) Kafka validates tokens with its unsecured JWS validator,
+# which accepts any unsigned (alg "none") JWT whose exp has not passed; the principal is its sub.
+# Production sets the JWKS endpoint of its identity provider (docs/operations.md). Sessions
+# last until the token's exp, at most 10 s: the client logs in again with the token file's
+# current token (KIP-368), and an expired token is not kept for long.
+listener.name.sasl_ssl.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="admin";
+listener.name.sasl_ssl.oauthbearer.connections.max.reauth.ms=10000
 ssl.keystore.type=PEM
 ssl.keystore.location=$1/broker.keystore.pem
 ssl.truststore.type=PEM

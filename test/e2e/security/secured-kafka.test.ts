@@ -73,6 +73,16 @@ function aclNames(topics: PipelineTopics, suffix: string): AclNames {
   };
 }
 
+/**
+ * An unsigned JWT (alg "none", RFC 7519 §6) for Kafka's unsecured OAUTHBEARER validator (the
+ * test broker's): principal `sub`, expiring `ttlSeconds` from now.
+ */
+function unsignedJwt(sub: string, ttlSeconds: number): string {
+  const part = (value: object) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const now = Math.floor(Date.now() / 1000);
+  return `${part({ alg: 'none' })}.${part({ sub, iat: now, exp: now + ttlSeconds })}.`;
+}
+
 /** A TCP port nobody listens on now (a stage refused at start has no handle to ask yet). */
 async function freePort(): Promise<number> {
   const server = createServer().listen(0, '127.0.0.1');
@@ -420,6 +430,81 @@ describe('secured Kafka (start.sh --secure)', { timeout: 900_000 }, () => {
     }
   });
 
+  test('OAUTHBEARER from a token file: a principal without ACLs is refused as authorization; the file rewritten with a good token, every event is delivered', async (t) => {
+    const topics = await secureTopics(t);
+    await kafka.grant(stageAcls(aclNames(topics, ''), ['collector']));
+    const tokenFile = join(tempDir(t, 'collector-token-'), 'token');
+    // A principal the broker has no ACLs for: authenticated, then refused on the topic.
+    writeFileSync(tokenFile, `${unsignedJwt('nobody', 600)}\n`, { mode: 0o600 });
+    const sockets = tempDir(t, 'oauth-vms-');
+    const simulator = await startSimulator({
+      dir: sockets,
+      fleet: { vms: 3, devicesPerVm: 1, migrationsPerVmPerMinute: 60, seed: 11 },
+      speed: 'max',
+      maxMigrations: 15,
+      waitForClients: true,
+      logger: quietLogger(),
+    });
+    t.after(() => simulator.close());
+    const { KAFKA_BROKERS, KAFKA_TLS_CA_FILE } = await kafka.env('collector');
+    const collector = await startCollector(
+      parseCollectorConfig('oauth-host', {
+        env: {
+          KAFKA_BROKERS: KAFKA_BROKERS!,
+          KAFKA_TLS_CA_FILE: KAFKA_TLS_CA_FILE!,
+          KAFKA_SECURITY_PROTOCOL: 'SASL_SSL',
+          KAFKA_SASL_MECHANISM: 'OAUTHBEARER',
+          KAFKA_SASL_OAUTHBEARER_TOKEN_FILE: tokenFile,
+        },
+        flags: {
+          topic: topics.events,
+          'socket-dir': sockets,
+          'spool-dir': tempDir(t, 'oauth-spool-'),
+          'http-port': '0',
+          'rescan-interval-ms': '100',
+          'kafka-retry-max-ms': '500',
+        },
+      }),
+      quietLogger(),
+    );
+    t.after(() => collector.stop(1000));
+    await simulator.done;
+    const sent = simulator.stats().eventsSent;
+    const metrics = async () => (await fetch(`${collector.http.url}/metrics`)).text();
+    await waitFor(
+      async () => {
+        const text = await metrics();
+        return (
+          metricValue(text, 'vfio_collector_events_received_total') >= sent &&
+          metricValue(text, 'vfio_collector_kafka_refused_total', { reason: 'authorization' }) >= 1
+        );
+      },
+      { timeoutMs: 60_000, description: 'the collector spooling, refused as User:nobody' },
+    );
+    assert.equal(metricValue(await metrics(), 'vfio_collector_events_published_total'), 0);
+    const readyz = await (await fetch(`${collector.http.url}/readyz`)).text();
+    assert.match(readyz, /kafka: refused \(authorization/);
+    assert.match(readyz, new RegExp(topics.events));
+
+    // The collector's own token, expiring soon: the broker ends the session within 10 s
+    // (connections.max.reauth.ms), the client logs in again with the file's new token.
+    writeFileSync(tokenFile, `${unsignedJwt('collector', 45)}\n`);
+    await waitFor(
+      async () => metricValue(await metrics(), 'vfio_collector_events_published_total') >= sent,
+      { timeoutMs: 60_000, description: `${sent} events published as User:collector` },
+    );
+    const admin = await kafka.port();
+    t.after(() => admin.close());
+    const ends = await admin.endOffsets(
+      [0, 1, 2].map((partition) => ({ topic: topics.events, partition })),
+      'read_uncommitted',
+    );
+    assert.equal(
+      ends.reduce((sum, p) => sum + Number(p.offset), 0),
+      sent,
+      'every event in Kafka once',
+    );
+  });
   test('a wrong password: the collector spools, says why, and delivers every event once the password file is fixed', async (t) => {
     const topics = await secureTopics(t);
     await kafka.grant(stageAcls(aclNames(topics, ''), ['collector']));
