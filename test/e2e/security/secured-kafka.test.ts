@@ -430,11 +430,37 @@ describe('secured Kafka (start.sh --secure)', { timeout: 900_000 }, () => {
     }
   });
 
-  test('OAUTHBEARER from a token file: a principal without ACLs is refused as authorization; the file rewritten with a good token, every event is delivered', async (t) => {
+  test('OAUTHBEARER from a token file: an expired token is refused as authentication, a principal without ACLs as authorization; the file rewritten with a good token, every event is delivered', async (t) => {
     const topics = await secureTopics(t);
     await kafka.grant(stageAcls(aclNames(topics, ''), ['collector']));
-    const tokenFile = join(tempDir(t, 'collector-token-'), 'token');
+    const tokens = tempDir(t, 'collector-token-');
+    const { KAFKA_BROKERS, KAFKA_TLS_CA_FILE } = await kafka.env('collector');
+    const oauthEnv = (tokenFile: string): Record<string, string> => ({
+      KAFKA_BROKERS: KAFKA_BROKERS!,
+      KAFKA_TLS_CA_FILE: KAFKA_TLS_CA_FILE!,
+      KAFKA_SECURITY_PROTOCOL: 'SASL_SSL',
+      KAFKA_SASL_MECHANISM: 'OAUTHBEARER',
+      KAFKA_SASL_OAUTHBEARER_TOKEN_FILE: tokenFile,
+    });
+
+    // An expired token: the broker's validator refuses the login, an authentication refusal.
+    const expiredFile = join(tokens, 'expired');
+    writeFileSync(expiredFile, unsignedJwt('collector', -60), { mode: 0o600 });
+    const expired = createKafkaPort({
+      brokers: kafka.brokers,
+      clientId: 'expired',
+      logger: createLogger({ write: () => undefined }),
+      retries: 0,
+      security: parseKafkaSecurityEnv(oauthEnv(expiredFile)),
+    });
+    t.after(() => expired.close());
+    assert.equal(
+      refusalOf(await failure(() => expired.describeTopics([topics.events]))).reason,
+      'authentication',
+    );
+
     // A principal the broker has no ACLs for: authenticated, then refused on the topic.
+    const tokenFile = join(tokens, 'token');
     writeFileSync(tokenFile, `${unsignedJwt('nobody', 600)}\n`, { mode: 0o600 });
     const sockets = tempDir(t, 'oauth-vms-');
     const simulator = await startSimulator({
@@ -446,16 +472,9 @@ describe('secured Kafka (start.sh --secure)', { timeout: 900_000 }, () => {
       logger: quietLogger(),
     });
     t.after(() => simulator.close());
-    const { KAFKA_BROKERS, KAFKA_TLS_CA_FILE } = await kafka.env('collector');
     const collector = await startCollector(
       parseCollectorConfig('oauth-host', {
-        env: {
-          KAFKA_BROKERS: KAFKA_BROKERS!,
-          KAFKA_TLS_CA_FILE: KAFKA_TLS_CA_FILE!,
-          KAFKA_SECURITY_PROTOCOL: 'SASL_SSL',
-          KAFKA_SASL_MECHANISM: 'OAUTHBEARER',
-          KAFKA_SASL_OAUTHBEARER_TOKEN_FILE: tokenFile,
-        },
+        env: oauthEnv(tokenFile),
         flags: {
           topic: topics.events,
           'socket-dir': sockets,

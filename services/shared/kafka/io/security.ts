@@ -68,6 +68,33 @@ export function tokenFileProvider(path: string, marginMs = 30_000): () => string
   };
 }
 
+/**
+ * The broker's answer to an OAUTHBEARER login. A refused token (invalid, expired, for the wrong
+ * scope) is not a SaslAuthenticate error: RFC 7628 has the server answer with a JSON error
+ * (`{"status":"invalid_token"}`), which @platformatic/kafka would take for success, and the
+ * connection's next request would then fail as a mere "Connection closed". This reads that
+ * answer so the login fails as an authentication refusal. The token is never in the error.
+ */
+export function oauthBearerServerError(
+  authBytes: Buffer,
+  callback: (error: Error | null, authBytes: Buffer) => void,
+): void {
+  let status: unknown;
+  if (authBytes.length > 0) {
+    try {
+      status = (JSON.parse(authBytes.toString('utf8')) as { status?: unknown }).status;
+    } catch {
+      status = undefined;
+    }
+  }
+  if (status === undefined) callback(null, authBytes);
+  else
+    callback(
+      new Error(`the broker refused the OAUTHBEARER token (${JSON.stringify(status)})`),
+      authBytes,
+    );
+}
+
 /** The client options for `security`; reads the TLS files now (checked at start). */
 export function connectionSecurity(security: KafkaSecurity | undefined): ConnectionSecurity {
   if (security === undefined || security.protocol === 'PLAINTEXT') return {};
@@ -85,7 +112,11 @@ export function connectionSecurity(security: KafkaSecurity | undefined): Connect
   if (sasl !== undefined) {
     out.sasl =
       sasl.mechanism === 'OAUTHBEARER'
-        ? { mechanism: sasl.mechanism, token: tokenFileProvider(sasl.tokenFile) }
+        ? {
+            mechanism: sasl.mechanism,
+            token: tokenFileProvider(sasl.tokenFile),
+            authBytesValidator: oauthBearerServerError,
+          }
         : {
             mechanism: sasl.mechanism,
             username: sasl.username,
