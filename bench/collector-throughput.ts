@@ -39,7 +39,7 @@ const IDLE_VMS = 1000;
 const IDLE_RATE = 100;
 const IDLE_SECONDS = 5;
 
-interface Throughput {
+export interface Throughput {
   perSecond: number;
   load: string;
   /** Events/s at which the collector read QMP (all events received). */
@@ -58,7 +58,12 @@ function collectorFlags(brokers: string[], topic: string, socketDir: string, spo
   };
 }
 
-async function runCollector(brokers: string[], topic: string): Promise<Throughput> {
+/** One collector run; `extraFlags` adds settings (the kafka-security entry's `--kafka-…`). */
+export async function runCollector(
+  brokers: string[],
+  topic: string,
+  extraFlags: Record<string, string> = {},
+): Promise<Throughput> {
   const sockets = benchDir('collector-vms');
   const spool = benchDir('collector-spool');
   const feeder = await startQmpFeeder(sockets, VMS, vmName);
@@ -73,7 +78,7 @@ async function runCollector(brokers: string[], topic: string): Promise<Throughpu
   const total = VMS * EVENTS_PER_VM;
   const stage = spawnStage({
     role: 'collector',
-    flags: collectorFlags(brokers, topic, sockets, spool),
+    flags: { ...collectorFlags(brokers, topic, sockets, spool), ...extraFlags },
   });
   try {
     await stage.ready;

@@ -12,6 +12,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { partitionFor } from '../services/collector/core/partitioner.ts';
+import type { KafkaSecurity } from '../services/shared/kafka/core/options.ts';
 import { createKafkaPort } from '../services/shared/kafka/io/client.ts';
 import type {
   KafkaPort,
@@ -80,8 +81,14 @@ const partitionsOf = (topic: string, partitions: number): TopicPartition[] =>
 const sumOffsets = (offsets: readonly TopicPartitionOffset[]): number =>
   offsets.reduce((sum, p) => sum + Math.max(0, Number(p.offset)), 0);
 
-export function openBenchAdmin(brokers: readonly string[]): BenchAdmin {
-  const port = createKafkaPort({ brokers, clientId: 'bench-admin', logger: quietLogger() });
+/** `security`: the admin's settings on a secured broker (the kafka-security entry). */
+export function openBenchAdmin(brokers: readonly string[], security?: KafkaSecurity): BenchAdmin {
+  const port = createKafkaPort({
+    brokers,
+    clientId: 'bench-admin',
+    logger: quietLogger(),
+    ...(security === undefined ? {} : { security }),
+  });
   const replicationFactor = benchReplicationFactor();
   return {
     port,

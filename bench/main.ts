@@ -21,6 +21,8 @@ interface Entry {
   kafka: boolean;
   /** Runs on a three-node cluster this orchestrator starts (`infra/kafka/start.sh --nodes 3`). */
   cluster?: boolean;
+  /** Also gets a secured broker (`start.sh --secure`) beside the plaintext one. */
+  secure?: boolean;
 }
 
 const ENTRIES: Entry[] = [
@@ -38,6 +40,13 @@ const ENTRIES: Entry[] = [
   { name: 'processor', file: 'bench/processor-throughput.ts', pinned: false, kafka: true },
   { name: 'end-to-end', file: 'bench/pipeline-end-to-end.ts', pinned: false, kafka: true },
   {
+    name: 'kafka-security',
+    file: 'bench/kafka-security.ts',
+    pinned: false,
+    kafka: true,
+    secure: true,
+  },
+  {
     name: 'end-to-end-cluster',
     file: 'bench/pipeline-end-to-end.ts',
     pinned: false,
@@ -50,6 +59,8 @@ const ENTRIES: Entry[] = [
 const BENCH_KAFKA_DIR = '.cache/bench-kafka';
 /** The same for the three-node cluster of the `-cluster` entries. */
 const BENCH_CLUSTER_DIR = '.cache/bench-kafka-cluster';
+/** The secured broker of the `kafka-security` entry (`start.sh --secure`). */
+const BENCH_SECURE_DIR = '.cache/bench-kafka-secure';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const PACKAGES = ['@platformatic/kafka', 'avsc', 'prom-client', 'rxjs', 'tsx'];
@@ -146,17 +157,19 @@ async function runScript(script: string, args: string[]): Promise<string> {
 async function startBenchKafka(
   dir: string,
   nodes: 1 | 3,
+  secure = false,
 ): Promise<{ address: string; stop: () => Promise<void> }> {
   const args = ['--dir', `${ROOT}${dir}`];
   await runScript('infra/kafka/stop.sh', args);
   rmSync(`${ROOT}${dir}`, { recursive: true, force: true });
   process.stderr.write(
-    `bench: starting ${nodes === 1 ? 'a local Kafka broker' : 'a three-node Kafka cluster'} in ${dir}...\n`,
+    `bench: starting ${nodes === 1 ? 'a local Kafka broker' : 'a three-node Kafka cluster'}${secure ? ' (secured)' : ''} in ${dir}...\n`,
   );
-  const address = await runScript(
-    'infra/kafka/start.sh',
-    nodes === 1 ? args : ['--nodes', '3', ...args],
-  );
+  const address = await runScript('infra/kafka/start.sh', [
+    ...(nodes === 1 ? [] : ['--nodes', '3']),
+    ...(secure ? ['--secure'] : []),
+    ...args,
+  ]);
   return { address, stop: () => runScript('infra/kafka/stop.sh', args).then(() => undefined) };
 }
 
@@ -188,6 +201,7 @@ async function main(argv: string[]): Promise<void> {
     for (const entry of entries) {
       const env: NodeJS.ProcessEnv = { ...process.env };
       let cluster: Awaited<ReturnType<typeof startBenchKafka>> | undefined;
+      let secured: Awaited<ReturnType<typeof startBenchKafka>> | undefined;
       if (entry.cluster === true) {
         if (!clusterSupported()) {
           process.stderr.write(
@@ -204,6 +218,10 @@ async function main(argv: string[]): Promise<void> {
       } else if (entry.kafka) {
         if (ownBroker && broker === undefined) broker = await startBenchKafka(BENCH_KAFKA_DIR, 1);
         env['KAFKA_BROKERS'] = broker?.address ?? given;
+        if (entry.secure === true) {
+          secured = await startBenchKafka(BENCH_SECURE_DIR, 1, true);
+          env['BENCH_SECURE_KAFKA_DIR'] = `${ROOT}${BENCH_SECURE_DIR}`;
+        }
       }
       process.stderr.write(
         `bench: running ${entry.name} (loadavg ${loadavg()
@@ -217,6 +235,7 @@ async function main(argv: string[]): Promise<void> {
         document = upsert(document, entry.name, text);
       } finally {
         await cluster?.stop();
+        await secured?.stop();
       }
     }
   } finally {

@@ -40,7 +40,7 @@ const DRAIN_TIMEOUT_MS = 600_000;
 /** The commit the services were at (`BENCH_TREE` when the bench runs from a snapshot). */
 const TREE = process.env['BENCH_TREE'] ?? 'the working tree';
 
-interface Drain {
+export interface Drain {
   /** Events/s from the first record consumed to the last offset committed. */
   perSecond: number;
   /** Seconds from process start to the last offset committed (group join included). */
@@ -51,7 +51,7 @@ interface Drain {
 }
 
 /** Runs one consumer stage until its group committed the whole topic. */
-async function drain(
+export async function drain(
   admin: BenchAdmin,
   topic: string,
   total: number,
