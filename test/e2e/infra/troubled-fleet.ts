@@ -206,6 +206,12 @@ function processorRegistry(): [Registry, Tick] {
   const [registry] = registers as [Registry];
   // The HTTP server's own metrics, as every stage's server registers them.
   createHttpTelemetry(registry, 'vfio_processor_');
+  new Counter({
+    name: 'vfio_processor_kafka_refused_total',
+    help: 'attempts Kafka refused',
+    labelNames: ['reason'],
+    registers,
+  }).inc({ reason: 'authorization' }, 0);
   const consumed = new Counter({
     name: 'vfio_processor_records_consumed_total',
     help: 'event records read',
@@ -386,6 +392,12 @@ function exporterRegistry(): [Registry, Tick] {
   const [registry] = registers as [Registry];
   // The HTTP server's own metrics, as every stage's server registers them.
   createHttpTelemetry(registry, 'vfio_exporter_');
+  new Counter({
+    name: 'vfio_exporter_kafka_refused_total',
+    help: 'attempts Kafka refused',
+    labelNames: ['reason'],
+    registers,
+  }).inc({ reason: 'authorization' }, 0);
   const prepare = new Histogram({
     name: 'vfio_prepare_duration_seconds',
     help: 'prepare to next state of the device',
