@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { startPipeline } from '../../../services/cli/demo/pipeline.ts';
+import { documentedMetricNames } from '../../helpers/metrics-doc.ts';
 import { brokersFromEnv, testKafkaPort } from '../../helpers/kafka.ts';
 import {
   dashboardExpressions,
@@ -64,11 +65,7 @@ test('a running pipeline scraped by Prometheus 2.42 and 3: documented names, and
   assert.deepEqual(sent.refused, []);
   await producer.close();
 
-  const documented = new Set(
-    [
-      ...(await readFile(join(ROOT, 'docs/metrics.md'), 'utf8')).matchAll(/^\| `([a-z_:]+)` +\|/gm),
-    ].map((m) => m[1] as string),
-  );
+  const documented = await documentedMetricNames({ scrapedOnly: true });
   const served = new Set<string>();
   for (const registry of [
     pipeline.collector.registry,

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { parse } from 'yaml';
+import { documentedMetricNames } from '../../helpers/metrics-doc.ts';
 import {
   dashboardExpressions,
   pollUntil,
@@ -36,18 +37,6 @@ async function listFiles(dir: string, suffix: string): Promise<string[]> {
     .filter((f) => f.endsWith(suffix))
     .sort()
     .map((f) => join(dir, f));
-}
-
-/**
- * The names in the tables of docs/metrics.md, except its OTLP section: those series are pushed to
- * Prometheus 3's OTLP receiver, never served on /metrics.
- */
-async function documentedMetricNames(): Promise<Set<string>> {
-  const text = (await readFile(join(ROOT, 'docs/metrics.md'), 'utf8')).replace(
-    /^### OTLP output[^]*?(?=^#)/m,
-    '',
-  );
-  return new Set([...text.matchAll(/^\| `([a-z_:]+)` +\|/gm)].map((m) => m[1] as string));
 }
 
 interface VectorResult {
@@ -103,7 +92,7 @@ for (const version of PROMETHEUS_VERSIONS)
     });
 
     test('the stand-in targets expose exactly the documented metric names', async () => {
-      const documented = await documentedMetricNames();
+      const documented = await documentedMetricNames({ scrapedOnly: true });
       const served = new Set<string>();
       assert.ok(fleet);
       for (const e of [...fleet.collectors, ...fleet.processors, ...fleet.exporters]) {
