@@ -8,6 +8,7 @@ import { EVENTS_TOPIC } from '../shared/core/topics.ts';
 import { describeAddress, parseQmpTarget } from './core/qmp-target.ts';
 import { duplicateVmNames } from './core/vm-names.ts';
 import { parseLibvirtTarget } from './core/libvirt-target.ts';
+import { parseSocketGlob } from './core/socket-glob.ts';
 import {
   kafkaConnectionOptions,
   kafkaSecurityProblems,
@@ -63,6 +64,26 @@ export function collectorConfigSpec(hostname: string) {
           .map((t) => parseLibvirtTarget(t, '/run/user/0'))
           .map((r) => ('problem' in r ? r.problem : null))
           .find((p) => p !== null) ?? null,
+    }),
+    libvirtGlobs: option({
+      type: 'list',
+      default: [],
+      env: 'VFIO_COLLECTOR_LIBVIRT_GLOBS',
+      flag: 'libvirt-glob',
+      doc: 'patterns of libvirt daemon sockets to connect to as they appear, * and ? within a segment (KubeVirt: /var/lib/kubelet/pods/*/volumes/kubernetes.io~empty-dir/libvirt-runtime/virtqemud-sock)',
+      check: (list) =>
+        list
+          .map((t) => parseSocketGlob(t))
+          .map((r) => ('problem' in r ? r.problem : null))
+          .find((p) => p !== null) ?? null,
+    }),
+    libvirtGlobIntervalMs: option({
+      type: 'integer',
+      default: 2_000,
+      min: 100,
+      env: 'VFIO_COLLECTOR_LIBVIRT_GLOB_INTERVAL_MS',
+      flag: 'libvirt-glob-interval-ms',
+      doc: 'how often the --libvirt-glob patterns are listed for sockets that appeared or went',
     }),
     libvirtEvents: option({
       type: 'list',
@@ -225,9 +246,10 @@ export function parseCollectorConfig(hostname: string, sources: ConfigSources): 
     { envPrefix: COLLECTOR_ENV_PREFIX, ...sources },
     (c) => {
       const problems: string[] = kafkaSecurityProblems(c);
-      if (c.socketDir === '' && c.sockets.length === 0 && c.libvirt.length === 0) {
+      const none = [c.sockets, c.libvirt, c.libvirtGlobs].every((list) => list.length === 0);
+      if (c.socketDir === '' && none) {
         problems.push(
-          'no QMP sockets: set socketDir (--socket-dir), sockets (--socket) or libvirt (--libvirt)',
+          'no QMP sockets: set socketDir (--socket-dir), sockets (--socket), libvirt (--libvirt) or libvirtGlobs (--libvirt-glob)',
         );
       }
       const targets = c.sockets.map((text) => ({ text, target: parseQmpTarget(text) }));

@@ -19,7 +19,7 @@ import { RecordNumbering } from './core/record-numbering.ts';
 import { createCollectorTelemetry, type CollectorTelemetry } from './io/collector-telemetry.ts';
 import { createEventIntake } from './io/event-intake.ts';
 import { KafkaSender } from './io/kafka-sender.ts';
-import { resolveLibvirtTargets } from './io/libvirt-source.ts';
+import { resolveLibvirtTargets, socketGlob } from './io/libvirt-source.ts';
 import { createLibvirtTelemetry } from './io/libvirt-telemetry.ts';
 import { startQmpSources } from './io/qmp-sources.ts';
 import { RejectedRecordFile } from './io/rejected-record-file.ts';
@@ -146,6 +146,8 @@ export async function startCollector(
         rescanIntervalMs: config.rescanIntervalMs,
         libvirt: {
           targets: libvirtTargets,
+          globs: config.libvirtGlobs.map(socketGlob),
+          globIntervalMs: config.libvirtGlobIntervalMs,
           events: config.libvirtEvents,
           vmName: config.libvirtVmName === 'uuid' ? 'uuid' : 'name',
           keepaliveIntervalMs: config.libvirtKeepaliveMs,
@@ -167,6 +169,7 @@ export async function startCollector(
           watcher: sources.watcher(),
           stall: sender.stall(),
           libvirtUnconnected: sources.libvirtUnconnected(),
+          libvirtGlobsUnlisted: sources.libvirtGlobsUnlisted(),
         }),
       );
       const http = await stage.serve({ registry });

@@ -19,12 +19,15 @@ export interface CollectorHealth {
   } | null;
   /** libvirt daemons configured but not registered with (down, restarting, refusing us). */
   readonly libvirtUnconnected: readonly string[];
+  /** `--libvirt-glob` patterns whose fixed directory cannot be listed (mount missing?). */
+  readonly libvirtGlobsUnlisted?: readonly string[];
 }
 
 /**
  * The collector is ready while every event it reads is kept: Kafka reachable or the spool taking
  * the events, the socket directory listable, Kafka not stalled, every libvirt daemon connected
- * (a daemon we cannot register with means the events of its domains are not read).
+ * (a daemon we cannot register with means the events of its domains are not read), every
+ * `--libvirt-glob` pattern listable (a missing mount would find no daemon, silently).
  */
 export function collectorReadiness(health: CollectorHealth): Readiness {
   const reasons: string[] = [];
@@ -51,8 +54,15 @@ export function collectorReadiness(health: CollectorHealth): Readiness {
     );
   }
   for (const text of health.libvirtUnconnected) reasons.push(`libvirt: ${text} not connected`);
+  const unlisted = health.libvirtGlobsUnlisted ?? [];
+  for (const pattern of unlisted) reasons.push(`libvirt-glob: ${pattern} cannot be listed`);
   return {
-    ready: kafkaOk && watching && stall === null && health.libvirtUnconnected.length === 0,
+    ready:
+      kafkaOk &&
+      watching &&
+      stall === null &&
+      health.libvirtUnconnected.length === 0 &&
+      unlisted.length === 0,
     reasons,
   };
 }

@@ -6,6 +6,7 @@
 import type { BackoffPolicy } from '../../shared/core/backoff.ts';
 import { TelemetryError } from '../../shared/core/errors.ts';
 import { libvirtSource, parseLibvirtTarget, type LibvirtTarget } from '../core/libvirt-target.ts';
+import { parseSocketGlob, type SocketGlob } from '../core/socket-glob.ts';
 import type { VmNames } from '../core/vm-names.ts';
 import type { CollectorTelemetry } from './collector-telemetry.ts';
 import { LibvirtConnection } from './libvirt-connection.ts';
@@ -29,6 +30,13 @@ export function resolveLibvirtTargets(
   });
 }
 
+/** A `--libvirt-glob` option as a pattern; the config was validated, so it parses. */
+export function socketGlob(text: string): SocketGlob {
+  const glob = parseSocketGlob(text);
+  if ('problem' in glob) throw new TelemetryError('CONFIG_INVALID', glob.problem);
+  return glob;
+}
+
 export interface LibvirtSourceOptions {
   targets: readonly LibvirtTarget[];
   events: readonly string[];
@@ -49,57 +57,72 @@ export interface LibvirtSource {
   vms(): string[];
   /** The targets (as given) without a registered connection right now. */
   unconnected(): string[];
+  /** Connects to one more daemon (one that `--libvirt-glob` found); a known target is ignored. */
+  add(target: LibvirtTarget): void;
+  /** Disconnects from a daemon that went away: its sessions end, its VM names are released. */
+  remove(text: string): Promise<void>;
   stop(): Promise<void>;
 }
 
 export function startLibvirtSource(options: LibvirtSourceOptions): LibvirtSource {
   const { handler, vmNames, telemetry, libvirtTelemetry } = options;
-  const { targets } = options;
   const events = options.events.includes('*') ? [] : options.events;
-  const connections = targets.map(
-    (target) =>
-      new LibvirtConnection({
-        target,
-        events,
-        vmName: options.vmName,
-        backoff: options.backoff,
-        keepaliveIntervalMs: options.keepaliveIntervalMs,
-        replyTimeoutMs: options.replyTimeoutMs,
-        ...(options.newSessionId === undefined ? {} : { newSessionId: options.newSessionId }),
-        handler: {
-          connected: (t, socket, reconnect) =>
-            libvirtTelemetry.connected(t.text, socket, reconnect),
-          disconnected: (t, reason, stopping) =>
-            libvirtTelemetry.disconnected(t.text, reason, stopping),
-          connectFailed: (t, error, retryInMs) =>
-            libvirtTelemetry.connectFailed(t.text, error, retryInMs),
-          claim: (vm) => {
-            const source = libvirtSource(target, vm);
-            const claim = vmNames.claim(vm, source);
-            if (!claim.ok) telemetry.vmNameConflict(vm, source, claim.owner, claim.problem);
-            return claim.ok;
-          },
-          release: (vm) => {
-            vmNames.release(vm, libvirtSource(target, vm));
-            options.nameReleased?.(vm);
-          },
-          // Reconnects of the daemon connection are counted by libvirt_reconnects_total.
-          sessionStarted: (session) => handler.sessionStarted(session, NO_GREETING, false),
-          sessionEnded: (session, reason) => handler.sessionEnded(session, reason),
-          event: (session, event, receivedMicros) => {
-            handler.message('event');
-            handler.event(session, event, receivedMicros);
-          },
-          rejected: (vm, invalid) => handler.rejected(vm, invalid),
+  const connections = new Map<string, LibvirtConnection>();
+  const connectionTo = (target: LibvirtTarget): LibvirtConnection =>
+    new LibvirtConnection({
+      target,
+      events,
+      vmName: options.vmName,
+      backoff: options.backoff,
+      keepaliveIntervalMs: options.keepaliveIntervalMs,
+      replyTimeoutMs: options.replyTimeoutMs,
+      ...(options.newSessionId === undefined ? {} : { newSessionId: options.newSessionId }),
+      handler: {
+        connected: (t, socket, reconnect) => libvirtTelemetry.connected(t.text, socket, reconnect),
+        disconnected: (t, reason, stopping) =>
+          libvirtTelemetry.disconnected(t.text, reason, stopping),
+        connectFailed: (t, error, retryInMs) =>
+          libvirtTelemetry.connectFailed(t.text, error, retryInMs),
+        claim: (vm) => {
+          const source = libvirtSource(target, vm);
+          const claim = vmNames.claim(vm, source);
+          if (!claim.ok) telemetry.vmNameConflict(vm, source, claim.owner, claim.problem);
+          return claim.ok;
         },
-      }),
-  );
-  for (const connection of connections) connection.start();
+        release: (vm) => {
+          vmNames.release(vm, libvirtSource(target, vm));
+          options.nameReleased?.(vm);
+        },
+        // Reconnects of the daemon connection are counted by libvirt_reconnects_total.
+        sessionStarted: (session) => handler.sessionStarted(session, NO_GREETING, false),
+        sessionEnded: (session, reason) => handler.sessionEnded(session, reason),
+        event: (session, event, receivedMicros) => {
+          handler.message('event');
+          handler.event(session, event, receivedMicros);
+        },
+        rejected: (vm, invalid) => handler.rejected(vm, invalid),
+      },
+    });
+  const add = (target: LibvirtTarget): void => {
+    if (connections.has(target.text)) return;
+    const connection = connectionTo(target);
+    connections.set(target.text, connection);
+    connection.start();
+  };
+  for (const target of options.targets) add(target);
   return {
-    vms: () => connections.flatMap((c) => c.vms()),
-    unconnected: () => connections.filter((c) => !c.connected).map((c) => c.target.text),
+    vms: () => [...connections.values()].flatMap((c) => c.vms()),
+    unconnected: () =>
+      [...connections.values()].filter((c) => !c.connected).map((c) => c.target.text),
+    add,
+    remove: async (text) => {
+      const connection = connections.get(text);
+      if (connection === undefined) return;
+      connections.delete(text);
+      await connection.stop();
+    },
     stop: async () => {
-      await Promise.all(connections.map((c) => c.stop()));
+      await Promise.all([...connections.values()].map((c) => c.stop()));
     },
   };
 }

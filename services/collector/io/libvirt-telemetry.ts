@@ -22,8 +22,14 @@ export function createLibvirtTelemetry(registry: Registry, logger: Logger) {
     help: 'libvirt connections registered again after a loss (libvirtd restarted, keepalive).',
     registers,
   });
+  const globSockets = new Gauge({
+    name: `${METRIC_PREFIX}libvirt_glob_sockets`,
+    help: 'libvirt daemon sockets matched by --libvirt-glob at the last listing.',
+    registers,
+  });
   const rateLimited = createRateLimitedLog(logger);
   let connections = 0;
+  let matched = 0;
 
   return {
     connected(uri: string, socket: string, reconnect: boolean): void {
@@ -44,6 +50,27 @@ export function createLibvirtTelemetry(registry: Registry, logger: Logger) {
       logger.warn('The libvirt connection was lost; events until it is back are lost.', {
         uri,
         reason,
+      });
+    },
+    globSocketFound(pattern: string, socket: string): void {
+      globSockets.set(++matched);
+      logger.info('A libvirt socket matching --libvirt-glob appeared; connecting.', {
+        pattern,
+        socket,
+      });
+    },
+    globSocketGone(pattern: string, socket: string): void {
+      globSockets.set(--matched);
+      logger.info('A libvirt socket matching --libvirt-glob is gone; disconnected.', {
+        pattern,
+        socket,
+      });
+    },
+    globListFailed(pattern: string, path: string, error: unknown): void {
+      rateLimited(`glob:${path}`, 'error', 'A --libvirt-glob path cannot be listed.', {
+        pattern,
+        path,
+        error,
       });
     },
     connectFailed(uri: string, error: unknown, retryInMs: number): void {

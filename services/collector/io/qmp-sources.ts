@@ -6,6 +6,7 @@
  */
 import type { BackoffPolicy } from '../../shared/core/backoff.ts';
 import type { LibvirtTarget } from '../core/libvirt-target.ts';
+import type { SocketGlob } from '../core/socket-glob.ts';
 import {
   describeAddress,
   parseQmpTarget,
@@ -18,6 +19,7 @@ import { startLibvirtSource } from './libvirt-source.ts';
 import type { LibvirtTelemetry } from './libvirt-telemetry.ts';
 import { QmpConnection, type QmpConnectionHandler } from './qmp-connection.ts';
 import { SocketDirWatcher } from './socket-dir-watcher.ts';
+import { SocketGlobWatcher } from './socket-glob-watcher.ts';
 
 export interface QmpSourcesOptions {
   /** `[NAME=]PATH` or `[NAME=]tcp:HOST:PORT`, validated. */
@@ -27,6 +29,9 @@ export interface QmpSourcesOptions {
   rescanIntervalMs: number;
   libvirt: {
     targets: readonly LibvirtTarget[];
+    /** Socket patterns listed every `globIntervalMs`: a daemon per socket, while it exists. */
+    globs: readonly SocketGlob[];
+    globIntervalMs: number;
     events: readonly string[];
     vmName: 'name' | 'uuid';
     keepaliveIntervalMs: number;
@@ -47,6 +52,8 @@ export interface QmpSources {
   watcher(): { dir: string; running: boolean } | null;
   /** libvirt daemons without a registered connection. */
   libvirtUnconnected(): string[];
+  /** `--libvirt-glob` patterns whose fixed directory cannot be listed. */
+  libvirtGlobsUnlisted(): string[];
   /** Stops reading: every connection closed, the watcher stopped. */
   stop(): Promise<void>;
 }
@@ -139,15 +146,38 @@ export async function startQmpSources(options: QmpSourcesOptions): Promise<QmpSo
     libvirtTelemetry: options.libvirtTelemetry,
     newSessionId: options.newSessionId,
   });
+  const { libvirtTelemetry } = options;
+  const leaving = new Set<Promise<void>>();
+  const globWatchers = options.libvirt.globs.map(
+    (glob) =>
+      new SocketGlobWatcher({
+        glob,
+        intervalMs: options.libvirt.globIntervalMs,
+        onAdded: (path) => {
+          libvirtTelemetry.globSocketFound(glob.text, path);
+          libvirt.add({ text: path, name: null, sockets: [path] });
+        },
+        onRemoved: (path) => {
+          libvirtTelemetry.globSocketGone(glob.text, path);
+          const left = libvirt.remove(path);
+          leaving.add(left);
+          void left.finally(() => leaving.delete(left));
+        },
+        onError: (path, error) => libvirtTelemetry.globListFailed(glob.text, path, error),
+      }),
+  );
+  await Promise.all(globWatchers.map((w) => w.start()));
 
   return {
     vms: () => [...[...connections.values()].map((c) => c.vm), ...libvirt.vms()],
     watcher: () => (watcher === undefined ? null : { dir: socketDir, running: watcher.running }),
     libvirtUnconnected: () => libvirt.unconnected(),
+    libvirtGlobsUnlisted: () => globWatchers.filter((w) => !w.running).map((w) => w.pattern),
     stop: async () => {
       watcher?.stop();
+      for (const w of globWatchers) w.stop();
       await stopConnections();
-      await libvirt.stop();
+      await Promise.all([libvirt.stop(), ...leaving]);
     },
   };
 }

@@ -188,6 +188,10 @@ describe('the Helm chart', () => {
         'libvirt only',
         ['--set', 'collector.qmp.enabled=false', '--set', 'collector.libvirt.enabled=true'],
       ],
+      [
+        'KubeVirt only',
+        ['--set', 'collector.qmp.enabled=false', '--set', 'collector.kubevirt.enabled=true'],
+      ],
     ] as const) {
       const { text, manifests } = await helmTemplate(...args);
       const file = join(dir, `${name}.yaml`);
@@ -367,6 +371,29 @@ describe('the Helm chart', () => {
     }
   });
 
+  test("KubeVirt: the launchers' sockets are listed by pattern under the kubelet's pod directory, mounted so new pods show up", async () => {
+    const { manifests } = await helmTemplate('--values', EVERYTHING);
+    const pod = podSpec(find(manifests, 'DaemonSet', '-collector'));
+    const [container] = pod.containers;
+    assert.ok(container);
+    const env = envOf(container);
+    assert.equal(
+      env['VFIO_COLLECTOR_LIBVIRT_GLOBS'],
+      '/var/lib/kubelet/pods/*/volumes/kubernetes.io~empty-dir/libvirt-runtime/virtqemud-sock',
+    );
+    const config = parseCollectorConfig('unused', { env });
+    assert.deepEqual(config.libvirtGlobs, [env['VFIO_COLLECTOR_LIBVIRT_GLOBS']]);
+    const mount = container.volumeMounts?.find((m) => m.name === 'kubelet-pods');
+    assert.deepEqual(mount, {
+      name: 'kubelet-pods',
+      mountPath: '/var/lib/kubelet/pods',
+      readOnly: true,
+      mountPropagation: 'HostToContainer',
+    });
+    const volume = pod.volumes?.find((v) => v.name === 'kubelet-pods');
+    assert.deepEqual(volume?.['hostPath'], { path: '/var/lib/kubelet/pods', type: 'Directory' });
+  });
+
   test('every secret file a stage is told about is mounted, read-only', async () => {
     const { manifests } = await helmTemplate('--values', EVERYTHING);
     let files = 0;
@@ -511,7 +538,10 @@ describe('the Helm chart', () => {
   test('a collector with no source, or no brokers, is refused at render time', async () => {
     const none = await run(HELM, ['template', 'vt', CHART, '--set', 'collector.qmp.enabled=false']);
     assert.notEqual(none.code, 0);
-    assert.match(none.stderr, /collector: turn on collector.qmp or collector.libvirt/);
+    assert.match(
+      none.stderr,
+      /collector: turn on collector.qmp, collector.libvirt or collector.kubevirt/,
+    );
     const noBrokers = await run(HELM, ['template', 'vt', CHART, '--set', 'kafka.brokers=null']);
     assert.notEqual(noBrokers.code, 0);
     assert.match(noBrokers.stderr, /kafka.brokers: needs at least one HOST:PORT/);

@@ -5,7 +5,7 @@
  * frames that never stop it.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
@@ -498,4 +498,58 @@ test('of the candidate sockets, the first that exists is used (virtqemud-sock or
   server.sendEvent({ domain: D1, event: 'ANY_EVENT' });
   await waitFor(() => recorded.events.length === 1);
   assert.equal(recorded.events[0]?.session.vm, D1.uuid, 'named by UUID');
+});
+
+test('--libvirt-glob: a launcher daemon that appears after start is read; one that goes is let go, its VM name freed', async (t) => {
+  const pods = tempDir(t, 'pods-');
+  const tail = 'volumes/kubernetes.io~empty-dir/libvirt-runtime/virtqemud-sock';
+  const { collector, kafka } = await startWithFakeKafka(t, {
+    'libvirt-glob': `${pods}/*/${tail}`,
+    'libvirt-glob-interval-ms': '100',
+    'libvirt-event': 'STOP,RESUME,SHUTDOWN',
+  });
+  const metric = async (name: string): Promise<number | undefined> =>
+    metricValue(await fetchMetricsText(collector.http.url), name);
+  /** /metrics is cached for a moment: wait for the value rather than read it once. */
+  const metricReaches = (name: string, value: number): Promise<unknown> =>
+    waitFor(async () => (await metric(name)) === value, { description: `${name} = ${value}` });
+  assert.equal((await fetch(`${collector.http.url}/readyz`)).status, 200, 'nothing to read yet');
+  assert.equal(await metric('vfio_collector_libvirt_glob_sockets'), 0);
+
+  const socketOf = (pod: string): string => join(pods, pod, tail);
+  mkdirSync(join(socketOf('pod-a'), '..'), { recursive: true });
+  const a = await startFakeLibvirtd(socketOf('pod-a'));
+  t.after(() => a.close());
+  await waitFor(() => a.registered() === 1, { description: 'pod-a registered through the glob' });
+  a.sendEvent({ domain: D1, event: 'STOP', micros: 1 });
+  await waitFor(() => storedEvents(kafka).length === 1);
+  assert.deepEqual(storedEvents(kafka)[0]?.slice(0, 2), ['d1', 'STOP']);
+  await metricReaches('vfio_collector_libvirt_glob_sockets', 1);
+  await metricReaches('vfio_collector_libvirt_connections_up', 1);
+
+  // The pod is deleted: its daemon and socket go. The VM runs on as another pod's domain (a
+  // migration back to this node): the name must be free for it.
+  await a.close();
+  rmSync(join(pods, 'pod-a'), { recursive: true, force: true });
+  await metricReaches('vfio_collector_libvirt_glob_sockets', 0);
+  mkdirSync(join(socketOf('pod-b'), '..'), { recursive: true });
+  const b = await startFakeLibvirtd(socketOf('pod-b'));
+  t.after(() => b.close());
+  await waitFor(() => b.registered() === 1, { description: 'pod-b registered through the glob' });
+  b.sendEvent({ domain: { ...D1, id: 7 }, event: 'RESUME', micros: 2 });
+  await waitFor(() => storedEvents(kafka).length === 2);
+  assert.deepEqual(storedEvents(kafka)[1]?.slice(0, 2), ['d1', 'RESUME']);
+  await metricReaches('vfio_collector_libvirt_connections_up', 1);
+  // A connection still dialling the gone socket would be listed as not connected.
+  const ready = await fetch(`${collector.http.url}/readyz`);
+  assert.equal(ready.status, 200, await ready.text());
+});
+
+test('--libvirt-glob whose fixed directory is missing: /readyz names the pattern', async (t) => {
+  const base = tempDir(t, 'no-pods-');
+  const pattern = `${base}/missing/*/virtqemud-sock`;
+  const { collector } = await startWithFakeKafka(t, { 'libvirt-glob': pattern });
+  const response = await fetch(`${collector.http.url}/readyz`);
+  assert.equal(response.status, 503);
+  assert.ok((await response.text()).includes(`libvirt-glob: ${pattern} cannot be listed`));
 });

@@ -19,6 +19,13 @@ test('the collector readiness rule, case by case', () => {
     ['all well', {}, true, []],
     ['no socket directory configured', { watcher: null }, true, []],
     [
+      'a --libvirt-glob whose directory cannot be listed',
+      { libvirtGlobsUnlisted: ['/var/lib/kubelet/pods/*/sock'] },
+      false,
+      ['libvirt-glob: /var/lib/kubelet/pods/*/sock cannot be listed'],
+    ],
+    ['every --libvirt-glob listable', { libvirtGlobsUnlisted: [] }, true, []],
+    [
       'Kafka down, spool taking events',
       { kafkaConnected: false },
       true,

@@ -76,7 +76,7 @@ test('cross-option rules run once each option is valid', () => {
     }),
   );
   assert.deepEqual(problems, [
-    'no QMP sockets: set socketDir (--socket-dir), sockets (--socket) or libvirt (--libvirt)',
+    'no QMP sockets: set socketDir (--socket-dir), sockets (--socket), libvirt (--libvirt) or libvirtGlobs (--libvirt-glob)',
     'spoolMaxBytes must be at least twice spoolSegmentBytes',
   ]);
 });
@@ -137,4 +137,24 @@ test('stallTimeoutMs: 30 s by default, settable by flag and env, at least 100 ms
   );
   assert.equal(problems.length, 1);
   assert.match(problems[0] as string, /stall-timeout-ms: must be at least 100/);
+});
+
+test('--libvirt-glob alone is a source; a pattern that is not one is refused with its reason', () => {
+  const config = parseCollectorConfig('box', {
+    env: {
+      KAFKA_BROKERS: 'k:9092',
+      VFIO_COLLECTOR_SPOOL_DIR: '/s',
+      VFIO_COLLECTOR_LIBVIRT_GLOBS: '/var/lib/kubelet/pods/*/libvirt-runtime/virtqemud-sock',
+    },
+  });
+  assert.deepEqual(config.libvirtGlobs, ['/var/lib/kubelet/pods/*/libvirt-runtime/virtqemud-sock']);
+  assert.equal(config.libvirtGlobIntervalMs, 2000);
+  const problems = problemsOf(() =>
+    parseCollectorConfig('box', {
+      env: { KAFKA_BROKERS: 'k:9092', VFIO_COLLECTOR_SPOOL_DIR: '/s' },
+      flags: { 'libvirt-glob': '/run/libvirt/virtqemud-sock' },
+    }),
+  );
+  assert.equal(problems.length, 1, problems.join('\n'));
+  assert.match(problems[0] ?? '', /libvirt-glob.*has no \* or \?: use --libvirt for one socket/);
 });
