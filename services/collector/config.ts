@@ -70,7 +70,7 @@ export function collectorConfigSpec(hostname: string) {
       default: [],
       env: 'VFIO_COLLECTOR_LIBVIRT_GLOBS',
       flag: 'libvirt-glob',
-      doc: 'patterns of libvirt daemon sockets to connect to as they appear, * and ? within a segment (KubeVirt: /var/lib/kubelet/pods/*/volumes/kubernetes.io~empty-dir/libvirt-runtime/virtqemud-sock)',
+      doc: 'libvirt daemon sockets to connect to as they appear: PATTERN or qemu+unix:///session?socket=PATTERN (or system), * and ? within a segment (KubeVirt: qemu+unix:///session?socket=/var/lib/kubelet/pods/*/volumes/kubernetes.io~empty-dir/libvirt-runtime/virtqemud-sock)',
       check: (list) =>
         list
           .map((t) => parseSocketGlob(t))

@@ -64,11 +64,12 @@ export interface Cleanup {
   after(fn: () => unknown): void;
 }
 
-export async function startLibvirtd(t: Cleanup): Promise<Libvirtd> {
+/** `parent`: where the daemon's temp dir is made (readable by the daemon's user), default tmpdir(). */
+export async function startLibvirtd(t: Cleanup, parent = tmpdir()): Promise<Libvirtd> {
   const found = spawnSync('libvirtd', ['--version'], { encoding: 'utf8' });
   assert.equal(found.status, 0, 'libvirtd is missing: run infra/setup-system.sh');
   const asRoot = process.getuid?.() === 0;
-  const dir = mkdtempSync(join(tmpdir(), 'libvirtd-'));
+  const dir = mkdtempSync(join(parent, 'libvirtd-'));
   for (const sub of ['cfg/libvirt', 'cache', 'data', 'run'])
     mkdirSync(join(dir, sub), { recursive: true });
   writeFileSync(join(dir, 'cfg/libvirt/qemu.conf'), 'stdio_handler = "file"\n');

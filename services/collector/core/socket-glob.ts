@@ -11,8 +11,13 @@
 export type GlobSegment = { kind: 'literal'; name: string } | { kind: 'match'; pattern: RegExp };
 
 export interface SocketGlob {
-  /** The pattern as given. */
+  /** The option as given. */
   text: string;
+  /**
+   * The libvirt URI name to open on each daemon found, from `qemu+unix:///MODE?socket=PATTERN`;
+   * null for a bare pattern (the daemon's default driver).
+   */
+  name: string | null;
   /** The longest literal directory the pattern starts with, e.g. `/var/lib/kubelet/pods`. */
   root: string;
   /** The segments after `root`, at least one. */
@@ -21,8 +26,18 @@ export interface SocketGlob {
 
 const WILDCARD = /[*?]/;
 
-/** A pattern as a glob, or the reason it is not one. */
-export function parseSocketGlob(text: string): SocketGlob | { problem: string } {
+/**
+ * `PATTERN` or `qemu+unix:///system?socket=PATTERN` (or `session`: KubeVirt's launchers run
+ * their daemon as a session daemon of the qemu user) as a glob, or the reason it is not one.
+ */
+export function parseSocketGlob(option: string): SocketGlob | { problem: string } {
+  const uri = /^qemu\+unix:\/\/\/(system|session)\?socket=(.*)$/.exec(option);
+  const glob = parsePattern(uri?.[2] ?? option);
+  if ('problem' in glob) return glob;
+  return { ...glob, text: option, name: uri === null ? null : `qemu:///${uri[1]}` };
+}
+
+function parsePattern(text: string): Omit<SocketGlob, 'name'> | { problem: string } {
   if (!text.startsWith('/')) return { problem: `"${text}" is not an absolute path` };
   if (/[[\]{}]/.test(text)) return { problem: `"${text}": only * and ? are supported` };
   const parts = text.split('/').slice(1);

@@ -155,7 +155,7 @@ export async function startQmpSources(options: QmpSourcesOptions): Promise<QmpSo
         intervalMs: options.libvirt.globIntervalMs,
         onAdded: (path) => {
           libvirtTelemetry.globSocketFound(glob.text, path);
-          libvirt.add({ text: path, name: null, sockets: [path] });
+          libvirt.add({ text: path, name: glob.name, sockets: [path] });
         },
         onRemoved: (path) => {
           libvirtTelemetry.globSocketGone(glob.text, path);

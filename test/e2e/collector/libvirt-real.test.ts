@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { startCollector, type RunningCollector } from '../../../services/collector/main.ts';
@@ -246,5 +247,63 @@ test(
     assert.deepEqual(bySession(sessions[0]), beforeD1);
     assert.deepEqual(bySession(sessions[1]), afterD1, 'every event after the restart, in order');
     assert.equal(await metric(collector, 'vfio_collector_libvirt_connections_up'), 1);
+  },
+);
+
+test(
+  '--libvirt-glob: a libvirt daemon that starts after the collector, found by its socket path, is read (KubeVirt launchers)',
+  { timeout: 90_000 },
+  async (t) => {
+    // Like /var/lib/kubelet/pods: one directory per daemon, made after the collector started.
+    const pods = tempDir(t, 'pods-');
+    chmodSync(pods, 0o755);
+    const topic = await uniqueTopic(t, 'collector-libvirt-glob');
+    const collector = await startCollector(
+      collectorConfig(brokersFromEnv(), topic, {
+        // A session daemon, as KubeVirt's launchers run one as the qemu user.
+        'libvirt-glob': `qemu+unix:///session?socket=${pods}/libvirtd-*/run/libvirt/libvirt-sock`,
+        'libvirt-glob-interval-ms': '200',
+        'spool-dir': tempDir(t, 'spool-'),
+      }),
+      quietLogger(),
+    );
+    t.after(() => collector.stop());
+    assert.equal(await metric(collector, 'vfio_collector_libvirt_glob_sockets'), 0);
+
+    const libvirtd = await startLibvirtd(t, pods);
+    await waitFor(
+      async () => (await metric(collector, 'vfio_collector_libvirt_glob_sockets')) === 1,
+      { description: "the collector found the daemon's socket", timeoutMs: 30_000 },
+    );
+    await waitFor(
+      async () => (await metric(collector, 'vfio_collector_libvirt_connections_up')) === 1,
+      { description: 'the collector found the daemon and registered', timeoutMs: 30_000 },
+    );
+    const seen = await startWitness(t, libvirtd, 'probe');
+    libvirtd.createDomain('launched');
+    libvirtd.virsh('suspend', 'launched');
+    libvirtd.virsh('resume', 'launched');
+    libvirtd.virsh('destroy', 'launched');
+    await waitFor(() => seen.some((e) => e.vm === 'launched' && e.event === 'SHUTDOWN'), {
+      description: 'the witness saw the domain shut down',
+      timeoutMs: 30_000,
+    });
+    const expected = seen.filter((e) => e.vm === 'launched');
+    const records = await consumeUntil(
+      t,
+      brokersFromEnv(),
+      topic,
+      (r) => watched(r, 'launched').length >= expected.length,
+    );
+    assert.deepEqual(
+      watched(records, 'launched').map((r) => ({
+        vm: r.record.vm,
+        event: r.record.event,
+        ts: r.record.qemuTimestampMicros,
+      })),
+      expected,
+      'the events QEMU emitted, with its timestamps, in order',
+    );
+    assert.equal(await metric(collector, 'vfio_collector_libvirt_glob_sockets'), 1);
   },
 );

@@ -379,7 +379,7 @@ describe('the Helm chart', () => {
     const env = envOf(container);
     assert.equal(
       env['VFIO_COLLECTOR_LIBVIRT_GLOBS'],
-      '/var/lib/kubelet/pods/*/volumes/kubernetes.io~empty-dir/libvirt-runtime/virtqemud-sock',
+      'qemu+unix:///session?socket=/var/lib/kubelet/pods/*/volumes/kubernetes.io~empty-dir/libvirt-runtime/virtqemud-sock',
     );
     const config = parseCollectorConfig('unused', { env });
     assert.deepEqual(config.libvirtGlobs, [env['VFIO_COLLECTOR_LIBVIRT_GLOBS']]);

@@ -66,3 +66,14 @@ test('refused patterns say why', () => {
   assert.match(problem('/pods//*/sock'), /empty, "\." or "\.\." segment/);
   assert.match(problem('/pods/../*/sock'), /empty, "\." or "\.\." segment/);
 });
+
+test('qemu+unix:///MODE?socket=PATTERN names the URI each daemon found is opened with', () => {
+  const session = parsed(`qemu+unix:///session?socket=${KUBEVIRT}`);
+  assert.equal(session.name, 'qemu:///session');
+  assert.equal(session.root, '/var/lib/kubelet/pods');
+  assert.equal(session.text, `qemu+unix:///session?socket=${KUBEVIRT}`);
+  assert.equal(parsed('/run/*/sock').name, null, 'a bare pattern: the daemon picks its driver');
+  assert.equal(parsed('qemu+unix:///system?socket=/run/*/sock').name, 'qemu:///system');
+  const bad = parseSocketGlob('qemu+unix:///session?socket=relative/*/sock');
+  assert.ok('problem' in bad && /not an absolute path/.test(bad.problem));
+});
