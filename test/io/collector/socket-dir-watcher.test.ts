@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { SocketDirWatcher } from '../../../services/collector/io/socket-dir-watcher.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
+import { listenUnix, tempDir } from './unix-sockets.ts';
 
 /** Far beyond every wait below: whatever is seen in time was seen through the watch. */
 const SAFETY_LISTING_MS = 60_000;
@@ -18,11 +17,7 @@ interface Seen {
   errors: unknown[];
 }
 
-function tempDir(t: TestContext): string {
-  const dir = mkdtempSync(join(tmpdir(), 'socket-dir-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
+const socketDir = (t: TestContext): string => tempDir(t, 'socket-dir-');
 
 function startWatcher(
   t: TestContext,
@@ -42,19 +37,8 @@ function startWatcher(
   return { watcher, seen };
 }
 
-/** A listening unix socket at `path`; closing it removes the file, as QEMU's exit does. */
-async function listen(t: TestContext, path: string): Promise<Server> {
-  const server = createServer((socket) => socket.destroy());
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(path, () => resolve());
-  });
-  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  return server;
-}
-
 test('a socket created in the watched directory is picked up through the watch, well before the safety listing; a vanished one is retired the same way', async (t) => {
-  const dir = tempDir(t);
+  const dir = socketDir(t);
   const { watcher, seen } = startWatcher(t, dir);
   await watcher.start();
   assert.equal(watcher.running, true);
@@ -63,7 +47,7 @@ test('a socket created in the watched directory is picked up through the watch, 
 
   const path = join(dir, 'web-1.qmp');
   const started = performance.now();
-  const server = await listen(t, path);
+  const server = await listenUnix(t, path);
   await waitFor(() => seen.added.includes(path), {
     timeoutMs: PICKUP_TIMEOUT_MS,
     intervalMs: 5,
@@ -83,7 +67,7 @@ test('a socket created in the watched directory is picked up through the watch, 
 });
 
 test('regression: a socket directory missing at start is listed often until it exists, then watched', async (t) => {
-  const dir = join(tempDir(t), 'sockets');
+  const dir = join(socketDir(t), 'sockets');
   const { watcher, seen } = startWatcher(t, dir, 100);
   await watcher.start();
   assert.equal(watcher.running, false);
@@ -92,7 +76,7 @@ test('regression: a socket directory missing at start is listed often until it e
 
   mkdirSync(dir);
   const first = join(dir, 'web-1.qmp');
-  await listen(t, first);
+  await listenUnix(t, first);
   await waitFor(() => seen.added.includes(first), {
     timeoutMs: PICKUP_TIMEOUT_MS,
     intervalMs: 5,
@@ -103,7 +87,7 @@ test('regression: a socket directory missing at start is listed often until it e
 
   // Now watched: the next socket arrives through the watch.
   const second = join(dir, 'web-2.qmp');
-  await listen(t, second);
+  await listenUnix(t, second);
   await waitFor(() => seen.added.includes(second), {
     timeoutMs: PICKUP_TIMEOUT_MS,
     intervalMs: 5,
@@ -112,7 +96,7 @@ test('regression: a socket directory missing at start is listed often until it e
 });
 
 test('regression: a socket directory replaced by a new one at the same path is watched again', async (t) => {
-  const dir = join(tempDir(t), 'sockets');
+  const dir = join(socketDir(t), 'sockets');
   mkdirSync(dir);
   const { watcher, seen } = startWatcher(t, dir, 100);
   await watcher.start();
@@ -122,7 +106,7 @@ test('regression: a socket directory replaced by a new one at the same path is w
   rmSync(dir, { recursive: true });
   mkdirSync(dir);
   const path = join(dir, 'web-1.qmp');
-  await listen(t, path);
+  await listenUnix(t, path);
   await waitFor(() => seen.added.includes(path), {
     timeoutMs: PICKUP_TIMEOUT_MS,
     intervalMs: 5,
@@ -135,7 +119,7 @@ test('regression: a socket directory replaced by a new one at the same path is w
   });
 
   const next = join(dir, 'web-2.qmp');
-  await listen(t, next);
+  await listenUnix(t, next);
   await waitFor(() => seen.added.includes(next), {
     timeoutMs: PICKUP_TIMEOUT_MS,
     intervalMs: 5,

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
+import { mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import type { Server } from 'node:net';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { parseSocketGlob, type SocketGlob } from '../../../services/collector/core/socket-glob.ts';
 import { SocketGlobWatcher } from '../../../services/collector/io/socket-glob-watcher.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
+import { listenUnix, tempDir } from './unix-sockets.ts';
 
 const INTERVAL_MS = 50;
 const LAUNCHER = 'volumes/kubernetes.io~empty-dir/libvirt-runtime/virtqemud-sock';
@@ -17,11 +17,7 @@ interface Seen {
   errors: string[];
 }
 
-function podsDir(t: TestContext): string {
-  const dir = mkdtempSync(join(tmpdir(), 'socket-glob-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
+const podsDir = (t: TestContext): string => tempDir(t, 'socket-glob-');
 
 function globOf(text: string): SocketGlob {
   const glob = parseSocketGlob(text);
@@ -42,18 +38,6 @@ function startWatcher(t: TestContext, pattern: string): { watcher: SocketGlobWat
   return { watcher, seen };
 }
 
-/** A listening unix socket at `path` (its directories made); closing it removes the file. */
-async function listen(t: TestContext, path: string): Promise<Server> {
-  mkdirSync(join(path, '..'), { recursive: true });
-  const server = createServer((socket) => socket.destroy());
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(path, () => resolve());
-  });
-  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  return server;
-}
-
 const close = (server: Server): Promise<void> =>
   new Promise((resolve) => server.close(() => resolve()));
 
@@ -61,7 +45,7 @@ test("a launcher pod's socket is picked up when it appears under a new pod direc
   const pods = podsDir(t);
   const { watcher, seen } = startWatcher(t, `${pods}/*/${LAUNCHER}`);
   const early = join(pods, 'uid-1', LAUNCHER);
-  await listen(t, early);
+  await listenUnix(t, early);
   await watcher.start();
   assert.deepEqual(seen.added, [early], 'the first listing reports what is there');
   assert.equal(watcher.running, true);
@@ -69,7 +53,7 @@ test("a launcher pod's socket is picked up when it appears under a new pod direc
   // The pod directory comes first, its socket later (the launcher starts its daemon).
   mkdirSync(join(pods, 'uid-2', 'volumes'), { recursive: true });
   const late = join(pods, 'uid-2', LAUNCHER);
-  const server = await listen(t, late);
+  const server = await listenUnix(t, late);
   await waitFor(() => seen.added.includes(late), { timeoutMs: 5_000 });
   assert.equal(watcher.matched, 2);
 
@@ -85,10 +69,10 @@ test('only sockets match: a regular file, a read-only socket name and a hidden p
   const { watcher, seen } = startWatcher(t, `${pods}/*/run/virtqemud-sock`);
   mkdirSync(join(pods, 'file-pod', 'run'), { recursive: true });
   writeFileSync(join(pods, 'file-pod', 'run', 'virtqemud-sock'), 'not a socket');
-  await listen(t, join(pods, 'ro-pod', 'run', 'virtqemud-sock-ro'));
-  await listen(t, join(pods, '..data', 'run', 'virtqemud-sock'));
+  await listenUnix(t, join(pods, 'ro-pod', 'run', 'virtqemud-sock-ro'));
+  await listenUnix(t, join(pods, '..data', 'run', 'virtqemud-sock'));
   const real = join(pods, 'real-pod', 'run', 'virtqemud-sock');
-  await listen(t, real);
+  await listenUnix(t, real);
   // A link to a pod directory is followed, as kubelet's volume links would be.
   symlinkSync(join(pods, 'real-pod'), join(pods, 'linked-pod'));
   await watcher.start();
@@ -103,14 +87,14 @@ test('a missing root is reported by `running`, not as an error; sockets are pick
   assert.equal(watcher.running, false);
   assert.deepEqual(seen.errors, []);
   const socket = join(pods, 'p1', 'sock');
-  await listen(t, socket);
+  await listenUnix(t, socket);
   await waitFor(() => watcher.running && seen.added.includes(socket), { timeoutMs: 5_000 });
 });
 
 test('a path that cannot be resolved (ELOOP) is reported and keeps its socket: a transient error closes nothing', async (t) => {
   const pods = podsDir(t);
   const socket = join(pods, 'p1', 'run', 'sock');
-  await listen(t, socket);
+  await listenUnix(t, socket);
   const { watcher, seen } = startWatcher(t, `${pods}/*/run/sock`);
   await watcher.start();
   assert.deepEqual(seen.added, [socket]);
