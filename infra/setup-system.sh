@@ -128,6 +128,7 @@ declare -A needs=(
   [strip]=binutils
   [dpkg-deb]=dpkg
   [faketime]=faketime
+  [shellcheck]=shellcheck
 )
 missing=()
 for cmd in "${!needs[@]}"; do

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Services for the test suite, sourced by infra/test.sh (not run on its own):
 #
 #   source infra/test-services.sh

@@ -3,7 +3,9 @@
 # log4j2.properties, data/, kafka.log and kafka.pid. A single-node broker is such a directory; a
 # cluster is a directory with one such directory per node, node-<id>/.
 #
-# Callers set `set -euo pipefail` and `here` (the directory of this file).
+# Callers set `set -euo pipefail` and `here` (the directory of this file); start.sh also sets
+# the array format_args (see format_storage).
+# shellcheck shell=bash disable=SC2154
 
 repo="$(cd "$here/../.." && pwd)"
 # shellcheck source=infra/node-runtime.sh

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # The secured setup of start.sh --secure, sourced by start.sh (not run on its own).
 #
 # STATE_DIR/tls/ holds, made with openssl on the first start:

@@ -20,7 +20,7 @@ shopt -s nullglob
 for file in "$state_dir"/run/libvirt/qemu/run/*.pid; do
   [[ "$(basename "$file")" == driver.pid ]] && continue
   pid="$(cat "$file")"
-  [[ "$pid" =~ ^[0-9]+$ ]] && kill -KILL "$pid" 2>/dev/null || true
+  if [[ "$pid" =~ ^[0-9]+$ ]]; then kill -KILL "$pid" 2>/dev/null || true; fi
 done
 if [[ -f "$state_dir/libvirtd.pid" ]]; then
   pid="$(cat "$state_dir/libvirtd.pid")"
