@@ -9,7 +9,7 @@
 import { AssertionError } from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
@@ -230,6 +230,35 @@ export interface PromqlSource {
 
 interface RuleFile {
   groups: { name: string; rules: { record?: string; alert?: string; expr: string }[] }[];
+}
+
+const REPO = resolve(import.meta.dirname, '../..');
+
+/** The repository's Prometheus rule files (infra/prometheus/rules/*.rules.yml), sorted. */
+export async function repoRuleFiles(): Promise<string[]> {
+  const dir = join(REPO, 'infra/prometheus/rules');
+  return (await readdir(dir))
+    .filter((f) => f.endsWith('.rules.yml'))
+    .sort()
+    .map((f) => join(dir, f));
+}
+
+/**
+ * Every expression of the repository's rules and Grafana dashboards (variables substituted, as
+ * Grafana would send them); `withAlerts: false` leaves alerts out (quiet, they return nothing;
+ * their inputs are the recording rules).
+ */
+export async function repoExpressions(options: { withAlerts: boolean }): Promise<PromqlSource[]> {
+  const rules = await ruleExpressions(await repoRuleFiles());
+  const sources = options.withAlerts ? rules : rules.filter((s) => !/ Vfio\w+$/.test(s.where));
+  const dir = join(REPO, 'infra/grafana/dashboards');
+  for (const file of (await readdir(dir)).filter((f) => f.endsWith('.json')).sort()) {
+    const dashboard = JSON.parse(await readFile(join(dir, file), 'utf8')) as Json;
+    for (const source of dashboardExpressions(dashboard, `infra/grafana/dashboards/${file}`)) {
+      sources.push({ ...source, expr: substituteGrafanaVariables(source.expr, dashboard) });
+    }
+  }
+  return sources;
 }
 
 /** Every rule's expression (recording and alerting) in Prometheus rule files. */

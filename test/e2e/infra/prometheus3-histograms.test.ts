@@ -14,9 +14,6 @@
  * so a ratio or a quantile of rates has one exact value, however the scrapes fall.
  */
 import assert from 'node:assert/strict';
-import { readdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { leMatcher } from '../../../infra/slo/slo-rules.ts';
 import {
@@ -25,20 +22,15 @@ import {
 } from '../../../services/shared/core/bucket-policy.ts';
 import { startFedExporter, type FedExporter } from '../../helpers/fed-exporter.ts';
 import {
-  dashboardExpressions,
   pollUntil,
+  repoExpressions,
+  repoRuleFiles,
   PROMETHEUS_VERSIONS,
-  ruleExpressions,
   startPrometheus,
-  substituteGrafanaVariables,
-  type Json,
   type PromqlSource,
   type RunningPrometheus,
 } from '../../helpers/prometheus.ts';
 
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const RULES = join(ROOT, 'infra/prometheus/rules');
-const DASHBOARDS = join(ROOT, 'infra/grafana/dashboards');
 const TIMEOUT_MS = 60_000;
 
 const FAST = { seconds: 0.004, perTick: 8 };
@@ -174,17 +166,8 @@ for (const version of PROMETHEUS_VERSIONS)
 
 /** The recording rules' and dashboard panels' expressions that read an exporter histogram. */
 async function histogramExpressions(): Promise<PromqlSource[]> {
-  const ruleFiles = (await readdir(RULES))
-    .filter((f) => f.endsWith('.rules.yml'))
-    .map((f) => join(RULES, f));
   // Alerts return nothing while quiet; their inputs are the recording rules checked here.
-  const sources = (await ruleExpressions(ruleFiles)).filter((s) => !/ Vfio\w+$/.test(s.where));
-  for (const file of (await readdir(DASHBOARDS)).filter((f) => f.endsWith('.json'))) {
-    const dashboard = JSON.parse(await readFile(join(DASHBOARDS, file), 'utf8')) as Json;
-    for (const source of dashboardExpressions(dashboard, file)) {
-      sources.push({ ...source, expr: substituteGrafanaVariables(source.expr, dashboard) });
-    }
-  }
+  const sources = await repoExpressions({ withAlerts: false });
   return sources.filter((s) =>
     /vfio_(prepare_duration|state_dwell|transition_delivery_lag)_seconds_(bucket|count|sum)\b/.test(
       s.expr,
@@ -206,9 +189,7 @@ describe(`convert_classic_histograms_to_nhcb on ${PROMETHEUS3.name}`, () => {
     const exporter = await startFedExporter();
     stops.push(() => exporter.stop());
     stopFeeding = feedTicks(undefined, exporter);
-    const ruleFiles = (await readdir(RULES))
-      .filter((f) => f.endsWith('.rules.yml'))
-      .map((f) => join(RULES, f));
+    const ruleFiles = await repoRuleFiles();
     const start = (scrapeSettings: Record<string, unknown>) =>
       startPrometheus({
         binary: PROMETHEUS3.prometheus,

@@ -7,34 +7,19 @@
  * stand-ins in promql.test.ts.)
  */
 import assert from 'node:assert/strict';
-import { readdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { startPipeline } from '../../../services/cli/demo/pipeline.ts';
 import { documentedMetricNames } from '../../helpers/metrics-doc.ts';
 import { brokersFromEnv, testKafkaPort } from '../../helpers/kafka.ts';
 import {
-  dashboardExpressions,
   pollUntil,
+  repoExpressions,
+  repoRuleFiles,
   PROMETHEUS_VERSIONS,
-  ruleExpressions,
   startPrometheus,
-  substituteGrafanaVariables,
-  type Json,
-  type PromqlSource,
 } from '../../helpers/prometheus.ts';
 import { quietLogger } from '../collector/collector-harness.ts';
 import { pipelineTopics } from '../pipeline/pipeline-harness.ts';
-
-const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-
-async function files(dir: string, suffix: string): Promise<string[]> {
-  return (await readdir(join(ROOT, dir)))
-    .filter((f) => f.endsWith(suffix))
-    .sort()
-    .map((f) => join(ROOT, dir, f));
-}
 
 test('a running pipeline scraped by Prometheus 2.42 and 3: documented names, and every panel and recording rule returns series', async (t) => {
   const brokers = brokersFromEnv();
@@ -83,7 +68,7 @@ test('a running pipeline scraped by Prometheus 2.42 and 3: documented names, and
   );
 
   const address = (url: string): string => url.replace(/^http:\/\//, '');
-  const ruleFiles = await files('infra/prometheus/rules', '.rules.yml');
+  const ruleFiles = await repoRuleFiles();
   // Prometheus 2.42 and 3 scrape the same pipeline side by side: one pipeline, both versions.
   const prometheuses = await Promise.all(
     PROMETHEUS_VERSIONS.map(async (version) => ({
@@ -101,15 +86,7 @@ test('a running pipeline scraped by Prometheus 2.42 and 3: documented names, and
     })),
   );
 
-  const expressions: PromqlSource[] = (await ruleExpressions(ruleFiles)).filter(
-    (s) => !/ Vfio\w+$/.test(s.where),
-  );
-  for (const file of await files('infra/grafana/dashboards', '.json')) {
-    const dashboard = JSON.parse(await readFile(file, 'utf8')) as Json;
-    for (const source of dashboardExpressions(dashboard, file.slice(ROOT.length))) {
-      expressions.push({ ...source, expr: substituteGrafanaVariables(source.expr, dashboard) });
-    }
-  }
+  const expressions = await repoExpressions({ withAlerts: false });
   assert.ok(expressions.length >= 40, `only ${expressions.length} expressions`);
   const empty: string[] = [];
   const pending = new Set(

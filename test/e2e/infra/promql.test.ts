@@ -8,36 +8,26 @@
  * shipped config scrapes.
  */
 import assert from 'node:assert/strict';
-import { readdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { parse } from 'yaml';
 import { documentedMetricNames } from '../../helpers/metrics-doc.ts';
 import {
-  dashboardExpressions,
   pollUntil,
+  repoExpressions,
+  repoRuleFiles,
   PROMETHEUS_VERSIONS,
   ruleExpressions,
   startPrometheus,
-  substituteGrafanaVariables,
-  type Json,
   type PromqlSource,
   type RunningPrometheus,
 } from '../../helpers/prometheus.ts';
 import { startTroubledFleet, type TroubledFleet } from './troubled-fleet.ts';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
-const RULES = join(ROOT, 'infra/prometheus/rules');
-const DASHBOARDS = join(ROOT, 'infra/grafana/dashboards');
 const DATA_TIMEOUT_MS = 60_000;
-
-async function listFiles(dir: string, suffix: string): Promise<string[]> {
-  return (await readdir(dir))
-    .filter((f) => f.endsWith(suffix))
-    .sort()
-    .map((f) => join(dir, f));
-}
 
 interface VectorResult {
   resultType: string;
@@ -59,7 +49,7 @@ for (const version of PROMETHEUS_VERSIONS)
     });
 
     before(async () => {
-      ruleFiles = await listFiles(RULES, '.rules.yml');
+      ruleFiles = await repoRuleFiles();
       fleet = await startTroubledFleet();
       const config = parse(
         await readFile(join(ROOT, 'infra/prometheus/prometheus.yml'), 'utf8'),
@@ -82,13 +72,7 @@ for (const version of PROMETHEUS_VERSIONS)
         ruleFiles,
       });
 
-      expressions.push(...(await ruleExpressions(ruleFiles)));
-      for (const file of await listFiles(DASHBOARDS, '.json')) {
-        const dashboard = JSON.parse(await readFile(file, 'utf8')) as Json;
-        for (const source of dashboardExpressions(dashboard, file.slice(ROOT.length))) {
-          expressions.push({ ...source, expr: substituteGrafanaVariables(source.expr, dashboard) });
-        }
-      }
+      expressions.push(...(await repoExpressions({ withAlerts: true })));
     });
 
     test('the stand-in targets expose exactly the documented metric names', async () => {

@@ -143,6 +143,11 @@ function collectorRegistry(kind: 'busy' | 'idle'): [Registry, Tick] {
     help: 'libvirt connections registered again after a loss',
     registers,
   });
+  new Gauge({
+    name: 'vfio_collector_libvirt_glob_sockets',
+    help: 'libvirt daemon sockets matched by --libvirt-glob',
+    registers,
+  });
   const kafkaUp = new Gauge({
     name: 'vfio_collector_kafka_up',
     help: '1 when the last produce succeeded',
