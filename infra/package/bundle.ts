@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { build } from 'esbuild';
+import { lazyBuiltins, lazyKafkaValidators } from './bundle-plugins.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -55,14 +56,17 @@ export interface BundleResult {
 }
 
 /** Bundles the CLI into OUT/vfio-telemetry.cjs; returns its path, version and commit. */
-export async function bundleCli(out: string): Promise<BundleResult> {
+export async function bundleCli(
+  out: string,
+  entry = join(ROOT, 'services/cli/bundle-entry.ts'),
+): Promise<BundleResult> {
   const files = await embeddedFiles();
   const version = (JSON.parse(files['package.json'] ?? '{}') as { version: string }).version;
   const commit = gitCommit();
   await mkdir(out, { recursive: true });
   const file = join(out, 'vfio-telemetry.cjs');
   const result = await build({
-    entryPoints: [join(ROOT, 'services/cli/bundle-entry.ts')],
+    entryPoints: [entry],
     outfile: file,
     bundle: true,
     platform: 'node',
@@ -71,6 +75,13 @@ export async function bundleCli(out: string): Promise<BundleResult> {
     sourcemap: 'linked',
     sourcesContent: false,
     legalComments: 'linked',
+    // Smaller and ASCII only: V8 keeps a script's source in memory for the process's life, as a
+    // two-byte string if a single character is above U+00FF (a few in comments were enough).
+    // Names are kept (no minifyIdentifiers): stack traces stay readable without the map.
+    minifyWhitespace: true,
+    minifySyntax: true,
+    charset: 'ascii',
+    plugins: [lazyBuiltins(), lazyKafkaValidators()],
     logLevel: 'warning',
     // import.meta.url in a CommonJS bundle: the bundle's own file.
     banner: {
