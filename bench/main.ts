@@ -37,6 +37,7 @@ const ENTRIES: Entry[] = [
     kafka: true,
   },
   { name: 'libvirt', file: 'bench/libvirt-throughput.ts', pinned: false, kafka: true },
+  { name: 'startup', file: 'bench/cli-startup.ts', pinned: false, kafka: true },
   { name: 'processor', file: 'bench/processor-throughput.ts', pinned: false, kafka: true },
   { name: 'end-to-end', file: 'bench/pipeline-end-to-end.ts', pinned: false, kafka: true },
   {
