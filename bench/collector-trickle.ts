@@ -5,6 +5,12 @@
  * machine's load (shared with other runs) does not count; the per-event figure is
  * (CPU with events − CPU without) / events. Run on its own (`node --import tsx
  * bench/collector-trickle.ts`, KAFKA_BROKERS set) or from bench/collector-throughput.ts.
+ *
+ * On its own, BENCH_TRICKLE_LAUNCH=executable (or bundle, source) runs the CLI's `collect` as it
+ * ships (bench/shipped-cli.ts) instead of the collector in a bench stage process, and
+ * BENCH_TRICKLE_STEADY_AFTER=S measures a second window once the trickle has run S seconds: the
+ * first window opens 3 s into the trickle, while much of the per-event code is not optimised yet;
+ * a fleet agent runs for weeks.
  */
 import { rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -18,6 +24,45 @@ import {
 import { fleetEvent, qmpLine, vmName } from './fleet-events.ts';
 import { startQmpFeeder } from './qmp-feeder.ts';
 import { spawn } from 'node:child_process';
+import type { CliLaunch } from './shipped-cli.ts';
+
+/** The CLI's `collect` as a bench stage: ready when /readyz answers 200. */
+function spawnCli(
+  cli: CliLaunch,
+  flags: Record<string, string>,
+): { pid: number; ready: Promise<void>; stop(): Promise<void> } {
+  const args = Object.entries(flags).flatMap(([k, v]) => [`--${k}`, v]);
+  const child = spawn(cli.command, [...cli.prefix, 'collect', ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const ready = (async () => {
+    const url = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      child.stdout.on('data', (chunk: Buffer) => {
+        out += chunk.toString();
+        if (out.includes('\n')) resolve(out.slice(0, out.indexOf('\n')).trim());
+      });
+      void exited.then(() => reject(new Error('collect exited before it printed its URL')));
+    });
+    for (;;) {
+      const ok = await fetch(`${url}/readyz`).then(
+        (r) => r.status === 200,
+        () => false,
+      );
+      if (ok) return;
+      await sleep(100);
+    }
+  })();
+  return {
+    pid: child.pid as number,
+    ready,
+    stop: async () => {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
 
 /**
  * The floor: plain `node` (no loader) that connects to every socket in the directory, sends the
@@ -83,6 +128,8 @@ export interface Trickle {
   rssBytes: number;
   userMicrosPerEvent: number;
   systemMicrosPerEvent: number;
+  /** The same figures over a second window, `steadyAfter` s into the trickle (if asked). */
+  steady?: { after: number; events: number; perEventMicros: number; loadedCpu: number };
 }
 
 async function splitTicks(pid: number): Promise<{ user: number; system: number }> {
@@ -103,6 +150,10 @@ export async function runTrickle(
     flags?: Record<string, string>;
     /** Run the floor instead of the collector: bare `node` reading the same sockets. */
     floor?: boolean;
+    /** Run the CLI's `collect` (the executable, bundle or source) instead of a stage process. */
+    launch?: CliLaunch;
+    /** Also measure a window that opens this many seconds into the trickle. */
+    steadyAfter?: number;
   } = {},
 ): Promise<Trickle> {
   const vms = options.vms ?? 1000;
@@ -117,21 +168,21 @@ export async function runTrickle(
   const sockets = benchDir('trickle-vms');
   const spool = benchDir('trickle-spool');
   const floorChild = options.floor === true ? spawnFloor(sockets) : undefined;
+  const flags = {
+    brokers: brokers.join(','),
+    topic,
+    'socket-dir': sockets,
+    'spool-dir': spool,
+    'http-port': '0',
+    'log-level': 'warn',
+    ...flagsFromEnv,
+    ...options.flags,
+  };
   const stage =
     floorChild ??
-    spawnStage({
-      role: 'collector',
-      flags: {
-        brokers,
-        topic,
-        'socket-dir': sockets,
-        'spool-dir': spool,
-        'http-port': '0',
-        'log-level': 'warn',
-        ...flagsFromEnv,
-        ...options.flags,
-      },
-    });
+    (options.launch === undefined
+      ? spawnStage({ role: 'collector', flags: { ...flags, brokers } })
+      : spawnCli(options.launch, flags));
   let feeder: Awaited<ReturnType<typeof startQmpFeeder>> | undefined;
   let timer: NodeJS.Timeout | undefined;
   try {
@@ -165,7 +216,23 @@ export async function runTrickle(
     const events = n - n0;
     if (process.env['BENCH_TRICKLE_PID'] !== undefined) process.stderr.write(`pid ${stage.pid}\n`);
     const loaded = cpuSeconds(c, d) / ((d.atMs - c.atMs) / 1000);
+    let steady: Trickle['steady'];
+    if (options.steadyAfter !== undefined && options.steadyAfter > 0) {
+      await sleep(Math.max(0, started + options.steadyAfter * 1000 - performance.now()));
+      const n1 = n;
+      const e = await sampleProcess(stage.pid);
+      await sleep(seconds * 1000);
+      const g = await sampleProcess(stage.pid);
+      const steadyLoaded = cpuSeconds(e, g) / ((g.atMs - e.atMs) / 1000);
+      steady = {
+        after: options.steadyAfter,
+        events: n - n1,
+        perEventMicros: (((steadyLoaded - silent) * (g.atMs - e.atMs)) / 1000 / (n - n1)) * 1e6,
+        loadedCpu: steadyLoaded * 100,
+      };
+    }
     return {
+      ...(steady === undefined ? {} : { steady }),
       vms,
       rate,
       seconds,
@@ -189,6 +256,12 @@ export async function runTrickle(
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const { benchBrokers, openBenchAdmin } = await import('./kafka-bench-support.ts');
+  const { cliLaunch, launchKindFromEnv } = await import('./shipped-cli.ts');
+  const launchName = process.env['BENCH_TRICKLE_LAUNCH'];
+  const launch =
+    launchName === undefined || launchName === 'stage'
+      ? undefined
+      : await cliLaunch(launchKindFromEnv('BENCH_TRICKLE_LAUNCH'));
   const brokers = benchBrokers();
   const admin = openBenchAdmin(brokers);
   const topics = await admin.createTopics([{ prefix: 'trickle', partitions: 6 }]);
@@ -196,6 +269,8 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     const r = await runTrickle(brokers, topics.names[0] as string, {
       seconds: Number(process.env['BENCH_TRICKLE_SECONDS'] ?? 20),
       floor: process.env['BENCH_TRICKLE_FLOOR'] === '1',
+      steadyAfter: Number(process.env['BENCH_TRICKLE_STEADY_AFTER'] ?? 0),
+      ...(launch === undefined ? {} : { launch }),
     });
     process.stdout.write(JSON.stringify(r) + '\n');
   } finally {
