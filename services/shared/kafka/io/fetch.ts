@@ -31,6 +31,8 @@ export interface FetchSettings {
   readonly isolation: Isolation;
   readonly maxWaitMs: number;
   readonly maxBytes: number;
+  /** Bytes of one partition in a response at most (default `maxBytes`): see core/fetch-order.ts. */
+  readonly partitionMaxBytes?: number;
   readonly connectionPool?: ConnectionPool;
 }
 
@@ -87,7 +89,8 @@ async function connectionTo(
 }
 
 /**
- * One fetch of every position, one request per partition leader (concurrently). Rejects only when
+ * One fetch of every position, one request per partition leader (concurrently), the partitions
+ * asked for in the order given. Rejects only when
  * no response came back at all (the caller backs off and retries); per-partition errors are in
  * the result.
  */
@@ -138,7 +141,7 @@ export async function fetchPositions(
             partitions: list.map((p) => ({
               partition: p.partition,
               fetchOffset: p.offset,
-              partitionMaxBytes: settings.maxBytes,
+              partitionMaxBytes: settings.partitionMaxBytes ?? settings.maxBytes,
               currentLeaderEpoch: -1,
               lastFetchedEpoch: -1,
             })),

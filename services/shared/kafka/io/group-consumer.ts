@@ -27,6 +27,10 @@
  * after a rejoin, and it reads committed offsets with requireStable=false (consumer.js
  * #listCommittedOffsets).
  *
+ * Fairness: each fetch starts one partition further and takes at most DEFAULT_PARTITION_MAX_BYTES
+ * of a partition (kafka/core/fetch-order.ts), so a partition with a backlog never starves the
+ * others of the same member.
+ *
  * Commits outside transactions are sent by us (OffsetCommit with the membership the caller saw):
  * the library's `commit` rejoins the group on ILLEGAL_GENERATION and commits again under the new
  * generation (consumer.js #commit), which would let a zombie overwrite its successor's offsets.
@@ -40,6 +44,7 @@ import {
   type GroupAssignment,
 } from '@platformatic/kafka';
 import { TelemetryError } from '../../core/errors.ts';
+import { fetchOrder } from '../core/fetch-order.ts';
 import { outOfRangeAction } from '../core/out-of-range.ts';
 import {
   DEFAULT_CONNECT_TIMEOUT_MS,
@@ -82,6 +87,8 @@ const DEFAULT_HEARTBEAT_INTERVAL_MS = 3_000;
 const DEFAULT_REBALANCE_TIMEOUT_MS = 60_000;
 const DEFAULT_MAX_WAIT_MS = 500;
 const DEFAULT_MAX_BYTES = 8 * 1024 * 1024;
+/** Java's `max.partition.fetch.bytes` default: a backlog of one partition fills 1/8 of a response. */
+const DEFAULT_PARTITION_MAX_BYTES = 1024 * 1024;
 /** Buffered records above which the fetch loop waits for `nextBatch` (backpressure). */
 const BUFFER_HIGH_WATER_MARK = 10_000;
 const RETRY_BACKOFF_MS = 500;
@@ -495,6 +502,8 @@ export class PortGroupConsumer implements GroupConsumer {
   async #run(): Promise<void> {
     const maxWaitMs = this.#options.maxWaitMs ?? DEFAULT_MAX_WAIT_MS;
     const maxBytes = this.#options.maxBytes ?? DEFAULT_MAX_BYTES;
+    const partitionMaxBytes = Math.min(maxBytes, DEFAULT_PARTITION_MAX_BYTES);
+    let round = 0;
     while (!this.#closed) {
       const epoch = this.#epoch;
       const membership = this.#membership;
@@ -512,10 +521,12 @@ export class PortGroupConsumer implements GroupConsumer {
           continue;
         }
         const fetchEpoch = this.#fetchEpoch;
-        const fetched = await fetchPositions(this.#consumer, [...this.#positions.values()], {
+        const positions = fetchOrder([...this.#positions.values()], round++);
+        const fetched = await fetchPositions(this.#consumer, positions, {
           isolation: this.#isolation,
           maxWaitMs,
           maxBytes,
+          partitionMaxBytes,
           connectionPool: this.#fetchPool,
         });
         if (epoch !== this.#epoch || fetchEpoch !== this.#fetchEpoch || this.#closed) continue;
