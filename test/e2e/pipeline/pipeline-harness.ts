@@ -10,6 +10,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { ReplaySession } from '../../../services/cli/replay/replay-session.ts';
@@ -258,14 +259,40 @@ export function spawnProcessor(
   brokers: readonly string[],
   topics: PipelineTopics,
   groupId: string,
+  options: {
+    /** Flags besides `processorFlags`' (`--log-level debug`, ...). */
+    readonly flags?: readonly string[];
+    /** Node's own options (`--max-old-space-size=N`, ...). */
+    readonly nodeOptions?: readonly string[];
+    /** Every line the processor logs (JSON on stderr), as it comes. */
+    readonly onLogLine?: (line: string) => void;
+  } = {},
 ): ChildProcessor {
+  const { onLogLine } = options;
   const child = spawn(
     process.execPath,
-    [BIN, 'process', ...processorFlags(brokers, topics, groupId)],
+    [
+      ...(options.nodeOptions ?? []),
+      BIN,
+      'process',
+      ...processorFlags(brokers, topics, groupId),
+      ...(options.flags ?? []),
+    ],
     {
-      stdio: ['ignore', 'pipe', process.env['VFIO_TEST_LOG'] === '1' ? 'inherit' : 'ignore'],
+      stdio: [
+        'ignore',
+        'pipe',
+        onLogLine !== undefined
+          ? 'pipe'
+          : process.env['VFIO_TEST_LOG'] === '1'
+            ? 'inherit'
+            : 'ignore',
+      ],
     },
   );
+  if (onLogLine !== undefined && child.stderr !== null) {
+    createInterface({ input: child.stderr }).on('line', onLogLine);
+  }
   const exited = new Promise<number | null>((resolve) =>
     child.once('exit', (code) => resolve(code)),
   );

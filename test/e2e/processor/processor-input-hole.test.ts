@@ -8,60 +8,27 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { test } from 'node:test';
-import type { EventRecord } from '../../../services/shared/core/event-record.ts';
-import { createEventCodec } from '../../../services/shared/io/avro-codec.ts';
-import type { OutgoingRecord } from '../../../services/shared/kafka/io/port.ts';
 import { brokersFromEnv, testKafkaPort } from '../../helpers/kafka.ts';
+import { metricValue } from '../../helpers/metrics-text.ts';
 import { waitFor } from '../../helpers/wait-for.ts';
 import { pipelineTopics, startProcessorInProcess } from '../pipeline/pipeline-harness.ts';
+import { inputHoles, resetGroupOffset, walkingEvents } from './input-hole-harness.ts';
 import { publishedAndRecomputed } from './processor-e2e.ts';
-import { metricValue } from '../../helpers/metrics-text.ts';
 
 const VMS = 6;
-const WALK = ['running', 'pre-copy-prepare', 'pre-copy', 'stop-copy-prepare', 'stop-copy', 'stop'];
-const T0 = 1_795_798_176_000_000;
 
 test('a group offset past the restored state: the hole is read again, no transition is lost', async (t) => {
   const brokers = brokersFromEnv();
   const topics = await pipelineTopics(t, brokers, 1);
   const groupId = `processor-${randomUUID()}`;
-  const codec = createEventCodec();
-  const port = testKafkaPort(t, brokers);
-  const producer = await port.producer();
+  const producer = await testKafkaPort(t, brokers).producer();
   t.after(() => producer.close());
-  const events = (from: number, to: number): OutgoingRecord[] => {
-    const records: OutgoingRecord[] = [];
-    for (let s = from; s <= to; s++) {
-      for (let vm = 0; vm < VMS; vm++) {
-        const event: EventRecord = {
-          host: 'h',
-          vm: `vm${vm}`,
-          sessionId: 's1',
-          sequence: s,
-          qemuTimestampMicros: T0 + s * 10_000,
-          receivedMicros: T0 + s * 10_000 + 500,
-          event: 'VFIO_MIGRATION',
-          qomPath: '/machine/peripheral/vf0',
-          deviceId: 'vf0',
-          deviceState: WALK[s % WALK.length]!,
-          migrationStatus: null,
-          data: null,
-        };
-        records.push({
-          topic: topics.events,
-          partition: 0,
-          key: Buffer.from(`h/vm${vm}`),
-          value: codec.encode(event),
-        });
-      }
-    }
-    return records;
-  };
+  const events = walkingEvents(topics.events, VMS);
   const consumed = async (processor: { registry: { metrics(): Promise<string> } }) =>
     metricValue(await processor.registry.metrics(), 'vfio_processor_records_consumed_total');
 
   // 1. 20 events per VM processed and committed (state meta: nextOffset 120), then stopped.
-  assert.deepEqual((await producer.send(events(1, 20))).refused, []);
+  assert.deepEqual((await producer.send(events(0, 20 * VMS))).refused, []);
   const first = await startProcessorInProcess(t, brokers, topics, groupId);
   await waitFor(async () => (await consumed(first)) >= 20 * VMS, {
     timeoutMs: 60_000,
@@ -71,25 +38,13 @@ test('a group offset past the restored state: the hole is read again, no transit
   await first.stop();
 
   // 2. 40 more per VM; the group's offset is moved past 30 of them, outside any transaction.
-  assert.deepEqual((await producer.send(events(21, 60))).refused, []);
-  const mover = await port.groupConsumer({ groupId, topics: [topics.events] });
-  await waitFor(async () => mover.membership() !== null || (await mover.nextBatch(1, 200), false), {
-    timeoutMs: 30_000,
-    intervalMs: 100,
-    description: 'the offset mover in the group',
-  });
-  await mover.commit([{ topic: topics.events, partition: 0, offset: BigInt(50 * VMS) }]);
-  await mover.close();
+  assert.deepEqual((await producer.send(events(0, 40 * VMS))).refused, []);
+  await resetGroupOffset(brokers, groupId, topics.events, 0, 50 * VMS);
 
   // 3. The restarted processor starts at offset 300 with state saying 120.
   const second = await startProcessorInProcess(t, brokers, topics, groupId);
-  const holes = async (result: string): Promise<number> =>
-    metricValue(
-      await second.registry.metrics(),
-      'vfio_processor_input_holes_total',
-      { result },
-      NaN,
-    );
+  const holes = async (result: 'filled' | 'accepted' | 'restored_again'): Promise<number> =>
+    inputHoles(await second.registry.metrics(), result);
   await waitFor(async () => (await holes('filled')) + (await holes('accepted')) >= 1, {
     timeoutMs: 60_000,
     intervalMs: 200,
