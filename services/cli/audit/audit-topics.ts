@@ -132,7 +132,8 @@ export async function auditTopics(options: AuditOptions): Promise<AuditReport> {
   const ranged = range.sinceMs !== null || range.untilMs !== null;
   for (const partition of partitions) {
     const partitionEvents = eventsByPartition.get(partition) ?? [];
-    allEvents.push(...partitionEvents);
+    // No spread: a partition of more than ~10^5 events overflows the call stack.
+    for (const event of partitionEvents) allEvents.push(event);
     const recomputed: readonly TransitionRecord[] = recompute(partitionEvents);
     const closedAt = ranged
       ? closingEventTimes(partitionEvents, recomputed, recompute)
