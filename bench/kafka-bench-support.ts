@@ -11,7 +11,9 @@ import { readFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { auditTopics } from '../services/cli/audit/audit-topics.ts';
 import { partitionFor } from '../services/collector/core/partitioner.ts';
+import { DEFAULT_PREPARE_TIMEOUT_SECONDS } from '../services/shared/core/transition-engine.ts';
 import type { KafkaSecurity } from '../services/shared/kafka/core/options.ts';
 import { createKafkaPort } from '../services/shared/kafka/io/client.ts';
 import type {
@@ -267,4 +269,37 @@ export function fmt(n: number): string {
 
 export function ratioText(value: number): string {
   return `${value.toFixed(2)}x`;
+}
+
+/**
+ * A bench correctness check, not a timing (issue 18, "Unknown commit outcomes"): after a run,
+ * the processor's `vfio_processor_transitions_published_total` must equal the transitions `audit`
+ * counts in the topic (read_committed), and the audit must be clean. Prints both counts; throws
+ * when they differ, so the bench fails loudly instead of printing figures of a wrong run.
+ * `published` is read after the audit, when the processor has nothing left to count.
+ */
+export async function checkPublishedEqualsAudit(
+  admin: BenchAdmin,
+  topics: { events: string; transitions: string },
+  published: () => Promise<number>,
+): Promise<{ published: number; audited: number }> {
+  const report = await auditTopics({
+    port: admin.port,
+    eventsTopic: topics.events,
+    transitionsTopic: topics.transitions,
+    prepareTimeoutSeconds: DEFAULT_PREPARE_TIMEOUT_SECONDS,
+  });
+  const counted = await published();
+  const audited = report.transitions.inTopic;
+  const t = report.transitions;
+  process.stderr.write(
+    `bench: transitions_published_total ${counted}, audit counts ${audited} in ${topics.transitions} (recomputed ${t.recomputed}, clean: ${report.clean})\n`,
+  );
+  if (counted !== audited || !report.clean) {
+    throw new Error(
+      `bench correctness check failed: the processor counted ${counted} transitions published, audit counts ${audited} in ${topics.transitions} ` +
+        `(recomputed ${t.recomputed}; missing ${t.missing.length}, duplicated ${t.duplicated.length}, mismatched ${t.mismatched.length}, unexpected ${t.unexpected.length}, undecodable ${t.undecodable.length})`,
+    );
+  }
+  return { published: counted, audited };
 }

@@ -21,6 +21,7 @@ import {
   benchBrokers,
   benchDir,
   benchReplicationFactor,
+  checkPublishedEqualsAudit,
   fmt,
   loadText,
   openBenchAdmin,
@@ -51,6 +52,7 @@ interface Pipeline {
   exporter: RunningExporter;
   processorGroup: string;
   eventsTopic: string;
+  transitionsTopic: string;
   /** Exporter observations: count, and (observed at ms, latency ms) when timing. */
   observed: () => number;
   latencies: { atMs: number; ms: number }[];
@@ -194,6 +196,7 @@ async function startPipeline(
     exporter,
     processorGroup,
     eventsTopic: events,
+    transitionsTopic: transitions,
     observed: () => observed,
     latencies,
     hops,
@@ -259,11 +262,17 @@ async function runMaxSpeed(brokers: string[], admin: BenchAdmin): Promise<MaxSpe
         committed >= received &&
         pipeline.observed() >= transitions
       ) {
+        const perSecond = received / ((now - start) / 1000);
+        const check = await checkPublishedEqualsAudit(
+          admin,
+          { events: pipeline.eventsTopic, transitions: pipeline.transitionsTopic },
+          async () => (await pipeline.processor.query()).counters['transitions'] ?? 0,
+        );
         return {
           events: received,
           sent,
-          transitions,
-          perSecond: received / ((now - start) / 1000),
+          transitions: check.published,
+          perSecond,
           collectorPerSecond: received / ((collectorDone - start) / 1000),
           load: loadText(),
         };
