@@ -12,6 +12,7 @@ import { randomUUID } from 'node:crypto';
 import type { BenchSection } from './harness.ts';
 import {
   benchBrokers,
+  checkPublishedEqualsAudit,
   cpuPercent,
   fmt,
   loadText,
@@ -83,11 +84,20 @@ export async function drain(
       }
       if (committed >= total && first !== undefined) {
         const after = await sampleProcess(stage.pid);
+        // The stage counts a transaction right after its commit answered, which can be a moment
+        // after its offsets show: the counters are final once two reads 100 ms apart agree.
+        let final = (await stage.query()).counters;
+        for (;;) {
+          await sleep(100);
+          const again = (await stage.query()).counters;
+          if (JSON.stringify(again) === JSON.stringify(final)) break;
+          final = again;
+        }
         return {
           perSecond: (total - first.count) / ((now - first.at) / 1000),
           wallSeconds: (now - spawned) / 1000,
           cpuPercent: cpuPercent(before, after),
-          counters: (await stage.query()).counters,
+          counters: final,
           load: loadText(),
         };
       }
@@ -161,25 +171,32 @@ async function runSize(brokers: string[], admin: BenchAdmin, perVm: number): Pro
         result.streams.push({ ...streams, load: loadText() });
         result.transitions = streams.decoded;
         const processorGroup = `bench-processor-${randomUUID()}`;
+        let drained: Drain | undefined;
         try {
-          result.processor.push(
-            await drain(admin, events, total, processorGroup, {
-              role: 'processor',
-              flags: {
-                brokers,
-                'events-topic': events,
-                'transitions-topic': transitions,
-                'state-topic': state,
-                'dead-letter-topic': dlq,
-                'group-id': processorGroup,
-                'http-port': '0',
-                'log-level': 'warn',
-              },
-            }),
-          );
+          drained = await drain(admin, events, total, processorGroup, {
+            role: 'processor',
+            flags: {
+              brokers,
+              'events-topic': events,
+              'transitions-topic': transitions,
+              'state-topic': state,
+              'dead-letter-topic': dlq,
+              'group-id': processorGroup,
+              'http-port': '0',
+              'log-level': 'warn',
+            },
+          });
         } catch (error) {
           // The processor is being rewritten; a tree where it cannot run still gets its floors.
           result.processorFailure = error instanceof Error ? error.message : String(error);
+        }
+        if (drained !== undefined) {
+          // Outside the catch above: a count that disagrees with the topic fails the bench.
+          const counted = drained.counters['transitions'] ?? 0;
+          await checkPublishedEqualsAudit(admin, { events, transitions }, () =>
+            Promise.resolve(counted),
+          );
+          result.processor.push(drained);
         }
         const floorGroup = `bench-floor-${randomUUID()}`;
         result.floor.push(
@@ -235,6 +252,8 @@ export async function runProcessorThroughput(): Promise<BenchSection> {
     const counting = best(r.counting);
     const streams = best(r.streams);
     const vsFloor = processor === undefined ? Number.NaN : processor.perSecond / floor.perSecond;
+    const vsStreams =
+      processor === undefined ? Number.NaN : processor.perSecond / streams.perSecond;
     const loads = (list: readonly { load: string }[]): string => list.map((d) => d.load).join(', ');
     const size = `${fmt(r.total)} events`;
     rows.push(
@@ -255,7 +274,7 @@ export async function runProcessorThroughput(): Promise<BenchSection> {
             `${processor.wallSeconds.toFixed(1)} s`,
             `${Math.round(processor.cpuPercent)}%`,
             loads(r.processor),
-            `${ratioText(vsFloor)} of floor, ${ratioText(processor.perSecond / streams.perSecond)} of Kafka Streams`,
+            `${ratioText(vsFloor)} of floor, ${ratioText(vsStreams)} of Kafka Streams`,
           ],
       [
         `${size} — floor: raw @platformatic/kafka consume → produce ${fmt(floor.counters['produced'] ?? 0)} records → commit, no transactions`,
@@ -287,8 +306,8 @@ export async function runProcessorThroughput(): Promise<BenchSection> {
     );
     verdicts.push(
       processor === undefined
-        ? `${size}: processor targets (≥ 50k events/s, ≥ 0.5x of the floor) not measured: the processor did not run.`
-        : `${size}: processor ≥ 50k events/s (${processor.perSecond >= 50_000 ? 'met' : 'NOT met'}, ${fmt(processor.perSecond)}); ≥ 0.5x of the non-transactional floor (${vsFloor >= 0.5 ? 'met' : 'NOT met'}, ${ratioText(vsFloor)}).`,
+        ? `${size}: processor targets (≥ 1.0x of Kafka Streams exactly_once_v2, ≥ 0.6x of the floor) not measured: the processor did not run.`
+        : `${size}: processor ≥ 1.0x of Kafka Streams exactly_once_v2 in the same run (${vsStreams >= 1 ? 'met' : 'NOT met'}, ${ratioText(vsStreams)}); ≥ 0.6x of the non-transactional floor (${vsFloor >= 0.6 ? 'met' : 'NOT met'}, ${ratioText(vsFloor)}) (issue 18).`,
     );
   }
   return {
