@@ -401,7 +401,7 @@ export async function runPipelineEndToEnd(): Promise<BenchSection> {
     columns: ['measurement', 'value / p50', 'p99', 'max'],
     rows: [
       [
-        `events/s end to end at max speed (${fmt(max.events)} events, ${fmt(max.transitions)} transitions; loadavg ${maxRuns.map((r) => r.load).join(', ')})`,
+        `events/s end to end at max speed (${fmt(max.events)} events, ${fmt(max.transitions)} transitions, each run's transitions_published_total equal to what audit counts in the topic; loadavg ${maxRuns.map((r) => r.load).join(', ')})`,
         `${fmt(max.perSecond)}${spread(maxRuns.map((r) => r.perSecond))}`,
         '',
         '',

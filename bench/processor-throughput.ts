@@ -119,6 +119,8 @@ interface SizeResult {
   /** Transition records per run: Kafka Streams' outputs, decoded by our codec. */
   transitions: number;
   processorFailure?: string;
+  /** Per processor run: its transitions_published_total and what audit counted in the topic. */
+  audited: { published: number; audited: number }[];
 }
 
 async function runSize(brokers: string[], admin: BenchAdmin, perVm: number): Promise<SizeResult> {
@@ -134,6 +136,7 @@ async function runSize(brokers: string[], admin: BenchAdmin, perVm: number): Pro
     counting: [],
     streams: [],
     transitions: 0,
+    audited: [],
   };
   try {
     await prefillEvents(
@@ -193,8 +196,10 @@ async function runSize(brokers: string[], admin: BenchAdmin, perVm: number): Pro
         if (drained !== undefined) {
           // Outside the catch above: a count that disagrees with the topic fails the bench.
           const counted = drained.counters['transitions'] ?? 0;
-          await checkPublishedEqualsAudit(admin, { events, transitions }, () =>
-            Promise.resolve(counted),
+          result.audited.push(
+            await checkPublishedEqualsAudit(admin, { events, transitions }, () =>
+              Promise.resolve(counted),
+            ),
           );
           result.processor.push(drained);
         }
@@ -326,6 +331,12 @@ export async function runProcessorThroughput(): Promise<BenchSection> {
       `Events topics pre-filled with ${SIZES_PER_VM.map((n) => fmt(n * VMS)).join(' and ')} records (${fmt(VMS)} VMs × ${DEVICES_PER_VM} devices = ${fmt(VMS * DEVICES_PER_VM)} devices; 90% VFIO_MIGRATION, ${PARTITIONS} partitions), read from the beginning by each consumer in turn with its own group, each in its own process; ${ROUNDS} rounds per size. Rate: from the first record consumed (Kafka Streams: the first record its topology processed; it runs first in each round) to the moment the group's committed offsets, asked for as stable, cover the topic (polled every 20 ms), so every consumer is timed until its last batch is published and committed.`,
       'The floor does the same Kafka work as the processor without a framework and without transactions: it reads the same records, produces as many pre-encoded transition records as the Kafka Streams reference wrote for the same input (acks -1, idempotent; the processor publishes the same records), and commits the offsets after each produce. The processor additionally decodes, runs the engine, and commits each batch in a Kafka transaction (records + offsets).',
       'Kafka Streams: one JVM (heap 256–768 MB), one stream thread, 6 tasks; same topic, same computation (prepare and dwell records, Avro single-object encoded), exactly_once_v2 with the default commit interval (100 ms), a persistent RocksDB store keyed by device with its changelog topic. Its wall time includes JVM start, group join and RocksDB open; its steady rate starts at its first processed record.',
+      `Correctness (each processor run, checked after its drain; the bench fails if they differ): transitions_published_total / transitions audit counts in the topic: ${results
+        .map(
+          (r) =>
+            `${fmt(r.total)} events: ${r.audited.map((a) => `${fmt(a.published)} / ${fmt(a.audited)}`).join(', ') || 'no run'}`,
+        )
+        .join('; ')}.`,
       `Targets: ${verdicts.join(' ')}`,
     ],
   };
