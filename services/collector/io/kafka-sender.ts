@@ -66,6 +66,25 @@ export interface KafkaSenderOptions {
   diagnose?: (error: unknown) => Promise<Refusal | undefined>;
 }
 
+/** A batch read from the spool and the records made of it, ready for one `send`. */
+interface Outgoing {
+  readonly batch: SpoolBatch;
+  /** Per entry: stored or refused for good (filled in as Kafka answers). */
+  readonly done: boolean[];
+  /** Index in `batch.entries` of each record. */
+  readonly sentIndexes: readonly number[];
+  readonly records: readonly OutgoingRecord[];
+}
+
+interface Transmitted {
+  readonly acks: readonly PartitionCount[];
+  readonly refused: readonly RefusedRecord[];
+  readonly failure?: unknown;
+}
+
+/** Keys (`host/vm`) whose bytes and partition the sender keeps; about one per VM. */
+const KEY_CACHE_ENTRIES = 10_000;
+
 export interface SenderStall {
   /** Since the acknowledged position last moved or the spool was last empty. */
   readonly sinceMs: number;
@@ -85,6 +104,7 @@ export class KafkaSender {
   private wakeSleep: (() => void) | undefined;
   /** Entries Kafka stored that lie after the spool's acknowledged position, by position. */
   private readonly storedAhead = new Set<string>();
+  private readonly keys = new Map<string, { bytes: Buffer; partition: number }>();
   /** End of the furthest entry ever handed to Kafka by this process. */
   private sentUpTo: SpoolPosition = { segment: 0, offset: 0 };
   private lastProgressMs = Date.now();
@@ -151,74 +171,126 @@ export class KafkaSender {
 
   private async loop(): Promise<void> {
     const { spool, batchMaxEvents, lingerMs } = this.options;
+    /** The next batch, read and built while the one before it was in flight. */
+    let ahead: Outgoing | undefined;
     while (!this.stopping) {
-      if (this.producer === undefined && !(await this.connect())) continue;
-      let batch = spool.readBatch(batchMaxEvents);
-      if (batch === null) {
-        this.progressed();
-        if (this.draining) return;
-        await spool.whenReadable();
-        // Waiting for work is not a stall: the clock starts when the work arrives.
-        this.progressed();
-        continue;
+      if (this.producer === undefined) {
+        ahead = undefined;
+        if (!(await this.connect())) continue;
       }
-      const first = batch.entries[0];
-      if (
-        batch.entries.length < batchMaxEvents &&
-        lingerMs > 0 &&
-        first !== undefined &&
-        !this.draining
-      ) {
-        const waitMs = lingerMs - (nowMicros() - first.receivedMicros) / 1000;
-        if (waitMs > 0) {
-          await this.sleep(waitMs);
-          batch = spool.readBatch(batchMaxEvents) ?? batch;
+      let outgoing = ahead;
+      ahead = undefined;
+      if (outgoing === undefined) {
+        let batch = spool.readBatch(batchMaxEvents);
+        if (batch === null) {
+          this.progressed();
+          if (this.draining) return;
+          await spool.whenReadable();
+          // Waiting for work is not a stall: the clock starts when the work arrives.
+          this.progressed();
+          continue;
         }
+        const first = batch.entries[0];
+        if (
+          batch.entries.length < batchMaxEvents &&
+          lingerMs > 0 &&
+          first !== undefined &&
+          !this.draining
+        ) {
+          const waitMs = lingerMs - (nowMicros() - first.receivedMicros) / 1000;
+          if (waitMs > 0) {
+            await this.sleep(waitMs);
+            batch = spool.readBatch(batchMaxEvents) ?? batch;
+          }
+        }
+        outgoing = this.build(batch);
       }
-      await this.send(batch);
+      const sending = this.transmit(outgoing);
+      // A full batch behind this one is read and built while Kafka works on this one; it is
+      // handed to the producer only after this call settled (one call at a time keeps order).
+      if (spool.pendingEvents - outgoing.batch.entries.length >= batchMaxEvents) {
+        const next = spool.readBatch(batchMaxEvents, outgoing.batch.end);
+        if (next !== null) ahead = this.build(next);
+      }
+      const ok = await this.settle(outgoing, await sending);
+      // After a failure the spool is read again from its acknowledged position.
+      if (!ok) ahead = undefined;
     }
   }
 
-  private async send(batch: SpoolBatch): Promise<void> {
-    const { spool, topic, telemetry } = this.options;
-    const producer = this.producer;
-    if (producer === undefined) return;
+  /** The records of a batch, leaving out the entries Kafka already stored (`storedAhead`). */
+  private build(batch: SpoolBatch): Outgoing {
+    const { topic } = this.options;
     const { entries, ends } = batch;
     const done = new Array<boolean>(entries.length).fill(false);
     const sentIndexes: number[] = [];
     const records: OutgoingRecord[] = [];
-    let resent = 0;
     for (let i = 0; i < entries.length; i++) {
       const entry = entries[i] as SpoolEntry;
       const end = ends[i] as SpoolPosition;
-      if (this.storedAhead.has(positionId(end))) {
+      if (this.storedAhead.size > 0 && this.storedAhead.has(positionId(end))) {
         done[i] = true;
         continue;
       }
-      if (!isAfter(end, this.sentUpTo)) resent++;
+      const key = this.keyOf(entry.key);
       sentIndexes.push(i);
       records.push({
         topic,
-        partition: partitionFor(entry.key, this.partitions),
-        key: Buffer.from(entry.key),
+        partition: key.partition,
+        key: key.bytes,
         value: Buffer.from(entry.value.buffer, entry.value.byteOffset, entry.value.byteLength),
       });
     }
+    return { batch, done, sentIndexes, records };
+  }
 
-    let acks: readonly PartitionCount[] = [];
-    let refused: readonly RefusedRecord[] = [];
-    let failure: unknown;
-    if (records.length > 0) {
-      if (resent > 0) telemetry.recordsResent(resent);
-      const lastSent = ends[sentIndexes.at(-1) as number] as SpoolPosition;
-      if (isAfter(lastSent, this.sentUpTo)) this.sentUpTo = lastSent;
-      try {
-        ({ acks, refused } = await producer.send(records));
-      } catch (error) {
-        failure = error;
-        acks = writtenBeforeFailure(error, topic);
-      }
+  /** The key's bytes and partition, computed once per key while the partition count holds. */
+  private keyOf(key: string): { bytes: Buffer; partition: number } {
+    let known = this.keys.get(key);
+    if (known === undefined) {
+      // VMs come and go: the cache is dropped rather than grown without bound.
+      if (this.keys.size >= KEY_CACHE_ENTRIES) this.keys.clear();
+      known = { bytes: Buffer.from(key), partition: partitionFor(key, this.partitions) };
+      this.keys.set(key, known);
     }
+    return known;
+  }
+
+  /** Hands the records to the producer; resolves with what Kafka did, never rejects. */
+  private async transmit(outgoing: Outgoing): Promise<Transmitted> {
+    const { records, sentIndexes, batch } = outgoing;
+    const producer = this.producer;
+    if (records.length === 0) return { acks: [], refused: [] };
+    if (producer === undefined) {
+      return {
+        acks: [],
+        refused: [],
+        failure: new TelemetryError('KAFKA_UNAVAILABLE', 'no producer'),
+      };
+    }
+    let resent = 0;
+    for (const i of sentIndexes)
+      if (!isAfter(batch.ends[i] as SpoolPosition, this.sentUpTo)) resent++;
+    if (resent > 0) this.options.telemetry.recordsResent(resent);
+    const lastSent = batch.ends[sentIndexes.at(-1) as number] as SpoolPosition;
+    if (isAfter(lastSent, this.sentUpTo)) this.sentUpTo = lastSent;
+    try {
+      return await producer.send(records);
+    } catch (error) {
+      return { acks: writtenBeforeFailure(error, this.options.topic), refused: [], failure: error };
+    }
+  }
+
+  /**
+   * Acknowledges in the spool the longest run of entries Kafka stored, remembers the stored ones
+   * after it, rejects the refused ones; false when the call failed (the producer is dropped).
+   */
+  private async settle(outgoing: Outgoing, result: Transmitted): Promise<boolean> {
+    const { spool, topic, telemetry } = this.options;
+    const { batch, done, sentIndexes, records } = outgoing;
+    const { entries, ends } = batch;
+    const { acks, refused } = result;
+    let failure = result.failure;
 
     for (const r of refused) {
       const i = sentIndexes[r.index];
@@ -240,10 +312,12 @@ export class KafkaSender {
     });
 
     const prefix = donePrefix(done);
-    for (let i = 0; i < entries.length; i++) {
-      const id = positionId(ends[i] as SpoolPosition);
-      if (i < prefix) this.storedAhead.delete(id);
-      else if (done[i] === true) this.storedAhead.add(id);
+    if (this.storedAhead.size > 0 || prefix < entries.length) {
+      for (let i = 0; i < entries.length; i++) {
+        const id = positionId(ends[i] as SpoolPosition);
+        if (i < prefix) this.storedAhead.delete(id);
+        else if (done[i] === true) this.storedAhead.add(id);
+      }
     }
     if (prefix > 0) {
       spool.ack(batch, prefix);
@@ -261,9 +335,10 @@ export class KafkaSender {
     }
     if (failure !== undefined) {
       await this.failed(failure);
-      return;
+      return false;
     }
     this.failures = 0;
+    return true;
   }
 
   private reject(entry: SpoolEntry, refused: RefusedRecord): void {
@@ -305,6 +380,9 @@ export class KafkaSender {
         });
       }
       producer = await kafka.producer();
+      // Producer id and metadata now, so the first send after an outage is one round trip.
+      await producer.connect([topic]);
+      if (this.partitions !== description.partitions) this.keys.clear();
       this.partitions = description.partitions;
       this.producer = producer;
       telemetry.kafkaConnected(topic, description.partitions);

@@ -23,6 +23,7 @@ import { backoffDelayMs, type BackoffPolicy } from '../../shared/core/backoff.ts
 import { TelemetryError } from '../../shared/core/errors.ts';
 import { nowMicros } from '../../shared/io/clock.ts';
 import type { QmpAddress, QmpTarget } from '../core/qmp-target.ts';
+import type { ReadBudget } from './read-budget.ts';
 
 export const CAPABILITIES_COMMAND = '{"execute":"qmp_capabilities"}\r\n';
 
@@ -51,6 +52,8 @@ export interface QmpConnectionOptions {
   random?: () => number;
   /** Session ids (the collector's one source, so that they increase across connections). */
   newSessionId?: () => string;
+  /** Bytes decoded per event-loop turn, shared by the collector's connections (read-budget.ts). */
+  readBudget?: ReadBudget;
 }
 
 type State = 'connecting' | 'greeting' | 'negotiating' | 'ready' | 'closed';
@@ -138,10 +141,30 @@ export class QmpConnection {
         socket.destroy();
       }, this.options.greetingTimeoutMs);
     });
-    socket.on('data', (chunk: Buffer) => this.onData(socket, decoder.push(chunk)));
+    const budget = this.options.readBudget;
+    let waiting: (() => void) | undefined;
+    socket.on('data', (chunk: Buffer) => {
+      if (budget === undefined) {
+        this.onData(socket, decoder.push(chunk));
+        return;
+      }
+      const later = (): void => {
+        waiting = undefined;
+        this.onData(socket, decoder.push(chunk));
+        if (!socket.destroyed) socket.resume();
+      };
+      if (budget.admit(chunk.length, later)) {
+        this.onData(socket, decoder.push(chunk));
+      } else {
+        // No further 'data' until `later` has run: chunks stay in order.
+        waiting = later;
+        socket.pause();
+      }
+    });
     socket.on('error', (error) => (failure ??= error));
     socket.on('close', () => {
       clearTimeout(this.greetingTimer);
+      if (waiting !== undefined) budget?.runNow(waiting);
       this.onData(socket, decoder.end());
       const session = this.session;
       this.session = undefined;

@@ -18,10 +18,20 @@ import type { CollectorTelemetry } from './collector-telemetry.ts';
 import { startLibvirtSource } from './libvirt-source.ts';
 import type { LibvirtTelemetry } from './libvirt-telemetry.ts';
 import { QmpConnection, type QmpConnectionHandler } from './qmp-connection.ts';
+import { ReadBudget } from './read-budget.ts';
 import { SocketDirWatcher } from './socket-dir-watcher.ts';
 import { SocketGlobWatcher } from './socket-glob-watcher.ts';
 
+/**
+ * QMP bytes decoded per event-loop turn across all connections (read-budget.ts): about 800
+ * events, a few milliseconds of decoding, so Kafka's answers and the spool's group commit wait
+ * no longer than that behind a fleet that talks at once.
+ */
+const READ_BUDGET_BYTES = 256 * 1024;
+
 export interface QmpSourcesOptions {
+  /** Default `READ_BUDGET_BYTES`. */
+  readBudgetBytes?: number;
   /** `[NAME=]PATH` or `[NAME=]tcp:HOST:PORT`, validated. */
   sockets: readonly string[];
   /** Directory of QMP sockets to watch; '' for none. */
@@ -63,6 +73,7 @@ export async function startQmpSources(options: QmpSourcesOptions): Promise<QmpSo
   const connections = new Map<string, QmpConnection>();
   const retiring = new Set<QmpConnection>();
   const vmNames = new VmNames();
+  const readBudget = new ReadBudget(options.readBudgetBytes ?? READ_BUDGET_BYTES);
   // Sources refused for a taken name, by id: the first one is read once the owner goes away.
   const refused = new Map<string, QmpTarget>();
 
@@ -82,6 +93,7 @@ export async function startQmpSources(options: QmpSourcesOptions): Promise<QmpSo
       greetingTimeoutMs: options.greetingTimeoutMs,
       handler,
       newSessionId: options.newSessionId,
+      readBudget,
     });
     connections.set(id, connection);
     telemetry.vmDiscovered(target.vm, describeAddress(target.address));

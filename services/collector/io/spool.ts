@@ -303,11 +303,15 @@ export class Spool {
     for (const wake of waiters) wake();
   }
 
-  /** Up to `maxEntries` entries from the acknowledged position, in order; null when none. */
-  readBatch(maxEntries: number): SpoolBatch | null {
+  /**
+   * Up to `maxEntries` entries from the acknowledged position, in order; null when none. `from`
+   * reads from the `end` of a batch not yet acknowledged instead (the sender reads ahead while
+   * that batch is in flight).
+   */
+  readBatch(maxEntries: number, from?: SpoolPosition): SpoolBatch | null {
     const entries: SpoolEntry[] = [];
     const ends: SpoolPosition[] = [];
-    let pos = { ...this.ackPos };
+    let pos = { ...(from ?? this.ackPos) };
     while (entries.length < maxEntries) {
       const index = this.segments.findIndex((s) => s.id === pos.segment);
       const segment = this.segments[index];
@@ -351,7 +355,10 @@ export class Spool {
       pos = { segment: segment.id, offset: pos.offset + at };
     }
     if (entries.length === 0) {
-      if (pos.segment !== this.ackPos.segment || pos.offset !== this.ackPos.offset) {
+      if (
+        from === undefined &&
+        (pos.segment !== this.ackPos.segment || pos.offset !== this.ackPos.offset)
+      ) {
         this.ack({ entries, ends, end: pos });
       }
       return null;

@@ -49,6 +49,7 @@ test('unanswered commits: the restore decides, transitions_published_total count
       const producer = await real.producer(options);
       const faulty: Producer = {
         initTransactions: () => producer.initTransactions(),
+        connect: (topics) => producer.connect(topics),
         send: (records) => producer.send(records),
         close: () => producer.close(),
         commitTransaction: async (transaction) => {

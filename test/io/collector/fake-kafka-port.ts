@@ -43,6 +43,7 @@ export function fakeKafka(behaviour: { send: SendBehaviour; down?: boolean }, pa
     },
     commitTransaction: () => Promise.reject(new Error('not used')),
     initTransactions: () => Promise.reject(new Error('not used')),
+    connect: () => Promise.resolve(),
     close: () => Promise.resolve(),
   };
   return {

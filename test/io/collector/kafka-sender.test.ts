@@ -212,3 +212,30 @@ test('stall(): reported once a non-empty spool made no progress for stallTimeout
   await waitFor(() => s.spool.pendingEvents === 0, { description: 'spool drained' });
   assert.equal(s.sender.stall(), null);
 });
+
+test('read-ahead: a backlog goes out in full batches in spool order; a failed call drops the batch read behind it, which is read again from the acknowledged position', async (t) => {
+  let call = 0;
+  const s = setUp(t, (records) => {
+    if (call++ === 1) return new TelemetryError('KAFKA_PUBLISH_FAILED', 'broker went away');
+    return ackAll(records);
+  });
+  const values = Array.from({ length: 350 }, (_, i) => `s#${i + 1}`);
+  values.forEach((value, i) => s.append(i % 2 === 0 ? KEY_P0 : KEY_P1, value));
+  s.spool.flush();
+  s.sender.start();
+  await waitFor(() => s.spool.pendingEvents === 0, { description: 'spool drained' });
+  const range = (from: number, to: number): string[] => values.slice(from, to);
+  assert.deepEqual(s.kafka.calls, [
+    range(0, 100),
+    range(100, 200),
+    range(100, 200),
+    range(200, 300),
+    range(300, 350),
+  ]);
+  assert.deepEqual(
+    s.kafka.log,
+    [values.filter((_, i) => i % 2 === 0), values.filter((_, i) => i % 2 === 1)],
+    'each partition holds its records once, in order',
+  );
+  assert.equal(await s.metric('vfio_collector_records_resent_total'), 100);
+});

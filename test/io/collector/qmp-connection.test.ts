@@ -9,6 +9,7 @@ import {
   type QmpConnectionHandler,
   type QmpSession,
 } from '../../../services/collector/io/qmp-connection.ts';
+import { ReadBudget } from '../../../services/collector/io/read-budget.ts';
 import type { QmpEvent, RejectReason } from '../../../services/shared/core/qmp-message.ts';
 import { startFakeQmpServer, type FakeQmpServer } from '../../helpers/qmp-server.ts';
 
@@ -30,6 +31,7 @@ interface Seen {
 
 async function setup(
   t: TestContext,
+  readBudget?: ReadBudget,
 ): Promise<{ server: FakeQmpServer; seen: Seen; connection: QmpConnection; path: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'qmp-'));
   const path = join(dir, 'vm-a.qmp');
@@ -56,6 +58,7 @@ async function setup(
     backoff: { initialMs: 10, maxMs: 50, multiplier: 2 },
     greetingTimeoutMs: 300,
     handler,
+    ...(readBudget === undefined ? {} : { readBudget }),
   });
   t.after(async () => {
     await connection.stop();
@@ -207,4 +210,44 @@ test('regression: a retired connection (socket file gone) still reads what QEMU 
     ts,
   );
   assert.equal(seen.sessions.length, 1, 'no reconnect after retiring');
+});
+
+test('with a read budget smaller than any chunk (every chunk after the first of a turn waits, its socket paused), events arrive complete and in order', async (t) => {
+  const budget = new ReadBudget(1);
+  const { server, seen, connection } = await setup(t, budget);
+  connection.start();
+  await waitUntil(() => server.negotiated && seen.sessions.length === 1, 'negotiation');
+  const ts: number[] = [];
+  for (let i = 0; i < 3000; i++) {
+    ts.push(server.emit('MIGRATION_PASS', { pass: i + 1 }));
+    // Several writes, so that chunks queue up in the socket behind a paused reader.
+    if (i % 500 === 499) await new Promise((r) => setImmediate(r));
+  }
+  await waitUntil(() => seen.events.length === ts.length, 'every event', 10_000);
+  assert.deepEqual(
+    seen.events.map((e) => e.ts),
+    ts,
+  );
+  assert.deepEqual(
+    seen.events.map((e) => e.sequence),
+    ts.map((_, i) => i + 1),
+  );
+  assert.equal(budget.pending, 0);
+});
+
+test('with a read budget, a retired connection still decodes the chunks that waited for their turn before the socket closed', async (t) => {
+  const budget = new ReadBudget(1);
+  const { server, seen, connection } = await setup(t, budget);
+  connection.start();
+  await waitUntil(() => server.negotiated && seen.sessions.length === 1, 'negotiation');
+  // Few enough bytes for the kernel's socket buffers: the fake's destroy drops what is not there.
+  const ts = Array.from({ length: 1000 }, (_, i) => server.emit('MIGRATION_PASS', { pass: i + 1 }));
+  await new Promise((r) => setTimeout(r, 20));
+  server.dropClient();
+  await connection.retire();
+  assert.deepEqual(
+    seen.events.map((e) => e.ts),
+    ts,
+  );
+  assert.equal(budget.pending, 0);
 });

@@ -167,6 +167,12 @@ export interface Producer {
    * only.
    */
   initTransactions(): Promise<void>;
+  /**
+   * Opens the connections now: a producer id (idempotent producers; transactional ones get theirs
+   * from `initTransactions`) and the metadata of `topics`, so that the first `send` does not pay
+   * for them. Optional: `send` connects by itself.
+   */
+  connect(topics: readonly string[]): Promise<void>;
   /** Idempotent produce with acks from all in-sync replicas. See the file comment. */
   send(records: readonly OutgoingRecord[]): Promise<SendResult>;
   /**

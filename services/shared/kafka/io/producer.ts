@@ -278,6 +278,21 @@ export class PortProducer implements Producer {
     return this.#mutex.run(() => this.#initTransactions());
   }
 
+  connect(topics: readonly string[]): Promise<void> {
+    return this.#mutex.run(async () => {
+      const client = this.#ensureClient();
+      try {
+        if (this.#options.transactionalId === undefined) await client.initIdempotentProducer({});
+        await client.metadata({ topics: [...topics] });
+      } catch (error) {
+        await this.#dropClient();
+        throw kafkaError('KAFKA_UNAVAILABLE', 'Connecting the producer failed.', error, {
+          written: [],
+        });
+      }
+    });
+  }
+
   close(): Promise<void> {
     return this.#mutex.run(async () => {
       this.#closed = true;
