@@ -34,7 +34,7 @@ test('a record over the topic max.message.bytes mid-stream goes to rejected.json
   await waitFor(() => fleet.servers.every((s) => s.negotiated), { description: 'negotiated' });
 
   for (let round = 0; round < 20; round++) fleet.emitRound(round);
-  // In the same spool batch as the rounds around it (lingerMs 2 ms).
+  // In the same spool batch as the rounds around it (the default linger, 50 ms).
   const bigTs = fleet.servers[1]?.emit('STOP', { padding: 'x'.repeat(3 * MAX_MESSAGE_BYTES) });
   assert.ok(bigTs !== undefined && bigTs > 0);
   for (let round = 20; round < 40; round++) fleet.emitRound(round);
