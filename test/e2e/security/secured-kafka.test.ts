@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -114,19 +114,131 @@ function refusalOf(error: unknown): { reason?: string; resource?: string; detail
   return error.details['refused'] ?? {};
 }
 
+/** The SASL_SSL environment of a stage logging in with OAUTHBEARER from `tokenFile`. */
+async function oauthEnv(tokenFile: string): Promise<Record<string, string>> {
+  // The SASL_SSL listener's bootstrap and CA, as SCRAM stages get them.
+  const { KAFKA_BROKERS, KAFKA_TLS_CA_FILE } = await kafka.env('collector');
+  return {
+    KAFKA_BROKERS: KAFKA_BROKERS!,
+    KAFKA_TLS_CA_FILE: KAFKA_TLS_CA_FILE!,
+    KAFKA_SECURITY_PROTOCOL: 'SASL_SSL',
+    KAFKA_SASL_MECHANISM: 'OAUTHBEARER',
+    KAFKA_SASL_OAUTHBEARER_TOKEN_FILE: tokenFile,
+  };
+}
+
+/** A collector refused by the broker, and the three VMs it spools the events of meanwhile. */
+interface RefusedCollector {
+  readonly url: string;
+  /** Events the simulator sent, all of them received by now. */
+  readonly sent: number;
+  metrics(): Promise<string>;
+}
+
+/**
+ * Three simulated VMs and a collector logging in with `env`, run until every event the VMs sent
+ * is in the collector's spool and the broker refused the collector for `reason`: nothing is
+ * published meanwhile.
+ */
+async function refusedCollector(
+  t: TestContext,
+  options: {
+    readonly name: string;
+    readonly env: Record<string, string>;
+    readonly topic: string;
+    readonly reason: 'authentication' | 'authorization';
+    readonly seed: number;
+    readonly logger: ReturnType<typeof createLogger>;
+  },
+): Promise<RefusedCollector> {
+  const sockets = tempDir(t, `${options.name}-vms-`);
+  const simulator = await startSimulator({
+    dir: sockets,
+    fleet: { vms: 3, devicesPerVm: 1, migrationsPerVmPerMinute: 60, seed: options.seed },
+    speed: 'max',
+    maxMigrations: 15,
+    waitForClients: true,
+    logger: quietLogger(),
+  });
+  t.after(() => simulator.close());
+  const collector = await startCollector(
+    parseCollectorConfig(`${options.name}-host`, {
+      env: options.env,
+      flags: {
+        topic: options.topic,
+        'socket-dir': sockets,
+        'spool-dir': tempDir(t, `${options.name}-spool-`),
+        'http-port': '0',
+        'rescan-interval-ms': '100',
+        'kafka-retry-max-ms': '500',
+      },
+    }),
+    options.logger,
+  );
+  t.after(() => collector.stop(1000));
+  await simulator.done;
+  const sent = simulator.stats().eventsSent;
+  const url = collector.http.url;
+  const metrics = async () => (await fetch(`${url}/metrics`)).text();
+  await waitFor(
+    async () => {
+      const text = await metrics();
+      return (
+        metricValue(text, 'vfio_collector_events_received_total') >= sent &&
+        metricValue(text, 'vfio_collector_kafka_refused_total', { reason: options.reason }) >= 1
+      );
+    },
+    { timeoutMs: 60_000, description: `the collector spooling, refused (${options.reason})` },
+  );
+  assert.equal(metricValue(await metrics(), 'vfio_collector_events_published_total'), 0);
+  return { url, sent, metrics };
+}
+
+/** Once the refusal is fixed: every spooled event published, and in the topic exactly once. */
+async function assertDeliveredOnce(
+  t: TestContext,
+  collector: RefusedCollector,
+  topic: string,
+): Promise<void> {
+  await waitFor(
+    async () =>
+      metricValue(await collector.metrics(), 'vfio_collector_events_published_total') >=
+      collector.sent,
+    { timeoutMs: 60_000, description: `${collector.sent} events published after the fix` },
+  );
+  const admin = await kafka.port();
+  t.after(() => admin.close());
+  const ends = await admin.endOffsets(
+    [0, 1, 2].map((partition) => ({ topic, partition })),
+    'read_uncommitted',
+  );
+  assert.equal(
+    ends.reduce((sum, p) => sum + Number(p.offset), 0),
+    collector.sent,
+    'every event in Kafka once',
+  );
+}
+
 /**
  * Simulator → collector → processor → exporter, each stage on its own principal with only its
- * ACLs (the processor on its client certificate, the others on SCRAM): the exporter equals replay.
+ * ACLs (the processor on its client certificate, the collector on SCRAM, the exporter on SCRAM
+ * or, with `exporterLogin: 'oauthbearer'`, on a token whose subject is its principal): the
+ * exporter equals replay.
  */
-async function wholePipelineOnLeastPrivilege(t: TestContext): Promise<void> {
+async function wholePipelineOnLeastPrivilege(
+  t: TestContext,
+  exporterLogin: 'scram' | 'oauthbearer' = 'scram',
+): Promise<void> {
   const topics = await secureTopics(t);
   const suffix = `-${randomUUID().slice(0, 8)}`;
   await kafka.grant(stageAcls(aclNames(topics, suffix), ['collector', 'processor', 'exporter']));
+  const tokenFile = join(tempDir(t, 'exporter-token-'), 'token');
+  writeFileSync(tokenFile, `${unsignedJwt('exporter', 3600)}\n`, { mode: 0o600 });
   const envs = {
     collector: await kafka.env('collector'),
-    // The processor on its client certificate (the SSL listener), the others on SCRAM.
+    // The processor on its client certificate (the SSL listener).
     processor: await kafka.env('processor', 'mtls'),
-    exporter: await kafka.env('exporter'),
+    exporter: exporterLogin === 'scram' ? await kafka.env('exporter') : await oauthEnv(tokenFile),
   };
   const transcripts = tempDir(t, 'secured-transcripts-');
   const pipeline = await startPipeline({
@@ -434,14 +546,6 @@ describe('secured Kafka (start.sh --secure)', { timeout: 900_000 }, () => {
     const topics = await secureTopics(t);
     await kafka.grant(stageAcls(aclNames(topics, ''), ['collector']));
     const tokens = tempDir(t, 'collector-token-');
-    const { KAFKA_BROKERS, KAFKA_TLS_CA_FILE } = await kafka.env('collector');
-    const oauthEnv = (tokenFile: string): Record<string, string> => ({
-      KAFKA_BROKERS: KAFKA_BROKERS!,
-      KAFKA_TLS_CA_FILE: KAFKA_TLS_CA_FILE!,
-      KAFKA_SECURITY_PROTOCOL: 'SASL_SSL',
-      KAFKA_SASL_MECHANISM: 'OAUTHBEARER',
-      KAFKA_SASL_OAUTHBEARER_TOKEN_FILE: tokenFile,
-    });
 
     // An expired token: the broker's validator refuses the login, an authentication refusal.
     const expiredFile = join(tokens, 'expired');
@@ -451,7 +555,7 @@ describe('secured Kafka (start.sh --secure)', { timeout: 900_000 }, () => {
       clientId: 'expired',
       logger: createLogger({ write: () => undefined }),
       retries: 0,
-      security: parseKafkaSecurityEnv(oauthEnv(expiredFile)),
+      security: parseKafkaSecurityEnv(await oauthEnv(expiredFile)),
     });
     t.after(() => expired.close());
     assert.equal(
@@ -462,67 +566,22 @@ describe('secured Kafka (start.sh --secure)', { timeout: 900_000 }, () => {
     // A principal the broker has no ACLs for: authenticated, then refused on the topic.
     const tokenFile = join(tokens, 'token');
     writeFileSync(tokenFile, `${unsignedJwt('nobody', 600)}\n`, { mode: 0o600 });
-    const sockets = tempDir(t, 'oauth-vms-');
-    const simulator = await startSimulator({
-      dir: sockets,
-      fleet: { vms: 3, devicesPerVm: 1, migrationsPerVmPerMinute: 60, seed: 11 },
-      speed: 'max',
-      maxMigrations: 15,
-      waitForClients: true,
+    const collector = await refusedCollector(t, {
+      name: 'oauth',
+      env: await oauthEnv(tokenFile),
+      topic: topics.events,
+      reason: 'authorization',
+      seed: 11,
       logger: quietLogger(),
     });
-    t.after(() => simulator.close());
-    const collector = await startCollector(
-      parseCollectorConfig('oauth-host', {
-        env: oauthEnv(tokenFile),
-        flags: {
-          topic: topics.events,
-          'socket-dir': sockets,
-          'spool-dir': tempDir(t, 'oauth-spool-'),
-          'http-port': '0',
-          'rescan-interval-ms': '100',
-          'kafka-retry-max-ms': '500',
-        },
-      }),
-      quietLogger(),
-    );
-    t.after(() => collector.stop(1000));
-    await simulator.done;
-    const sent = simulator.stats().eventsSent;
-    const metrics = async () => (await fetch(`${collector.http.url}/metrics`)).text();
-    await waitFor(
-      async () => {
-        const text = await metrics();
-        return (
-          metricValue(text, 'vfio_collector_events_received_total') >= sent &&
-          metricValue(text, 'vfio_collector_kafka_refused_total', { reason: 'authorization' }) >= 1
-        );
-      },
-      { timeoutMs: 60_000, description: 'the collector spooling, refused as User:nobody' },
-    );
-    assert.equal(metricValue(await metrics(), 'vfio_collector_events_published_total'), 0);
-    const readyz = await (await fetch(`${collector.http.url}/readyz`)).text();
+    const readyz = await (await fetch(`${collector.url}/readyz`)).text();
     assert.match(readyz, /kafka: refused \(authorization/);
     assert.match(readyz, new RegExp(topics.events));
 
     // The collector's own token, expiring soon: the broker ends the session within 10 s
     // (connections.max.reauth.ms), the client logs in again with the file's new token.
     writeFileSync(tokenFile, `${unsignedJwt('collector', 45)}\n`);
-    await waitFor(
-      async () => metricValue(await metrics(), 'vfio_collector_events_published_total') >= sent,
-      { timeoutMs: 60_000, description: `${sent} events published as User:collector` },
-    );
-    const admin = await kafka.port();
-    t.after(() => admin.close());
-    const ends = await admin.endOffsets(
-      [0, 1, 2].map((partition) => ({ topic: topics.events, partition })),
-      'read_uncommitted',
-    );
-    assert.equal(
-      ends.reduce((sum, p) => sum + Number(p.offset), 0),
-      sent,
-      'every event in Kafka once',
-    );
+    await assertDeliveredOnce(t, collector, topics.events);
   });
   test('a wrong password: the collector spools, says why, and delivers every event once the password file is fixed', async (t) => {
     const topics = await secureTopics(t);
@@ -530,81 +589,27 @@ describe('secured Kafka (start.sh --secure)', { timeout: 900_000 }, () => {
     const secrets = tempDir(t, 'collector-secret-');
     const passwordFile = join(secrets, 'password');
     writeFileSync(passwordFile, 'not-the-password\n', { mode: 0o600 });
-    const sockets = tempDir(t, 'secured-vms-');
-    const simulator = await startSimulator({
-      dir: sockets,
-      fleet: { vms: 3, devicesPerVm: 1, migrationsPerVmPerMinute: 60, seed: 5 },
-      speed: 'max',
-      maxMigrations: 15,
-      waitForClients: true,
-      logger: quietLogger(),
-    });
-    t.after(() => simulator.close());
     // Every log line, debug included: neither password may ever appear in one.
     const logLines: string[] = [];
-    const collector = await startCollector(
-      parseCollectorConfig('secured-host', {
-        env: { ...(await kafka.env('collector')), KAFKA_SASL_PASSWORD_FILE: passwordFile },
-        flags: {
-          topic: topics.events,
-          'socket-dir': sockets,
-          'spool-dir': tempDir(t, 'secured-spool-'),
-          'http-port': '0',
-          'rescan-interval-ms': '100',
-          'kafka-retry-max-ms': '500',
-        },
-      }),
-      createLogger({ level: 'debug', write: (line) => logLines.push(line) }),
-    );
-    t.after(() => collector.stop(1000));
-    await simulator.done;
-    const sent = simulator.stats().eventsSent;
-    const metrics = async () => (await fetch(`${collector.http.url}/metrics`)).text();
-    await waitFor(
-      async () => {
-        const text = await metrics();
-        return (
-          metricValue(text, 'vfio_collector_events_received_total') >= sent &&
-          metricValue(text, 'vfio_collector_kafka_refused_total', { reason: 'authentication' }) >= 1
-        );
-      },
-      { timeoutMs: 60_000, description: 'the collector spooling, refused' },
-    );
-    assert.equal(metricValue(await metrics(), 'vfio_collector_events_published_total'), 0);
+    const collector = await refusedCollector(t, {
+      name: 'secured',
+      env: { ...(await kafka.env('collector')), KAFKA_SASL_PASSWORD_FILE: passwordFile },
+      topic: topics.events,
+      reason: 'authentication',
+      seed: 5,
+      logger: createLogger({ level: 'debug', write: (line) => logLines.push(line) }),
+    });
     // Ready while it can spool (until the stall timeout), with the reason given.
-    const readyz = await (await fetch(`${collector.http.url}/readyz`)).text();
+    const readyz = await (await fetch(`${collector.url}/readyz`)).text();
     assert.match(readyz, /kafka: refused \(authentication: the broker refused the SASL login/);
 
-    writeFileSync(
-      passwordFile,
-      await import('node:fs/promises').then((fs) =>
-        fs.readFile(kafka.tlsFile('collector.password'), 'utf8'),
-      ),
-    );
-    await waitFor(
-      async () => metricValue(await metrics(), 'vfio_collector_events_published_total') >= sent,
-      { timeoutMs: 60_000, description: `${sent} events published after the fix` },
-    );
-    const admin = await kafka.port();
-    t.after(() => admin.close());
-    const ends = await admin.endOffsets(
-      [0, 1, 2].map((partition) => ({ topic: topics.events, partition })),
-      'read_uncommitted',
-    );
-    assert.equal(
-      ends.reduce((sum, p) => sum + Number(p.offset), 0),
-      sent,
-      'every event in Kafka once',
-    );
+    const rightPassword = readFileSync(kafka.tlsFile('collector.password'), 'utf8');
+    writeFileSync(passwordFile, rightPassword);
+    await assertDeliveredOnce(t, collector, topics.events);
     // The secrets stay in their files: not in a log line, /metrics or /readyz.
-    const rightPassword = (
-      await import('node:fs/promises').then((fs) =>
-        fs.readFile(kafka.tlsFile('collector.password'), 'utf8'),
-      )
-    ).trim();
     assert.ok(logLines.length > 0, 'the collector logged');
-    const exposed = [logLines.join('\n'), await metrics(), readyz];
-    for (const secret of ['not-the-password', rightPassword]) {
+    const exposed = [logLines.join('\n'), await collector.metrics(), readyz];
+    for (const secret of ['not-the-password', rightPassword.trim()]) {
       for (const text of exposed) assert.ok(!text.includes(secret), 'a password was exposed');
     }
   });
@@ -620,6 +625,6 @@ describe('secured three-node Kafka (start.sh --secure --nodes 3)', { timeout: 90
     await kafka?.stop();
   });
 
-  test('the whole pipeline on least privilege, topics replicated three times (min.insync.replicas 2): the exporter equals replay', (t) =>
-    wholePipelineOnLeastPrivilege(t));
+  test('the whole pipeline on least privilege, topics replicated three times (min.insync.replicas 2), the exporter logged in with OAUTHBEARER: the exporter equals replay', (t) =>
+    wholePipelineOnLeastPrivilege(t, 'oauthbearer'));
 });
