@@ -151,6 +151,32 @@ export async function prefillEvents(
   }
 }
 
+/** The topics and group a processor stage of a bench works on. */
+export interface ProcessorBenchTopics {
+  readonly brokers: readonly string[];
+  readonly events: string;
+  readonly transitions: string;
+  readonly state: string;
+  readonly deadLetter: string;
+  readonly group: string;
+}
+
+/** The flags of a bench's processor stage: its topics and group, an ephemeral port, quiet logs. */
+export function processorStageFlags(
+  topics: ProcessorBenchTopics,
+): Record<string, string | string[]> {
+  return {
+    brokers: [...topics.brokers],
+    'events-topic': topics.events,
+    'transitions-topic': topics.transitions,
+    'state-topic': topics.state,
+    'dead-letter-topic': topics.deadLetter,
+    'group-id': topics.group,
+    'http-port': '0',
+    'log-level': 'warn',
+  };
+}
+
 /** A stage running in its own Node process, answering `query` with its counters. */
 export interface StageChild {
   child: ChildProcess;

@@ -22,6 +22,7 @@ import {
   benchBrokers,
   fmt,
   openBenchAdmin,
+  processorStageFlags,
   prefillEvents,
   type BenchAdmin,
 } from './kafka-bench-support.ts';
@@ -98,14 +99,14 @@ async function processorRound(target: Target, total: number): Promise<Drain> {
     return await drain(target.admin, target.events as string, total, group, {
       role: 'processor',
       flags: {
-        brokers: target.brokers,
-        'events-topic': target.events as string,
-        'transitions-topic': transitions,
-        'state-topic': state,
-        'dead-letter-topic': dlq,
-        'group-id': group,
-        'http-port': '0',
-        'log-level': 'warn',
+        ...processorStageFlags({
+          brokers: target.brokers,
+          events: target.events as string,
+          transitions,
+          state,
+          deadLetter: dlq,
+          group,
+        }),
         ...target.flags,
       },
     });

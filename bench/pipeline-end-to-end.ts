@@ -25,6 +25,7 @@ import {
   fmt,
   loadText,
   openBenchAdmin,
+  processorStageFlags,
   quietLogger,
   sleep,
   spawnStage,
@@ -87,14 +88,14 @@ async function startPipeline(
   const processor = spawnStage({
     role: 'processor',
     flags: {
-      brokers,
-      'events-topic': events,
-      'transitions-topic': transitions,
-      'state-topic': state,
-      'dead-letter-topic': dlq,
-      'group-id': processorGroup,
-      'http-port': '0',
-      'log-level': 'warn',
+      ...processorStageFlags({
+        brokers,
+        events,
+        transitions,
+        state,
+        deadLetter: dlq,
+        group: processorGroup,
+      }),
       ...processorFlags,
     },
   });

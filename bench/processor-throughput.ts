@@ -17,6 +17,7 @@ import {
   fmt,
   loadText,
   openBenchAdmin,
+  processorStageFlags,
   prefillEvents,
   ratioText,
   sampleProcess,
@@ -178,16 +179,14 @@ async function runSize(brokers: string[], admin: BenchAdmin, perVm: number): Pro
         try {
           drained = await drain(admin, events, total, processorGroup, {
             role: 'processor',
-            flags: {
+            flags: processorStageFlags({
               brokers,
-              'events-topic': events,
-              'transitions-topic': transitions,
-              'state-topic': state,
-              'dead-letter-topic': dlq,
-              'group-id': processorGroup,
-              'http-port': '0',
-              'log-level': 'warn',
-            },
+              events,
+              transitions,
+              state,
+              deadLetter: dlq,
+              group: processorGroup,
+            }),
           });
         } catch (error) {
           // The processor is being rewritten; a tree where it cannot run still gets its floors.
