@@ -10,7 +10,8 @@
  * ships (bench/shipped-cli.ts) instead of the collector in a bench stage process, and
  * BENCH_TRICKLE_STEADY_AFTER=S measures a second window once the trickle has run S seconds: the
  * first window opens 3 s into the trickle, while much of the per-event code is not optimised yet;
- * a fleet agent runs for weeks.
+ * a fleet agent runs for weeks. BENCH_TRICKLE_COMMAND=PATH runs that prebuilt executable instead
+ * (no build), so that two builds can alternate in one period.
  */
 import { rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -258,10 +259,14 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const { benchBrokers, openBenchAdmin } = await import('./kafka-bench-support.ts');
   const { cliLaunch, launchKindFromEnv } = await import('./shipped-cli.ts');
   const launchName = process.env['BENCH_TRICKLE_LAUNCH'];
+  // A prebuilt executable (e.g. a copy of main's, to alternate with this tree's in one period).
+  const command = process.env['BENCH_TRICKLE_COMMAND'];
   const launch =
-    launchName === undefined || launchName === 'stage'
-      ? undefined
-      : await cliLaunch(launchKindFromEnv('BENCH_TRICKLE_LAUNCH'));
+    command !== undefined
+      ? { kind: 'executable' as const, command, prefix: [], label: command }
+      : launchName === undefined || launchName === 'stage'
+        ? undefined
+        : await cliLaunch(launchKindFromEnv('BENCH_TRICKLE_LAUNCH'));
   const brokers = benchBrokers();
   const admin = openBenchAdmin(brokers);
   const topics = await admin.createTopics([{ prefix: 'trickle', partitions: 6 }]);
