@@ -24,7 +24,9 @@
  *   has state would be answered PRODUCER_FENCED, so we pass -1/-1 ("new producer").
  * - `Transaction.addOffset` commits `message.offset + 1` for one partition per TxnOffsetCommit
  *   request, deduplicated under the fixed key 'commit' (producer.js kTransactionCommitOffset):
- *   concurrent calls would be merged into the first one, so offsets are added one at a time.
+ *   one round trip per partition, in sequence. We send the library's TxnOffsetCommit ourselves,
+ *   one request with every partition of the transaction (`#addOffsets`), as Kafka's Java
+ *   producer does.
  * - The client sends each request at the highest version both sides implement (base.js
  *   kGetApi). For AddPartitionsToTxn that is v5 on Kafka 4, the broker-to-coordinator form,
  *   which the broker authorizes as CLUSTER_ACTION: the client is refused under least-privilege
@@ -35,11 +37,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import {
   Producer as PlatformaticProducer,
   addPartitionsToTxnV3,
+  findErrorBy,
   kGetApi,
   type API,
   type Callback,
   type Consumer,
-  type Message,
   type MessageToProduce,
   type ProduceResult,
 } from '@platformatic/kafka';
@@ -166,6 +168,39 @@ function isProduceResponse(value: unknown): value is ProduceResponseShape {
       Array.isArray((r as { partitionResponses?: unknown }).partitionResponses),
     )
   );
+}
+
+/** Answers of a group coordinator that moved, or is not ready yet: look it up again. */
+const COORDINATOR_MOVED: readonly string[] = [
+  'NOT_COORDINATOR',
+  'COORDINATOR_NOT_AVAILABLE',
+  'COORDINATOR_LOAD_IN_PROGRESS',
+];
+
+/** The `topics` of a TxnOffsetCommit request: every partition of `offsets`, grouped by topic. */
+function txnOffsetTopics(offsets: readonly TopicPartitionOffset[]): {
+  name: string;
+  partitions: {
+    partitionIndex: number;
+    committedOffset: bigint;
+    committedLeaderEpoch: number;
+    committedMetadata: null;
+  }[];
+}[] {
+  const topics = new Map<string, ReturnType<typeof txnOffsetTopics>[number]>();
+  for (const { topic, partition, offset } of offsets) {
+    let entry = topics.get(topic);
+    if (entry === undefined) topics.set(topic, (entry = { name: topic, partitions: [] }));
+    // The offset committed is the next one to read; -1: no leader epoch known (as Kafka's
+    // consumer sends when it has none), so the broker does not check it.
+    entry.partitions.push({
+      partitionIndex: partition,
+      committedOffset: offset,
+      committedLeaderEpoch: -1,
+      committedMetadata: null,
+    });
+  }
+  return [...topics.values()];
 }
 
 const partitionKey = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
@@ -652,7 +687,7 @@ export class PortProducer implements Producer {
           if (ack !== undefined) acks.add(record.topic, record.partition, ack.baseOffset, 1);
         }
       }
-      if (offsets.length > 0) await this.#addOffsets(txn, offsets, membership);
+      if (offsets.length > 0) await this.#addOffsets(client, txn, offsets, membership);
     } catch (error) {
       await this.#abort(txn);
       // A failed send leaves sequence numbers consumed (a refused batch) or unknown (a timeout),
@@ -715,44 +750,60 @@ export class PortProducer implements Producer {
     }
   }
 
+  /**
+   * AddOffsetsToTxn, then ONE TxnOffsetCommit carrying every partition of `offsets` (Kafka's
+   * Java producer does the same). The client's own `Transaction.addOffset` sends one partition
+   * per request (see the file comment): with six partitions that was six sequential round trips.
+   * The request is the library's own TxnOffsetCommit at the version the broker and client agree
+   * on, sent on the client's connection to the group coordinator; the response's per-partition
+   * errors reject it (the library's parser), so a stale generation is still KAFKA_FENCED. A
+   * coordinator that moved is looked up again; retriable errors are retried 20 ms apart.
+   */
   async #addOffsets(
+    client: PlatformaticProducer,
     txn: Transaction,
     offsets: readonly TopicPartitionOffset[],
     membership: GroupMembership,
   ): Promise<void> {
     // addConsumer only reads `groupId` from the consumer it is given (transaction.js).
     await txn.addConsumer({ groupId: membership.groupId } as unknown as Consumer);
-    let coordinatorId = await this.#deps.groupCoordinator(membership.groupId, false);
-    for (const { topic, partition, offset } of offsets) {
-      const message = {
-        topic,
-        partition,
-        // The client commits `offset + 1` (transaction.js addOffset → TxnOffsetCommit).
-        offset: offset - 1n,
-        metadata: {
-          consumer: {
-            groupId: membership.groupId,
-            generationId: membership.generationId,
-            memberId: membership.memberId,
-            coordinatorId,
-          },
-        },
-      } as unknown as Message;
+    const topics = txnOffsetTopics(offsets);
+    const api = await new Promise<API<unknown[], unknown>>((resolve, reject) => {
+      client[kGetApi]<unknown[], unknown>('TxnOffsetCommit', (error, found) => {
+        if (error !== null || found === undefined)
+          reject(error ?? new Error('No TxnOffsetCommit.'));
+        else resolve(found);
+      });
+    });
+    let refresh = false;
+    for (let attempt = 0; ; attempt++) {
+      const coordinatorId = await this.#deps.groupCoordinator(membership.groupId, refresh);
       try {
-        await txn.addOffset(message);
-      } catch (error) {
-        if (
-          !hasKafkaError(error, [
-            'NOT_COORDINATOR',
-            'COORDINATOR_NOT_AVAILABLE',
-            'COORDINATOR_LOAD_IN_PROGRESS',
-          ])
-        ) {
-          throw error;
+        const connection = (await client.connectToBrokers([coordinatorId])).get(coordinatorId);
+        if (connection === undefined) {
+          throw new TelemetryError('KAFKA_UNAVAILABLE', 'No connection to the group coordinator.', {
+            details: { coordinatorId },
+          });
         }
-        coordinatorId = await this.#deps.groupCoordinator(membership.groupId, true);
-        (message.metadata['consumer'] as { coordinatorId: number }).coordinatorId = coordinatorId;
-        await txn.addOffset(message);
+        await api.async(
+          connection,
+          this.#options.transactionalId,
+          membership.groupId,
+          client.producerId,
+          client.producerEpoch,
+          membership.generationId,
+          membership.memberId,
+          null,
+          topics,
+        );
+        return;
+      } catch (error) {
+        const retriable =
+          findErrorBy(error instanceof Error ? error : null, 'canRetry', false) === null &&
+          !hasKafkaError(error, FENCING_ERRORS);
+        if (!retriable || attempt >= TRANSACTION_RETRIES || this.#closed) throw error;
+        refresh = hasKafkaError(error, COORDINATOR_MOVED);
+        await sleep(TRANSACTION_RETRY_DELAY_MS);
       }
     }
   }

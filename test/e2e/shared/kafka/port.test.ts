@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import diagnostics from 'node:diagnostics_channel';
 import { test, type TestContext } from 'node:test';
 import { Producer as PlatformaticProducer } from '@platformatic/kafka';
 import { isTelemetryError } from '../../../../services/shared/core/errors.ts';
@@ -357,6 +358,53 @@ test('a committed transaction is visible read_committed with its offsets committ
   assert.deepEqual(
     (await port.committedOffsets(groupId, [{ topic: input, partition: 0 }])).map((c) => c.offset),
     [9n],
+  );
+});
+
+test('issue 18: one TxnOffsetCommit request carries the offsets of every partition of a transaction', async (t) => {
+  const port = openPort(t);
+  const [input, output] = await inputAndOutput(port, 6);
+  const groupId = `group-${randomUUID()}`;
+  const consumer = await port.groupConsumer({ groupId, topics: [input], ...FAST_GROUP });
+  t.after(() => consumer.close());
+  const membership = await joined(consumer, 6);
+  const producer = await port.producer({ transactionalId: `txn-${randomUUID()}` });
+  t.after(() => producer.close());
+  // Every request the Kafka client sends, by API key, while the transaction runs.
+  const sent = new Map<number, number>();
+  const onStart = (message: unknown): void => {
+    const apiKey = (message as { apiKey?: unknown }).apiKey;
+    if (typeof apiKey === 'number') sent.set(apiKey, (sent.get(apiKey) ?? 0) + 1);
+  };
+  const requests = diagnostics.tracingChannel('plt:kafka:connections:api');
+  requests.start.subscribe(onStart);
+  t.after(() => requests.start.unsubscribe(onStart));
+
+  const partitions = [0, 1, 2, 3, 4, 5];
+  await producer.commitTransaction({
+    records: partitions.map((p) => record(output, p, `out-${p}`)),
+    offsets: partitions.map((partition) => ({
+      topic: input,
+      partition,
+      offset: BigInt(10 + partition),
+    })),
+    membership,
+  });
+  requests.start.unsubscribe(onStart);
+  const TXN_OFFSET_COMMIT = 28;
+  const ADD_OFFSETS_TO_TXN = 25;
+  assert.equal(sent.get(TXN_OFFSET_COMMIT), 1, `TxnOffsetCommit requests: ${sent.get(28)}`);
+  assert.equal(sent.get(ADD_OFFSETS_TO_TXN), 1);
+  assert.deepEqual(
+    await port.committedOffsets(
+      groupId,
+      partitions.map((partition) => ({ topic: input, partition })),
+    ),
+    partitions.map((partition) => ({ topic: input, partition, offset: BigInt(10 + partition) })),
+  );
+  assert.deepEqual(
+    values(await readAll(port, output, 6)).sort(),
+    partitions.map((p) => `out-${p}`),
   );
 });
 
