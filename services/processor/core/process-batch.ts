@@ -69,6 +69,23 @@ export interface BatchOutput {
   hostClockOffsets: Map<string, number>;
 }
 
+/** Declared once, not as a closure per record (issue 18: the hot loop allocates what it must). */
+function deadLetter(
+  record: BatchRecord,
+  offset: number,
+  reason: string,
+  detail: string,
+): DeadLetter {
+  return {
+    partition: record.partition,
+    offset,
+    key: record.key,
+    value: record.value,
+    reason,
+    detail,
+  };
+}
+
 export function processBatch(
   partitions: ReadonlyMap<number, PartitionProcessor>,
   records: readonly BatchRecord[],
@@ -105,17 +122,11 @@ export function processBatch(
       record.value === null
         ? ({ kind: 'invalid', reason: 'empty' } as const)
         : options.decodeEvent(record.value);
-    const letter = (reason: string, detail: string): DeadLetter => ({
-      partition: record.partition,
-      offset,
-      key: record.key,
-      value: record.value,
-      reason,
-      detail,
-    });
     if (decoded.kind === 'invalid') {
       processor.skip(offset, brokerMicros);
-      output.deadLetters.push(letter(decoded.reason, decoded.error?.message ?? decoded.reason));
+      output.deadLetters.push(
+        deadLetter(record, offset, decoded.reason, decoded.error?.message ?? decoded.reason),
+      );
       continue;
     }
     const event = decoded.value;
@@ -127,7 +138,8 @@ export function processBatch(
       if (seen === undefined || clockOffset > seen)
         output.hostClockOffsets.set(event.host, clockOffset);
     }
-    if (result.kind === 'invalid') output.deadLetters.push(letter(result.reason, result.detail));
+    if (result.kind === 'invalid')
+      output.deadLetters.push(deadLetter(record, offset, result.reason, result.detail));
     else if (result.kind === 'gap')
       output.gaps.push({ ...result.gap, partition: record.partition });
     else if (result.kind === 'duplicate_writer')
