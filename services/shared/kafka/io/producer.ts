@@ -644,12 +644,8 @@ export class PortProducer implements Producer {
   }
 
   /**
-   * One attempt: begin, then the produce requests and the offsets side by side, then commit. A
-   * failure before the commit aborts it (once both sides have settled); a commit that fails is
-   * retried (`#endTransaction`). The offsets (AddOffsetsToTxn, then TxnOffsetCommit) need only
-   * the transaction begun, as in Kafka's Java producer, so they no longer wait for the produce
-   * round trips: the coordinator answers one connection's requests in order, so AddOffsetsToTxn
-   * and the produce's AddPartitionsToTxn do not race each other there.
+   * One attempt: begin, produce, add offsets, commit. A failure before the commit aborts it; a
+   * commit that fails is retried (`#endTransaction`).
    */
   async #transactionAttempt(
     records: readonly OutgoingRecord[],
@@ -668,13 +664,7 @@ export class PortProducer implements Producer {
       throw transactionError('Beginning a transaction failed.', error);
     }
     const acks = new AckBook();
-    let offsetsAdded: Promise<void> | undefined;
     try {
-      if (offsets.length > 0) {
-        offsetsAdded = this.#addOffsets(client, txn, offsets, membership);
-        // Awaited below; until then a rejection must not count as unhandled.
-        offsetsAdded.catch(() => undefined);
-      }
       for (const indices of requests) {
         const outcome = await this.#produce(records, indices, txn);
         for (const index of indices) {
@@ -697,16 +687,8 @@ export class PortProducer implements Producer {
           if (ack !== undefined) acks.add(record.topic, record.partition, ack.baseOffset, 1);
         }
       }
-      await offsetsAdded;
-    } catch (failure) {
-      // The abort goes after both sides settled. A fenced offset commit says more than the
-      // produce's failure (the next attempt would be fenced too), so it is the one reported.
-      let error = failure;
-      try {
-        await offsetsAdded;
-      } catch (offsetsError) {
-        if (hasKafkaError(offsetsError, FENCING_ERRORS)) error = offsetsError;
-      }
+      if (offsets.length > 0) await this.#addOffsets(client, txn, offsets, membership);
+    } catch (error) {
       await this.#abort(txn);
       // A failed send leaves sequence numbers consumed (a refused batch) or unknown (a timeout),
       // and a fenced epoch is dead for good: the next attempt starts with a new epoch.
