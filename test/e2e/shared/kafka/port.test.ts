@@ -394,7 +394,12 @@ test('issue 18: one TxnOffsetCommit request carries the offsets of every partiti
   const TXN_OFFSET_COMMIT = 28;
   const ADD_OFFSETS_TO_TXN = 25;
   assert.equal(sent.get(TXN_OFFSET_COMMIT), 1, `TxnOffsetCommit requests: ${sent.get(28)}`);
+  // The rest of the transaction: one request each (the six partitions' records go in one
+  // AddPartitionsToTxn and one Produce).
   assert.equal(sent.get(ADD_OFFSETS_TO_TXN), 1);
+  assert.equal(sent.get(24), 1, 'AddPartitionsToTxn requests');
+  assert.equal(sent.get(0), 1, 'Produce requests');
+  assert.equal(sent.get(26), 1, 'EndTxn requests');
   assert.deepEqual(
     await port.committedOffsets(
       groupId,
