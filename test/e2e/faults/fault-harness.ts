@@ -24,6 +24,7 @@ import { randomUUID } from 'node:crypto';
 import { createWriteStream, mkdirSync, mkdtempSync } from 'node:fs';
 import { copyFile, cp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { TestContext } from 'node:test';
@@ -62,6 +63,8 @@ export const TRANSACTION_TIMEOUT_MS = 5000;
 const HEAL_TIMEOUT_MS = 180_000;
 const DRAIN_TIMEOUT_MS = 180_000;
 const FAILURE_LOG_LINES = 40;
+/** How long a SIGSTOPped process's last requests get to reach the broker before it is asked. */
+const STOPPED_SETTLE_MS = 500;
 const verbose = process.env['VFIO_TEST_LOG'] === '1';
 
 /** Deterministic pseudo-random numbers in [0, 1) from a seed (mulberry32), so a failure reproduces. */
@@ -530,6 +533,11 @@ export class Scenario {
         continue;
       }
       processor.signal('SIGSTOP');
+      // A request the process wrote just before the stop (its EndTxn) still reaches the broker:
+      // give it time to land, so "still Ongoing" means frozen inside the transaction, not
+      // "commit not processed yet" (seen as PrepareCommit after the kill once transactions
+      // became shorter, issue 18).
+      await sleep(STOPPED_SETTLE_MS);
       const caught = await open();
       if (caught !== undefined) {
         this.log(
