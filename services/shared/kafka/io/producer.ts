@@ -205,6 +205,21 @@ function txnOffsetTopics(offsets: readonly TopicPartitionOffset[]): {
 
 const partitionKey = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
 
+/** How many of `indices` go to each partition, by topic, then partition. */
+function recordsPerPartition(
+  records: readonly OutgoingRecord[],
+  indices: readonly number[],
+): Map<string, Map<number, number>> {
+  const topics = new Map<string, Map<number, number>>();
+  for (const index of indices) {
+    const { topic, partition } = records[index]!;
+    let partitions = topics.get(topic);
+    if (partitions === undefined) topics.set(topic, (partitions = new Map<number, number>()));
+    partitions.set(partition, (partitions.get(partition) ?? 0) + 1);
+  }
+  return topics;
+}
+
 function recordSize(record: OutgoingRecord): RecordSize {
   return {
     topic: record.topic,
@@ -667,7 +682,7 @@ export class PortProducer implements Producer {
     try {
       for (const indices of requests) {
         const outcome = await this.#produce(records, indices, txn);
-        for (const index of indices) {
+        for (const index of outcome.refused.size === 0 ? [] : indices) {
           const record = records[index]!;
           const key = partitionKey(record.topic, record.partition);
           const refusal = outcome.refused.get(key);
@@ -681,10 +696,12 @@ export class PortProducer implements Producer {
         if (outcome.failure !== undefined) {
           throw transactionError('Producing records in a transaction failed.', outcome.failure);
         }
-        for (const index of indices) {
-          const record = records[index]!;
-          const ack = outcome.written.get(partitionKey(record.topic, record.partition));
-          if (ack !== undefined) acks.add(record.topic, record.partition, ack.baseOffset, 1);
+        // Counted per partition first: no string key per record on this hot path (issue 18).
+        for (const [topic, partitions] of recordsPerPartition(records, indices)) {
+          for (const [partition, count] of partitions) {
+            const ack = outcome.written.get(partitionKey(topic, partition));
+            if (ack !== undefined) acks.add(topic, partition, ack.baseOffset, count);
+          }
         }
       }
       if (offsets.length > 0) await this.#addOffsets(client, txn, offsets, membership);
