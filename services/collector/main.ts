@@ -28,9 +28,9 @@ import { createSessionIdSource } from './io/session-ids.ts';
 import { Spool } from './io/spool.ts';
 
 /**
- * How long the collector must go without a QMP socket or session coming or going (and 5 s after
- * it started) before it runs one full garbage collection: a burst of 1,000 connections settles
- * well within it.
+ * The collector runs one full garbage collection this long after it started serving and after
+ * the last QMP socket or session came or went (services/shared/io/settle-gc.ts): a burst of
+ * 1,000 connections settles well within it.
  */
 const SETTLE_GC_QUIET_MS = 5_000;
 
