@@ -106,3 +106,70 @@ export function lazyKafkaValidators(): Plugin {
     },
   };
 }
+
+/** The lines of @platformatic/wasm-utils' dist/bundled.js that instantiate its module at import. */
+export const WASM_UTILS_LINES = {
+  first: "const wasm = Uint8Array.from(globalThis.atob('",
+  exports:
+    'const { alloc, crc32c: _crc32c, dealloc, lz4_compress: _lz4Compress, lz4_decompress: _lz4Decompress, memory, snappy_compress: _snappyCompress, snappy_decompress: _snappyDecompress } = instance.exports;\n',
+  buffer:
+    'let currentBufferLength = 4096;\nlet currentBufferOffset = alloc(currentBufferLength);\nlet currentBuffer = new Uint8Array(memory.buffer, currentBufferOffset, currentBufferLength);\n',
+  prepareInput: 'export function prepareInput(data) {\n',
+  prepareOutput: 'export function prepareOutput(combined) {\n',
+} as const;
+
+/**
+ * @platformatic/wasm-utils' bundled module with its WebAssembly module decoded, compiled and
+ * instantiated on the first call of one of its functions (each starts with `prepareInput` or
+ * `prepareOutput`) instead of at import. Decoding the ~1 MB of base64 ran a loop hot enough for
+ * V8 to optimise it with TurboFan at every start, and the instance holds its own memory: an idle
+ * collector, which has computed no CRC32C yet, paid both. Throws if the module's lines changed.
+ */
+export function lazyWasmUtilsSource(source: string): string {
+  const { first, exports, buffer, prepareInput, prepareOutput } = WASM_UTILS_LINES;
+  const start = source.indexOf(first);
+  const end = source.indexOf(buffer);
+  if (
+    start < 0 ||
+    end < start ||
+    !source.includes(exports) ||
+    !source.includes(prepareInput) ||
+    !source.includes(prepareOutput)
+  ) {
+    throw new Error(
+      '@platformatic/wasm-utils/dist/bundled.js no longer holds the lines infra/package/bundle-plugins.ts rewrites: check it against this version',
+    );
+  }
+  const instantiate = source
+    .slice(start, end)
+    .replace(exports, `(${exports.slice('const '.length, -2)});\n`);
+  return [
+    source.slice(0, start),
+    'let alloc, _crc32c, dealloc, _lz4Compress, _lz4Decompress, memory, _snappyCompress, _snappyDecompress;\n',
+    'let currentBufferLength, currentBufferOffset, currentBuffer;\n',
+    'function instantiate() {\n',
+    'if (memory !== undefined) return;\n',
+    instantiate,
+    buffer.replaceAll('let ', ''),
+    '}\n',
+    source
+      .slice(end + buffer.length)
+      .replace(prepareInput, `${prepareInput}instantiate();\n`)
+      .replace(prepareOutput, `${prepareOutput}instantiate();\n`),
+  ].join('');
+}
+
+export function lazyWasmUtils(): Plugin {
+  return {
+    name: 'vfio-lazy-wasm-utils',
+    setup(build) {
+      build.onLoad(
+        { filter: /@platformatic[\\/]wasm-utils[\\/]dist[\\/]bundled\.js$/ },
+        async (args) => ({
+          contents: lazyWasmUtilsSource(await readFile(args.path, 'utf8')),
+          loader: 'js',
+        }),
+      );
+    },
+  };
+}

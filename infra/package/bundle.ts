@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { build } from 'esbuild';
-import { lazyBuiltins, lazyKafkaValidators } from './bundle-plugins.ts';
+import { lazyBuiltins, lazyKafkaValidators, lazyWasmUtils } from './bundle-plugins.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -81,7 +81,7 @@ export async function bundleCli(
     minifyWhitespace: true,
     minifySyntax: true,
     charset: 'ascii',
-    plugins: [lazyBuiltins(), lazyKafkaValidators()],
+    plugins: [lazyBuiltins(), lazyKafkaValidators(), lazyWasmUtils()],
     logLevel: 'warning',
     // import.meta.url in a CommonJS bundle: the bundle's own file.
     banner: {

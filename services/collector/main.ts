@@ -12,6 +12,7 @@ import type { KafkaPort } from '../shared/kafka/io/port.ts';
 import type { Logger } from '../shared/io/logger.ts';
 import { kafkaSecurityOf } from '../shared/kafka/core/options.ts';
 import { createRefusalDiagnosis } from '../shared/kafka/io/security.ts';
+import { settleGc } from '../shared/io/settle-gc.ts';
 import { startStage, type KafkaPortFactory } from '../shared/io/stage.ts';
 import type { CollectorConfig } from './config.ts';
 import { collectorReadiness } from './core/collector-readiness.ts';
@@ -25,6 +26,13 @@ import { startQmpSources } from './io/qmp-sources.ts';
 import { RejectedRecordFile } from './io/rejected-record-file.ts';
 import { createSessionIdSource } from './io/session-ids.ts';
 import { Spool } from './io/spool.ts';
+
+/**
+ * The collector runs one full garbage collection this long after it started serving and after
+ * the last QMP socket or session came or went (services/shared/io/settle-gc.ts): a burst of
+ * 1,000 connections settles well within it.
+ */
+const SETTLE_GC_QUIET_MS = 5_000;
 
 export interface RunningCollector {
   http: RunningHttpServer;
@@ -68,7 +76,10 @@ export async function startCollector(
       ...(kafkaPortFactory === undefined ? {} : { kafkaPortFactory }),
     },
     async (stage) => {
-      const telemetry = createCollectorTelemetry(registry, logger);
+      // Start-up and a burst of connections leave garbage an idle collector never collects.
+      const settle = settleGc({ quietMs: SETTLE_GC_QUIET_MS });
+      stage.started('settle gc', () => settle.stop());
+      const telemetry = createCollectorTelemetry(registry, logger, () => settle.poke());
       const codec = createEventCodec();
       // One source of session ids (UUIDv7, increasing) for every connection and the numbering.
       const newSessionId = createSessionIdSource();
@@ -173,6 +184,7 @@ export async function startCollector(
         }),
       );
       const http = await stage.serve({ registry });
+      settle.poke();
       logger.info('Collector started.', {
         host: config.host,
         topic: config.topic,

@@ -26,7 +26,15 @@ export type CollectorTelemetry = ReturnType<typeof createCollectorTelemetry>;
  */
 const EVENT_LOOP_SAMPLE_MS = 1000;
 
-export function createCollectorTelemetry(registry: Registry, logger: Logger) {
+/**
+ * `sessionsChanged`, when given, is called after a QMP socket is discovered or removed and after
+ * a session starts or ends (the collector's settle GC, services/shared/io/settle-gc.ts).
+ */
+export function createCollectorTelemetry(
+  registry: Registry,
+  logger: Logger,
+  sessionsChanged: () => void = () => {},
+) {
   collectDefaultMetrics({
     register: registry,
     prefix: METRIC_PREFIX,
@@ -178,10 +186,12 @@ export function createCollectorTelemetry(registry: Registry, logger: Logger) {
       });
     },
     vmDiscovered(vm: string, address: string): void {
+      sessionsChanged();
       vmsKnown.set(++known);
       logger.info('Watching a QMP socket.', { vm, address });
     },
     vmRemoved(vm: string, address: string): void {
+      sessionsChanged();
       vmsKnown.set(--known);
       logger.info('Stopped watching a QMP socket.', { vm, address });
     },
@@ -193,10 +203,12 @@ export function createCollectorTelemetry(registry: Registry, logger: Logger) {
     ): void {
       vmsConnected.set(++connected);
       if (reconnect) reconnects.inc();
+      sessionsChanged();
       logger.info('QMP session started.', { vm, sessionId, qemuVersion, reconnect });
     },
     sessionEnded(vm: string, sessionId: string, events: number, reason: string): void {
       vmsConnected.set(--connected);
+      sessionsChanged();
       logger.info('QMP session ended; events until the next session are lost.', {
         vm,
         sessionId,

@@ -38,12 +38,15 @@ interface Report {
   atStart: boolean;
   connectType: string;
   afterUse: boolean;
+  wasmAtStart: number;
+  crc: string;
+  wasmAfterUse: number;
   validation: string;
 }
 
 const report = (r: Run): Report => JSON.parse(r.stdout.split('\n')[0] ?? '') as Report;
 
-test('the bundle: lazy node:tls, the same validation, ASCII, mapped stack traces', async (t) => {
+test('the bundle: lazy node:tls and wasm-utils, the same validation, ASCII, mapped stack traces', async (t) => {
   const out = await mkdtemp(join(tmpdir(), 'vfio-bundle-'));
   t.after(() => rm(out, { recursive: true, force: true }));
   const { file } = await bundleCli(out, ENTRY);
@@ -64,6 +67,12 @@ test('the bundle: lazy node:tls, the same validation, ASCII, mapped stack traces
   assert.equal(b.connectType, 'function');
   assert.equal(b.afterUse, true, 'node:tls is loaded when a member is read');
   assert.equal(s.atStart, true, 'from source the import loads it (the fixture can tell)');
+  assert.equal(b.wasmAtStart, 0, 'wasm-utils compiles nothing at import');
+  assert.equal(s.wasmAtStart, 1, 'from source it compiles its module at import');
+  // The CRC-32C check value of "123456789" (RFC 3720, B.4).
+  assert.equal(b.crc, 'e3069283');
+  assert.equal(s.crc, b.crc);
+  assert.equal(b.wasmAfterUse, 1, 'the first call compiles it, once');
   assert.match(s.validation, /^Error: \/options\/timeout must be >= 0\.$/);
   assert.equal(b.validation, s.validation);
 

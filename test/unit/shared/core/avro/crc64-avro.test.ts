@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { crc64Avro, crc64AvroValue } from '../../../../../services/shared/core/avro/crc64-avro.ts';
+import {
+  FP_TABLE_HI,
+  FP_TABLE_LO,
+  crc64Avro,
+  crc64AvroValue,
+} from '../../../../../services/shared/core/avro/crc64-avro.ts';
 
 /**
  * Parsing Canonical Forms and their 64-bit Rabin fingerprints from the Avro project's
@@ -114,4 +119,15 @@ void test('a string is fingerprinted as its UTF-8 bytes', () => {
 void test('a byte view is fingerprinted from its own offset', () => {
   const backing = new TextEncoder().encode('xx"int"yy');
   assert.equal(crc64AvroValue(backing.subarray(2, 7)), unsigned('8247732601305521295'));
+});
+
+test('the written-out FP_TABLE is the specification initFPTable, in 64-bit arithmetic', () => {
+  const EMPTY = 0xc15d213aa4d7a795n;
+  const MASK = (1n << 64n) - 1n;
+  for (let i = 0; i < 256; i++) {
+    let fp = BigInt(i);
+    for (let j = 0; j < 8; j++) fp = ((fp >> 1n) ^ (EMPTY & (-(fp & 1n) & MASK))) & MASK;
+    assert.equal(BigInt(FP_TABLE_HI[i]!), fp >> 32n, `high half of entry ${i}`);
+    assert.equal(BigInt(FP_TABLE_LO[i]!), fp & 0xffffffffn, `low half of entry ${i}`);
+  }
 });
