@@ -45,6 +45,7 @@ import {
 } from '@platformatic/kafka';
 import { TelemetryError } from '../../core/errors.ts';
 import { fetchOrder } from '../core/fetch-order.ts';
+import { offsetCommitTopics } from '../core/offset-commit-topics.ts';
 import { outOfRangeAction } from '../core/out-of-range.ts';
 import {
   DEFAULT_CONNECT_TIMEOUT_MS,
@@ -312,26 +313,7 @@ export class PortGroupConsumer implements GroupConsumer {
       );
     }
     if (offsets.length === 0) return;
-    const topics = new Map<
-      string,
-      {
-        name: string;
-        partitions: {
-          partitionIndex: number;
-          committedOffset: bigint;
-          committedLeaderEpoch: number;
-        }[];
-      }
-    >();
-    for (const { topic, partition, offset } of offsets) {
-      let entry = topics.get(topic);
-      if (entry === undefined) topics.set(topic, (entry = { name: topic, partitions: [] }));
-      entry.partitions.push({
-        partitionIndex: partition,
-        committedOffset: offset,
-        committedLeaderEpoch: -1,
-      });
-    }
+    const topics = offsetCommitTopics(offsets);
     let refresh = false;
     for (let attempt = 0; ; attempt++) {
       try {
@@ -349,7 +331,7 @@ export class PortGroupConsumer implements GroupConsumer {
           membership.generationId,
           membership.memberId,
           null,
-          [...topics.values()],
+          topics,
         );
         return;
       } catch (error) {

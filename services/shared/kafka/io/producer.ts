@@ -46,6 +46,7 @@ import {
   type ProduceResult,
 } from '@platformatic/kafka';
 import { clientApiVersion } from '../core/client-versions.ts';
+import { offsetCommitTopics } from '../core/offset-commit-topics.ts';
 import { TelemetryError, isTelemetryError } from '../../core/errors.ts';
 import { planProduceRequests, type RecordSize } from '../core/produce-requests.ts';
 import { baseOptions, observeClient, type KafkaClientOptions } from './base-options.ts';
@@ -176,32 +177,6 @@ const COORDINATOR_MOVED: readonly string[] = [
   'COORDINATOR_NOT_AVAILABLE',
   'COORDINATOR_LOAD_IN_PROGRESS',
 ];
-
-/** The `topics` of a TxnOffsetCommit request: every partition of `offsets`, grouped by topic. */
-function txnOffsetTopics(offsets: readonly TopicPartitionOffset[]): {
-  name: string;
-  partitions: {
-    partitionIndex: number;
-    committedOffset: bigint;
-    committedLeaderEpoch: number;
-    committedMetadata: null;
-  }[];
-}[] {
-  const topics = new Map<string, ReturnType<typeof txnOffsetTopics>[number]>();
-  for (const { topic, partition, offset } of offsets) {
-    let entry = topics.get(topic);
-    if (entry === undefined) topics.set(topic, (entry = { name: topic, partitions: [] }));
-    // The offset committed is the next one to read; -1: no leader epoch known (as Kafka's
-    // consumer sends when it has none), so the broker does not check it.
-    entry.partitions.push({
-      partitionIndex: partition,
-      committedOffset: offset,
-      committedLeaderEpoch: -1,
-      committedMetadata: null,
-    });
-  }
-  return [...topics.values()];
-}
 
 const partitionKey = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
 
@@ -784,7 +759,7 @@ export class PortProducer implements Producer {
   ): Promise<void> {
     // addConsumer only reads `groupId` from the consumer it is given (transaction.js).
     await txn.addConsumer({ groupId: membership.groupId } as unknown as Consumer);
-    const topics = txnOffsetTopics(offsets);
+    const topics = offsetCommitTopics(offsets);
     const api = await new Promise<API<unknown[], unknown>>((resolve, reject) => {
       client[kGetApi]<unknown[], unknown>('TxnOffsetCommit', (error, found) => {
         if (error !== null || found === undefined)
